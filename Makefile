@@ -1,0 +1,49 @@
+# scaleready: `make loadtest` audits the bundled demo, `make test` runs the harness's own tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PACK   ?= scenarios/booking
+ARGS   ?=
+
+.PHONY: install loadtest quick test test-nightly lint selftest bench browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# Headless Chromium from Debian's packages, for the HTML report's browser test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the report's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+loadtest: install
+	$(VENV)/bin/scaleready audit $(PACK) $(ARGS)
+
+quick: install
+	$(VENV)/bin/scaleready audit $(PACK) --profile quick $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/mypy
+
+test: install browser lint
+	$(PY) -m pytest
+
+# Everything, including the slow full-size runs (the nightly CI job).
+test-nightly: install browser lint
+	$(PY) -m pytest -m "slow or not slow"
+
+selftest: install
+	$(VENV)/bin/scaleready selftest $(ARGS)
+
+bench: install
+	$(PY) benchmarks/fidelity.py
+
+clean:
+	rm -rf $(VENV) reports .mypy_cache .ruff_cache

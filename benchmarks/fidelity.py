@@ -1,0 +1,300 @@
+"""Fidelity benchmark: what plain Locust reports vs what the harness reports vs the truth.
+
+    .venv/bin/python benchmarks/fidelity.py [--quick] [--cases 5000-customers,stall,throughput]
+
+Runs, side by side and against the built-in null target (loopback, known service time):
+
+* ``5000-customers``: 5000 customers at 0.2 req/s each (1000 req/s), sub-ms server. Plain Locust
+  the way a user writes it (one FastHttpUser per customer, ``constant_throughput(0.2)``) vs the
+  harness engine. Truth = the server's own record of time spent inside it (loopback adds tens of
+  µs). Goal: harness p50/p99 within max(2 ms, 10 %) of truth, or the tier marked invalid; generator
+  peak memory <= 250 MB.
+* ``stall``: the server freezes 1 s every 10 s under 200 req/s. Truth is analytic for an open
+  model: 10 % of arrivals wait U(0, 1 s), so p95 ~ 500 ms, p99 ~ 900 ms. Goal: harness within 10 %.
+* ``throughput``: the most req/s one generator process reaches with full recording; harness vs a
+  plain FastHttpUser with no wait. Goal: harness >= 0.9 x plain.
+
+Writes ``benchmarks/results/fidelity.json`` (one row per case and tool) and ``fidelity.md``.
+Not a test: numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness import recording  # noqa: E402
+from harness.load import LoadPlan, PhasePlan, run_load  # noqa: E402
+from harness.nulltarget import run_null_target, server_stats  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+LOCUST = str(Path(sys.executable).with_name("locust"))
+
+
+@dataclass
+class Row:
+    case: str
+    tool: str
+    true_p50_ms: float
+    reported_p50_ms: float
+    true_p95_ms: float
+    reported_p95_ms: float
+    true_p99_ms: float
+    reported_p99_ms: float
+    offered_rps: float
+    achieved_rps: float
+    peak_rss_mb: float
+    invalid: bool | None  # None: the tool has no notion of an invalid measurement
+    goal: str = ""
+    goal_met: bool | None = None
+    note: str = ""
+
+
+# --- locustfiles ---------------------------------------------------------------------------------
+
+PLAIN_PER_CUSTOMER = """
+import itertools, json, os
+from locust import FastHttpUser, task, constant_throughput
+
+CUSTOMERS = [json.loads(l) for l in open(os.environ["SCALEREADY_CUSTOMERS"])]
+_next = itertools.count()
+
+class Customer(FastHttpUser):
+    wait_time = constant_throughput({per_user_rps})
+
+    def on_start(self):
+        self.me = CUSTOMERS[next(_next) % len(CUSTOMERS)]
+
+    @task
+    def home(self):
+        self.client.get("/", headers={{"X-API-Key": self.me["api_key"]}}, name="GET /")
+"""
+
+PLAIN_NO_WAIT = """
+from locust import FastHttpUser, task, constant
+
+class Hammer(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def home(self):
+        self.client.get("/", headers={"X-API-Key": "k"}, name="GET /")
+"""
+
+HARNESS = """
+from harness.loadkit import CustomerUser, task
+
+class Customer(CustomerUser):
+    @task
+    def home(self):
+        c = self.customer()
+        self.client.get("/", headers={"X-API-Key": c["api_key"]}, name="GET /")
+"""
+
+
+# --- runners -------------------------------------------------------------------------------------
+
+
+def write_customers(path: Path, n: int) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": i, "api_key": f"key-{i:05d}", "marker": f"m{i}"}) + "\n")
+    return path
+
+
+def run_plain(work: Path, locustfile: str, url: str, users: int, spawn_rate: float, run_s: float,
+              env: dict[str, str]) -> dict[str, float]:
+    """Plain `locust --headless`, stats reset after spawning; reported numbers from its CSV."""
+    lf = work / "plain_locustfile.py"
+    lf.write_text(textwrap.dedent(locustfile), encoding="utf-8")
+    prefix = work / "plain"
+    cmd = [LOCUST, "-f", str(lf), "--headless", "-u", str(users), "-r", str(spawn_rate),
+           "--run-time", f"{run_s:g}s", "--host", url, "--csv", str(prefix), "--reset-stats",
+           "--only-summary", "--exit-code-on-error", "0", "--loglevel", "WARNING", "--stop-timeout", "2"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=(work / "plain.log").open("w"))
+    ps = psutil.Process(proc.pid)
+    rss = 0.0
+    cpu: list[float] = []
+    ps.cpu_percent(None)
+    deadline = time.monotonic() + run_s + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            rss = max(rss, ps.memory_info().rss / 1e6)
+            cpu.append(ps.cpu_percent(None))
+        except psutil.NoSuchProcess:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        agg = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    busy = sorted(cpu)[len(cpu) // 2] if cpu else 0.0
+    return {"p50": float(agg["50%"]), "p95": float(agg["95%"]), "p99": float(agg["99%"]),
+            "rps": float(agg["Requests/s"]), "rss": rss, "cpu": busy}
+
+
+def run_harness(work: Path, url: str, rate: float, warmup_s: float, steady_s: float, customers: Path,
+                **options: object):  # type: ignore[no-untyped-def]
+    lf = work / "harness_locustfile.py"
+    lf.write_text(HARNESS, encoding="utf-8")
+    plan = LoadPlan(
+        locustfile=str(lf), host=url, output_dir=str(work / "harness-out"), customers_file=str(customers),
+        phases=(PhasePlan("warmup", "warmup", rate, warmup_s), PhasePlan("steady", "steady", rate, steady_s)),
+        **options,  # type: ignore[arg-type]
+    )
+
+    def reset_truth_at_steady(event: dict[str, object]) -> None:
+        if event["phase"] == "steady" and not flags.get("reset"):
+            flags["reset"] = True
+            server_stats(url, reset=True)
+
+    flags: dict[str, bool] = {}
+    outcome = run_load(plan, on_progress=reset_truth_at_steady)
+    steady = outcome.phase("steady")
+    if steady is None:
+        raise RuntimeError(f"harness run failed: {outcome.error}")
+    return steady
+
+
+def within(reported: float, truth: float) -> bool:
+    return abs(reported - truth) <= max(2.0, 0.1 * truth)
+
+
+# --- cases ---------------------------------------------------------------------------------------
+
+
+def case_5000_customers(work: Path, steady_s: float) -> list[Row]:
+    customers = write_customers(work / "customers.jsonl", 5000)
+    rows = []
+    service_ms = 0.2
+    with run_null_target(service_ms=service_ms) as url:
+        server_stats(url, reset=True)
+        plain = run_plain(work, PLAIN_PER_CUSTOMER.format(per_user_rps=0.2), url, 5000, 1000,
+                          steady_s + 6, {"SCALEREADY_CUSTOMERS": str(customers)})
+        truth = recording.summarise_encoded(server_stats(url, reset=True))
+        ok = within(plain["p50"], truth.p50_ms) and within(plain["p99"], truth.p99_ms)
+        rows.append(Row("5000-customers", "plain locust", truth.p50_ms, plain["p50"], truth.p95_ms,
+                        plain["p95"], truth.p99_ms, plain["p99"], 1000.0, plain["rps"], plain["rss"], None,
+                        "p50/p99 within max(2 ms, 10%) of truth; <= 250 MB", ok and plain["rss"] <= 250,
+                        "5000 FastHttpUsers, constant_throughput(0.2), --reset-stats"))
+    with run_null_target(service_ms=service_ms) as url:
+        steady = run_harness(work, url, 1000.0, 5.0, steady_s, customers)
+        truth = recording.summarise_encoded(server_stats(url))
+        ok = within(steady.latency.p50_ms, truth.p50_ms) and within(steady.latency.p99_ms, truth.p99_ms)
+        rows.append(Row("5000-customers", "harness", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
+                        steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
+                        steady.achieved_rps, steady.generator.rss_max_mb, steady.generator.saturated,
+                        "p50/p99 within max(2 ms, 10%) of truth (or invalid); <= 250 MB",
+                        (ok or steady.generator.saturated) and steady.generator.rss_max_mb <= 250,
+                        f"pool {steady.max_users} users for 5000 customers; service p99 "
+                        f"{steady.service.p99_ms:.2f} ms; dropped {steady.dropped_iterations}"))
+    return rows
+
+
+def case_stall(work: Path, steady_s: float) -> list[Row]:
+    rows = []
+    # the analytic open-model truth: 10 % of arrivals wait U(0, 1 s) (+ the tiny service time)
+    t50, t95, t99 = 0.3, 500.0, 900.0
+    with run_null_target(service_ms=0.2, stall_every=10, stall_for=1) as url:
+        plain = run_plain(work, PLAIN_PER_CUSTOMER.format(per_user_rps=4), url, 50, 50, steady_s + 1,
+                          {"SCALEREADY_CUSTOMERS": str(write_customers(work / "c50.jsonl", 50))})
+    rows.append(Row("stall", "plain locust", t50, plain["p50"], t95, plain["p95"], t99, plain["p99"],
+                    200.0, plain["rps"], plain["rss"], None, "p95/p99 within 10% of truth",
+                    abs(plain["p95"] - t95) <= 0.1 * t95 and abs(plain["p99"] - t99) <= 0.1 * t99,
+                    "50 users x constant_throughput(4); closed loop: the stall delays the next sends"))
+    with run_null_target(service_ms=0.2, stall_every=10, stall_for=1) as url:
+        steady = run_harness(work, url, 200.0, 2.0, steady_s, write_customers(work / "c50.jsonl", 50))
+    lat = steady.latency
+    rows.append(Row("stall", "harness", t50, lat.p50_ms, t95, lat.p95_ms, t99, lat.p99_ms, steady.offered_rps,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.generator.saturated,
+                    "p95/p99 within 10% of truth",
+                    abs(lat.p95_ms - t95) <= 0.1 * t95 and abs(lat.p99_ms - t99) <= 0.1 * t99,
+                    f"service-time p95 {steady.service.p95_ms:.1f} ms, p99 {steady.service.p99_ms:.1f} ms "
+                    f"(what an uncorrected tool would show); pool grew to {steady.max_users}"))
+    return rows
+
+
+def case_throughput(work: Path, run_s: float) -> list[Row]:
+    rows = []
+    with run_null_target(service_ms=0) as url:
+        plain = run_plain(work, PLAIN_NO_WAIT, url, 50, 50, run_s + 1, {})
+        truth = recording.summarise_encoded(server_stats(url, reset=True))
+    rows.append(Row("throughput", "plain locust", truth.p50_ms, plain["p50"], truth.p95_ms, plain["p95"],
+                    truth.p99_ms, plain["p99"], 0.0, plain["rps"], plain["rss"], None,
+                    "reference", None, f"50 users, no wait; generator CPU ~{plain['cpu']:.0f}% of a core"))
+    offered = round(plain["rps"], -1)
+    with run_null_target(service_ms=0) as url:
+        steady = run_harness(work, url, offered, 3.0, run_s, write_customers(work / "c50.jsonl", 50),
+                             max_users=50, min_users=50, max_start_delay_s=1.0)
+        truth = recording.summarise_encoded(server_stats(url))
+    ratio = steady.achieved_rps / plain["rps"] if plain["rps"] else 0.0
+    rows.append(Row("throughput", "harness", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
+                    steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.generator.saturated,
+                    ">= 0.9 x plain req/s", ratio >= 0.9,
+                    f"{ratio:.2f} x plain at an offered rate = plain's max; generator CPU "
+                    f"{steady.generator.cpu_mean_pct:.0f}%; dropped {steady.dropped_iterations}"))
+    return rows
+
+
+CASES = {"5000-customers": case_5000_customers, "stall": case_stall, "throughput": case_throughput}
+
+
+def to_markdown(rows: list[Row]) -> str:
+    head = ("| case | tool | p50 true / reported (ms) | p95 true / reported | p99 true / reported | "
+            "offered / achieved rps | peak RSS MB | invalid | goal met | note |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        inv = "n/a" if r.invalid is None else ("yes" if r.invalid else "no")
+        met = "-" if r.goal_met is None else ("yes" if r.goal_met else "**no**")
+        lines.append(
+            f"| {r.case} | {r.tool} | {r.true_p50_ms:.2f} / {r.reported_p50_ms:.2f} | "
+            f"{r.true_p95_ms:.2f} / {r.reported_p95_ms:.2f} | {r.true_p99_ms:.2f} / {r.reported_p99_ms:.2f} | "
+            f"{r.offered_rps:.0f} / {r.achieved_rps:.0f} | {r.peak_rss_mb:.0f} | {inv} | {met} | {r.note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s windows instead of 20 s")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ", ".join(CASES))
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    steady_s = 10.0 if args.quick else 20.0
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="scaleready-bench-") as tmp:
+        for name in args.cases.split(","):
+            work = Path(tmp) / name
+            work.mkdir()
+            started = time.monotonic()
+            rows.extend(CASES[name](work, steady_s))
+            print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fidelity.json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n", encoding="utf-8")
+    md = (f"# Fidelity benchmark\n\nMachine: {os.cpu_count()} CPUs, load average at end "
+          f"{os.getloadavg()[0]:.1f}. Null target on loopback. Times in ms.\n\n" + to_markdown(rows))
+    (out / "fidelity.md").write_text(md, encoding="utf-8")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,448 @@
+"""One audit, start to finish: preflight, gate, properties, noise floor, tiers, analysis, reports.
+
+The audit calls the stages in order and keeps every record they return. Whatever happens — a
+stage fails, the target dies, the user presses Ctrl-C — it still judges what was measured and
+writes the reports (marked partial when something did not run). Only the CLI prints and exits:
+the audit reports progress through an observer and returns an `AuditOutcome`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness import capacity as capacity_model
+from harness import history, verdict
+from harness.config import Profile
+from harness.errors import ConfigError, TargetError
+from harness.pack import Pack, import_pack_module, provision_hook
+from harness.provisioning import CustomerStore
+from harness.records import AuditRecord, NoiseFloor, TargetInfo, TierResult
+from harness.redaction import Redactor
+from harness.report.writer import ReportPaths, check_writable, write_reports
+from harness.suites import run_properties, run_regression_gate
+from harness.target import ManagedTarget, StartSpec, check_target_allowed, wait_healthy
+from harness.tiers import TierContext, run_tier
+
+STAGES = ("gate", "properties", "noise-floor", "tiers")
+
+
+class AuditObserver(Protocol):
+    """How the audit tells the outside world what it is doing (the CLI draws it)."""
+
+    def stage(self, name: str, detail: str = "") -> None: ...
+
+    def progress(self, name: str, data: dict[str, Any]) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SilentObserver:
+    def stage(self, name: str, detail: str = "") -> None:
+        pass
+
+    def progress(self, name: str, data: dict[str, Any]) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    pack: Pack
+    profile_name: str = "standard"
+    reports_dir: Path = Path("reports")
+    target_url: str | None = None
+    workers: int = 0
+    flaw: str | None = None
+    seed: int | None = None
+    only: tuple[str, ...] = ()  # "gate", "properties", "tiers", "tier:5000"; empty = everything
+    tiers: tuple[int, ...] | None = None  # overrides the profile's and the pack's tiers
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    record: AuditRecord
+    run_dir: Path
+    paths: ReportPaths
+    interrupted: bool = False
+
+
+@dataclass
+class _Collected:
+    """What has been measured so far; the audit builds its record from this whatever happens."""
+
+    gate: Any = None
+    properties: Any = None
+    noise_floor: NoiseFloor | None = None
+    tiers: list[TierResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    partial: bool = False
+
+
+def run_audit(
+    options: AuditOptions,
+    observer: AuditObserver | None = None,
+    cancel: threading.Event | None = None,
+    clock: Any = time.time,
+) -> AuditOutcome:
+    """Run the audit; raises ConfigError/TargetError only before anything was measured."""
+    obs = observer or SilentObserver()
+    cancel = cancel or threading.Event()
+    pack = options.pack
+    profile = pack.config.profile(options.profile_name)
+    tiers = _tiers(options, profile)
+    _check_flaw(options)
+    check_writable(options.reports_dir)
+    hook = provision_hook(pack)  # import errors in the pack surface now, before any load
+    auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31)
+
+    started_at = clock()
+    run_id = history.new_run_id(started_at)
+    run_dir = history.create_run_dir(options.reports_dir, run_id)
+    # Customers' credentials live outside the run folder and are removed with it: reports
+    # and logs must never hold them.
+    state_dir = Path(tempfile.mkdtemp(prefix="scaleready-state-"))
+    store = CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:])
+    collected = _Collected()
+    target_info: TargetInfo
+    interrupted = False
+
+    with _target(options, run_dir, obs) as (base_url, managed):
+        target_info = TargetInfo(
+            base_url=base_url,
+            started_by_harness=managed is not None,
+            command=managed.command if managed else "",
+        )
+        try:
+            _run_stages(options, profile, tiers, seed, base_url, managed, hook, auth_headers,
+                        run_dir, store, collected, obs, cancel)  # fmt: skip
+        except KeyboardInterrupt:
+            cancel.set()
+        interrupted = cancel.is_set()
+        if interrupted:
+            collected.partial = True
+            collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
+
+    redactor = Redactor.for_customers(store.all())
+    shutil.rmtree(state_dir, ignore_errors=True)
+    record = _judge(options, profile, tiers, seed, run_id, started_at, clock(), target_info, collected)
+    record = redactor.value(record)
+    paths = write_reports(record, run_dir)
+    redactor.sweep(run_dir)
+    history.record_run(options.reports_dir, record)
+    return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
+
+
+def _tiers(options: AuditOptions, profile: Profile) -> tuple[int, ...]:
+    tiers = options.tiers or tuple(profile.tiers or options.pack.config.tiers)
+    wanted = [int(o.split(":", 1)[1]) for o in options.only if o.startswith("tier:")]
+    if wanted:
+        unknown = [t for t in wanted if t not in tiers]
+        if unknown:
+            raise ConfigError(
+                f"--only tier:{unknown[0]}: no such tier; the tiers are {', '.join(map(str, tiers))}"
+            )
+        # A tier's data includes the smaller tiers' customers, so provisioning still grows to N.
+        return tuple(t for t in tiers if t in wanted)
+    return tiers
+
+
+def _check_flaw(options: AuditOptions) -> None:
+    flaws = options.pack.config.target.flaws
+    if options.flaw is None:
+        return
+    if options.target_url is not None:
+        raise ConfigError(
+            f"--flaw {options.flaw}: flaws apply to a target the harness starts; drop --target"
+        )
+    if options.flaw not in flaws:
+        from harness.config import suggest
+
+        raise ConfigError(
+            f"--flaw {options.flaw}: the pack '{options.pack.name}' has no such flaw"
+            f"{suggest(options.flaw, flaws)}; known flaws: {', '.join(flaws) or 'none'}"
+        )
+
+
+@contextlib.contextmanager
+def _target(
+    options: AuditOptions, run_dir: Path, obs: AuditObserver
+) -> Iterator[tuple[str, ManagedTarget | None]]:
+    config = options.pack.config.target
+    url = options.target_url or config.base_url
+    if url is not None:
+        where = f"{options.pack.scenario_file}"
+        check_target_allowed(url, config.allowed_hosts, where)
+        obs.stage("preflight", f"waiting for {url}")
+        wait_healthy(url, config.health_path, config.ready_timeout_s)
+        yield url.rstrip("/"), None
+        return
+    if config.start is None:
+        raise ConfigError(
+            f"{options.pack.scenario_file}: target.start is not set and no --target URL was given; "
+            "set one of them"
+        )
+    spec = StartSpec(
+        command=config.start,
+        cwd=options.pack.target_cwd,
+        health_path=config.health_path,
+        ready_timeout_s=config.ready_timeout_s,
+        env=config.env,
+        flaw=options.flaw,
+        flaw_env=config.flaw_env,
+    )
+    managed = ManagedTarget(spec, log_path=run_dir / "target.log")
+    obs.stage("preflight", f"starting the target: {managed.command}")
+    managed.start()
+    try:
+        yield managed.base_url, managed
+    finally:
+        managed.stop()
+
+
+def _wanted(options: AuditOptions, stage: str) -> bool:
+    if not options.only:
+        return True
+    if stage == "tiers":
+        return any(o == "tiers" or o.startswith("tier:") for o in options.only)
+    if stage == "noise-floor":
+        return _wanted(options, "tiers")
+    return stage in options.only
+
+
+def _run_stages(
+    options: AuditOptions,
+    profile: Profile,
+    tiers: tuple[int, ...],
+    seed: int,
+    base_url: str,
+    managed: ManagedTarget | None,
+    hook: Any,
+    auth_headers: Any,
+    run_dir: Path,
+    store: CustomerStore,
+    collected: _Collected,
+    obs: AuditObserver,
+    cancel: threading.Event,
+) -> None:
+    pack = options.pack
+    config = pack.config
+    suite_env = {
+        "SCALEREADY_TARGET_URL": base_url,
+        "SCALEREADY_SEED": str(seed),
+        "SCALEREADY_REQUEST_TIMEOUT_S": str(config.target.request_timeout_s),
+    }
+    regression_dir = pack.suite_dir("regression")
+    if _wanted(options, "gate") and regression_dir is not None and not cancel.is_set():
+        obs.stage("gate", f"pytest {regression_dir.relative_to(pack.root)}")
+        collected.gate = run_regression_gate(
+            regression_dir, rootdir=pack.root, run_dir=run_dir, env=suite_env,
+            timeout_s=profile.stage_timeout_s, cancel=cancel,
+        )  # fmt: skip
+        obs.note(f"regression gate: {collected.gate.status} ({collected.gate.passed} passed, "
+                 f"{collected.gate.failed} failed)")  # fmt: skip
+    properties_dir = pack.suite_dir("properties")
+    if _wanted(options, "properties") and properties_dir is not None and not cancel.is_set():
+        obs.stage("properties", f"{profile.hypothesis_examples} examples per property")
+        collected.properties = run_properties(
+            properties_dir, rootdir=pack.root, run_dir=run_dir, env=suite_env,
+            examples=profile.hypothesis_examples, timeout_s=profile.stage_timeout_s,
+            reproduce_prefix=_pytest_replay(pack, properties_dir, base_url, managed, seed),
+            cancel=cancel,
+        )  # fmt: skip
+        obs.note(f"properties: {collected.properties.status} ({collected.properties.passed} passed, "
+                 f"{collected.properties.failed} falsified)")  # fmt: skip
+
+    if not _wanted(options, "tiers") or cancel.is_set():
+        return
+    goal_rate = config.customers.goal * config.customers.peak_rps_per_customer
+    if profile.noise_floor_s > 0:
+        obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} req/s")
+        from harness.nulltarget import measure_noise_floor
+
+        collected.noise_floor = measure_noise_floor(
+            rps=min(goal_rate, 2000.0), duration_s=profile.noise_floor_s, cancel=cancel
+        )
+
+    ctx = TierContext(
+        base_url=base_url,
+        run_dir=run_dir,
+        locustfile=pack.locustfile,
+        provision_hook=hook,
+        auth_headers=auth_headers,
+        store=store,
+        profile=profile,
+        per_customer_rps=config.customers.peak_rps_per_customer,
+        provision_concurrency=config.customers.provision_concurrency,
+        request_timeout_s=config.target.request_timeout_s,
+        seed=seed,
+        persona_weights=config.customers.personas,
+        workers=options.workers,
+        max_rps=config.target.max_rps,
+        stress_stop_p99_ms=_stress_stop_p99(config),
+        target_alive=managed.alive if managed else None,
+        target_samples=managed.samples if managed else None,
+        integrity_check=None,
+        env={"SCALEREADY_PERSONA_WEIGHTS": ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
+    )
+    for customers in tiers:
+        if cancel.is_set():
+            break
+        obs.stage("tier", f"{customers} customers at {customers * ctx.per_customer_rps:g} req/s")
+        result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress)
+        collected.tiers.append(result)
+        if managed is not None and not managed.alive():
+            collected.notes.append(
+                f"The target process exited (code {managed.exit_code}) during the {customers}-customer tier; "
+                "later tiers were not run."
+            )
+            collected.partial = True
+            break
+        if result.status == "invalid" and result.steady is None:
+            collected.notes.append(f"Tier {customers} could not be measured: {result.reason}")
+            break
+
+
+def _stress_stop_p99(config: Any) -> float:
+    # Stop stress steps once latency is far past every SLO: the knee is behind us.
+    worst = max([config.slo.p99_ms, *[s.p99_ms for s in config.slo.endpoints.values()]])
+    return 4 * worst
+
+
+def _pytest_replay(pack: Pack, folder: Path, base_url: str, managed: ManagedTarget | None, seed: int) -> str:
+    target = "SCALEREADY_TARGET_URL=<url of a running target>" if managed else f"SCALEREADY_TARGET_URL={base_url}"
+    return (
+        f"{target} SCALEREADY_SEED={seed} python -m pytest {shlex.quote(str(folder))} "
+        f"-p harness.pytest_plugin"
+    )
+
+
+def _judge(
+    options: AuditOptions,
+    profile: Profile,
+    tiers: tuple[int, ...],
+    seed: int,
+    run_id: str,
+    started_at: float,
+    finished_at: float,
+    target: TargetInfo,
+    collected: _Collected,
+) -> AuditRecord:
+    config = options.pack.config
+    policy = verdict_policy(options)
+    measured = [t for t in collected.tiers if t.steady is not None]
+    capacity = None
+    trends: tuple = ()
+    if measured:
+        capacity = capacity_model.estimate_capacity(
+            collected.tiers,
+            per_customer_rps=config.customers.peak_rps_per_customer,
+            goal_customers=config.customers.goal,
+            latency_slo_ms=config.slo.p95_ms,
+        )
+        trends = capacity_model.endpoint_trends(
+            collected.tiers,
+            slo_p95_ms={k: v.p95_ms for k, v in config.slo.endpoints.items()},
+            default_slo_p95_ms=config.slo.p95_ms,
+            noise_floor_ms=max(1.0, collected.noise_floor.p99_overhead_ms) if collected.noise_floor else 1.0,
+        )
+    missing_tiers = [t for t in tiers if t not in {r.customers for r in collected.tiers}]
+    partial = collected.partial or bool(missing_tiers and _wanted(options, "tiers"))
+    judgement = verdict.judge(
+        gate=collected.gate,
+        properties=collected.properties,
+        tiers=tuple(collected.tiers),
+        capacity=capacity,
+        trends=trends,
+        noise_floor=collected.noise_floor,
+        policy=policy,
+        reproduce=verdict.ReproduceContext(
+            pack=_pack_arg(options.pack),
+            profile=options.profile_name,
+            target_url=None if target.started_by_harness else target.base_url,
+            started_by_harness=target.started_by_harness,
+            extra_args=_extra_args(options, seed),
+        ),
+        partial=partial,
+    )
+    tier_records = tuple(
+        replace(t, status=judgement.tier_status.get(t.customers, t.status)) for t in collected.tiers
+    )
+    notes = list(collected.notes)
+    if missing_tiers and _wanted(options, "tiers"):
+        notes.append(f"Tiers not run: {', '.join(map(str, missing_tiers))}.")
+    return AuditRecord(
+        run_id=run_id,
+        pack=options.pack.name,
+        profile=options.profile_name,
+        started_at=started_at,
+        finished_at=finished_at,
+        target=target,
+        gate=collected.gate,
+        properties=collected.properties,
+        tiers=tier_records,
+        noise_floor=collected.noise_floor,
+        capacity=capacity,
+        trends=trends,
+        findings=judgement.findings,
+        verdict=judgement.verdict,
+        ready_up_to=judgement.ready_up_to,
+        scores=judgement.scores,
+        partial=partial,
+        notes=tuple(notes) + tuple(judgement.reasons),
+        options={
+            "seed": seed,
+            "workers": options.workers,
+            "flaw": options.flaw,
+            "tiers": list(tiers),
+            "only": list(options.only),
+            "profile": profile.model_dump(),
+            "per_customer_rps": config.customers.peak_rps_per_customer,
+            "goal_customers": config.customers.goal,
+            "python_pid": os.getpid(),
+        },
+    )
+
+
+def verdict_policy(options: AuditOptions) -> verdict.VerdictPolicy:
+    slo = options.pack.config.slo
+    return verdict.VerdictPolicy(
+        default_slo=verdict.EndpointSlo(p95_ms=slo.p95_ms, p99_ms=slo.p99_ms),
+        endpoint_slos={k: verdict.EndpointSlo(p95_ms=v.p95_ms, p99_ms=v.p99_ms) for k, v in slo.endpoints.items()},
+        max_error_rate=slo.error_rate,
+        goal_customers=options.pack.config.customers.goal,
+        ready_headroom=slo.ready_headroom,
+    )
+
+
+def _pack_arg(pack: Pack) -> str:
+    try:
+        return str(pack.root.relative_to(Path.cwd()))
+    except ValueError:
+        return str(pack.root)
+
+
+def _extra_args(options: AuditOptions, seed: int) -> str:
+    parts = [f"--seed {seed}"]
+    if options.flaw:
+        parts.append(f"--flaw {options.flaw}")
+    if options.workers:
+        parts.append(f"--workers {options.workers}")
+    return " ".join(parts)
+
+
+__all__ = ["AuditObserver", "AuditOptions", "AuditOutcome", "STAGES", "run_audit", "TargetError"]

@@ -1,0 +1,247 @@
+"""The `scaleready` command line. The only place that prints a verdict and exits.
+
+Exit codes (stable, documented in the README):
+  0  READY (and AT RISK unless --strict)       1  NOT READY (and AT RISK with --strict)
+  2  usage or configuration error              3  target unreachable or failed to start
+  4  internal error (a bug: please report it)  5  INCONCLUSIVE, or interrupted (partial report)
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from harness.errors import ConfigError, HarnessError
+from harness.records import SEVERITY_ORDER
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_TARGET, EXIT_INTERNAL, EXIT_INCONCLUSIVE = range(6)
+VERDICT_EXIT = {"READY": EXIT_READY, "AT RISK": EXIT_READY, "NOT READY": EXIT_NOT_READY,
+                "INCONCLUSIVE": EXIT_INCONCLUSIVE}  # fmt: skip
+VERDICT_STYLE = {"READY": "bold green", "AT RISK": "bold yellow", "NOT READY": "bold red",
+                 "INCONCLUSIVE": "bold magenta"}  # fmt: skip
+
+
+def exit_code_for(verdict: str, *, strict: bool, interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INCONCLUSIVE
+    if verdict == "AT RISK" and strict:
+        return EXIT_NOT_READY
+    return VERDICT_EXIT[verdict]
+
+
+class _LiveObserver:
+    """Draws the audit's progress: stage, tier, elapsed, current req/s, errors."""
+
+    def __init__(self, console: Console, live: Live | None) -> None:
+        self.console = console
+        self.live = live
+        self.started = time.monotonic()
+        self.stage_name = ""
+        self.detail = ""
+        self.load: dict[str, Any] = {}
+        self._last_plain = 0.0
+
+    def _line(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        text = Text(f"[{elapsed:6.1f}s] ", style="dim")
+        text.append(self.stage_name, style="bold cyan")
+        if self.detail:
+            text.append(f"  {self.detail}")
+        if self.load:
+            d = self.load
+            text.append(
+                f"  | {d.get('phase', '?')} {d.get('elapsed', 0):.0f}/{d.get('duration', 0):.0f}s"
+                f"  {d.get('rps', 0):.0f} req/s  errors {d.get('errors', 0)}"
+                f"  users {d.get('users', 0)}  dropped {d.get('dropped', 0)}"
+            )
+        return text
+
+    def _refresh(self, force_plain: bool = False) -> None:
+        if self.live is not None:
+            self.live.update(self._line())
+        elif force_plain or time.monotonic() - self._last_plain > 10:
+            self._last_plain = time.monotonic()
+            self.console.print(self._line())
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self.stage_name, self.detail, self.load = name, detail, {}
+        if self.live is not None:
+            self.console.print(self._line())
+        self._refresh(force_plain=True)
+
+    def progress(self, name: str, data: dict[str, Any]) -> None:
+        if name == "load":
+            self.load = data
+        elif name == "provisioned":
+            self.detail = f"provisioning {data['done']}/{data['total']}"
+        elif name in ("replay", "integrity"):
+            self.load = {}
+            self.detail = "replaying server errors" if name == "replay" else "checking integrity"
+        self._refresh()
+
+    def note(self, message: str) -> None:
+        self.console.print(Text("  " + message, style="dim"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="scaleready")
+def main() -> None:
+    """scaleready: can this web service grow from 50 to 5000 customers?
+
+    Runs a pack's regression suite, Hypothesis properties and open-model Locust load tiers
+    against a target, checks integrity under load, models capacity, and writes a scorecard.
+
+    \b
+    Exit codes: 0 READY (or AT RISK), 1 NOT READY (or AT RISK with --strict),
+    2 usage/config error, 3 target failed to start or unreachable,
+    4 internal error, 5 INCONCLUSIVE or interrupted.
+    """
+
+
+@main.command()
+@click.argument("pack", default="scenarios/booking", metavar="[PACK]")
+@click.option("--target", "target_url", metavar="URL",
+              help="Audit an already-running service at URL (nothing is started or stopped). "
+                   "Non-loopback hosts must be listed in the pack's target.allowed_hosts.")
+@click.option("--profile", default="standard", show_default=True,
+              help="Named profile: quick (~3 min), standard, nightly, audit, or one the pack defines.")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Run Locust's distributed mode with N local worker processes (0 = one process).")
+@click.option("--flaw", metavar="NAME", help="Start the pack's service with a named flaw (see the pack).")
+@click.option("--only", multiple=True, metavar="STAGE",
+              help="Run only: gate, properties, tiers, or tier:N (repeatable).")
+@click.option("--tiers", "tiers_text", metavar="N,N,...",
+              help="Override the tiers, e.g. 5,20,50 (must increase).")
+@click.option("--seed", type=int, help="Seed for provisioning data, arrivals and Hypothesis (recorded in the report).")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that receives the run folder and the history.")
+@click.option("--strict", is_flag=True, help="Exit 1 on AT RISK as well as on NOT READY.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: str | None,
+          only: tuple[str, ...], tiers_text: str | None, seed: int | None, reports_dir: Path,
+          strict: bool, debug: bool) -> None:  # fmt: skip
+    """Audit PACK (a folder or a name under scenarios/; default scenarios/booking).
+
+    Starts the pack's service (unless --target), runs the regression gate, the properties,
+    the noise-floor calibration and each tier (provision, warm up, steady window, stress steps,
+    integrity), then writes reports/<run-id>/ with scorecard.json, scorecard.md, report.html
+    and junit.xml, and prints the verdict.
+    """
+    console = Console(stderr=True)
+    try:
+        code = _audit(console, pack, target_url, profile, workers, flaw, only, tiers_text, seed,
+                      reports_dir, strict)  # fmt: skip
+    except HarnessError as exc:
+        if debug:
+            traceback.print_exc()
+        console.print(Text(f"scaleready: {exc}", style="red"))
+        code = exc.exit_code
+    except Exception:  # noqa: BLE001 - a bug: say so, keep the traceback
+        console.print(Text("scaleready: internal error (a bug in the harness):", style="bold red"))
+        traceback.print_exc()
+        code = EXIT_INTERNAL
+    sys.exit(code)
+
+
+def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, workers: int,
+           flaw: str | None, only: tuple[str, ...], tiers_text: str | None, seed: int | None,
+           reports_dir: Path, strict: bool) -> int:  # fmt: skip
+    from harness.audit import AuditOptions, run_audit
+    from harness.config import check_tiers
+    from harness.pack import load_pack
+
+    loaded = load_pack(pack_spec)
+    tiers = _parse_tiers(tiers_text, check_tiers) if tiers_text else None
+    for stage in only:
+        if stage not in ("gate", "properties", "tiers") and not stage.startswith("tier:"):
+            raise ConfigError(f"--only {stage}: use gate, properties, tiers or tier:N")
+    options = AuditOptions(pack=loaded, profile_name=profile, reports_dir=reports_dir,
+                           target_url=target_url, workers=workers, flaw=flaw, seed=seed,
+                           only=only, tiers=tiers, strict=strict)  # fmt: skip
+    cancel = threading.Event()
+    with _signals(cancel, console):
+        live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
+        observer = _LiveObserver(console, live)
+        if live is not None:
+            live.start()
+        try:
+            outcome = run_audit(options, observer, cancel)
+        finally:
+            if live is not None:
+                live.stop()
+    record = outcome.record
+    out = Console()
+    line = Text("Verdict: ")
+    line.append(record.verdict, style=VERDICT_STYLE[record.verdict])
+    if record.ready_up_to:
+        line.append(f"  (ready up to {record.ready_up_to} customers)")
+    if record.partial:
+        line.append("  [partial]", style="yellow")
+    out.print(line)
+    for finding in sorted(record.findings, key=lambda f: SEVERITY_ORDER.index(f.severity))[:8]:
+        out.print(f"  - [{finding.category}] {finding.title}")
+    out.print(f"Report: {outcome.paths.report_html}")
+    out.print(f"Scorecard: {outcome.paths.scorecard_md}")
+    return exit_code_for(record.verdict, strict=strict, interrupted=outcome.interrupted)
+
+
+def _parse_tiers(text: str, check: Any) -> tuple[int, ...]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"--tiers {text}: write whole numbers separated by commas, e.g. 50,500,5000") from None
+    try:
+        return tuple(check(values))
+    except ValueError as exc:
+        raise ConfigError(f"--tiers {text}: {exc}") from None
+
+
+class _signals:
+    """First Ctrl-C or SIGTERM: stop the current stage and write a partial report. Second: abort."""
+
+    def __init__(self, cancel: threading.Event, console: Console) -> None:
+        self.cancel = cancel
+        self.console = console
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        self.cancel.set()
+        self.console.print(Text("\nInterrupted: stopping the current stage and writing a partial report "
+                                "(press Ctrl-C again to abort at once)", style="yellow"))  # fmt: skip
+
+    def __enter__(self) -> _signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+@main.command()
+@click.option("--master", required=True, metavar="HOST:PORT", help="The Locust master of a running audit.")
+def worker(master: str) -> None:
+    """Join an audit's load generation from another machine (Locust worker)."""
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{master}: write HOST:PORT, e.g. 10.0.0.5:5557", param_hint="--master")
+    from harness.load.engine import run_worker
+
+    sys.exit(run_worker(host, int(port)))
+
+
+if __name__ == "__main__":
+    main()

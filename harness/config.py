@@ -1,0 +1,311 @@
+"""The pack's `scenario.toml`: its schema, its validation and the profiles.
+
+Validation is pydantic's; this module turns its errors into one sentence per problem that names
+the file, the key (and line when it can be found), what was expected, and a "did you mean" for
+misspelt keys. The result is frozen: nothing downstream mutates configuration.
+
+Profiles inherit (`quick` and `nightly` start from `standard`), like Hypothesis settings profiles:
+a pack may override any field of any profile under `[profiles.NAME]`, or add its own profiles
+with `parent = "..."`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import ConfigError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PackSection(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class TargetSection(_Strict):
+    start: str | None = Field(
+        default=None,
+        description="command that starts the service; placeholders {port} {python} {state_dir} {flaw}",
+    )
+    cwd: str = "."
+    health_path: str = "/health"
+    ready_timeout_s: PositiveFloat = 30.0
+    request_timeout_s: PositiveFloat = 10.0
+    base_url: str | None = None
+    allowed_hosts: list[str] = []
+    max_rps: float | None = Field(default=None, gt=0)
+    env: dict[str, str] = {}
+    flaws: list[str] = []
+    flaw_env: str | None = None
+    stats_path: str | None = None
+
+    @field_validator("health_path")
+    @classmethod
+    def _absolute_path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"must start with '/', for example \"/{v}\"")
+        return v
+
+    @model_validator(mode="after")
+    def _start_or_url(self) -> TargetSection:
+        if self.start is not None and "{port}" not in self.start:
+            raise ValueError(
+                "start must contain the {port} placeholder so the harness can pick a free port"
+            )
+        return self
+
+
+class CustomersSection(_Strict):
+    peak_rps_per_customer: PositiveFloat
+    goal: int = Field(default=5000, gt=0)
+    provision: str = "provision.py"
+    provision_concurrency: int = Field(default=32, ge=1, le=512)
+    locustfile: str = "locustfile.py"
+    personas: dict[str, PositiveFloat] = {}
+
+
+class SloTarget(_Strict):
+    p95_ms: PositiveFloat
+    p99_ms: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SloTarget:
+        if self.p99_ms < self.p95_ms:
+            raise ValueError(f"p99_ms ({self.p99_ms}) must be at least p95_ms ({self.p95_ms})")
+        return self
+
+
+class SloSection(_Strict):
+    p95_ms: PositiveFloat = 200.0
+    p99_ms: PositiveFloat = 500.0
+    error_rate: float = Field(default=0.01, ge=0, le=1)
+    ready_headroom: float = Field(default=1.5, ge=1.0)
+    endpoints: dict[str, SloTarget] = {}
+
+
+class SuiteSection(_Strict):
+    regression: str | None = "tests"
+    properties: str | None = "properties"
+    invariants: str | None = "invariants.py"
+
+
+class Profile(_Strict):
+    """How long and how hard an audit measures. Every field has a default (the standard profile)."""
+
+    parent: str | None = None
+    description: str = ""
+    tiers: list[int] | None = None
+    warmup_s: PositiveFloat = 10.0
+    steady_s: PositiveFloat = 40.0
+    stress_factors: list[PositiveFloat] = [1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
+    stress_step_s: PositiveFloat = 8.0
+    window_s: PositiveFloat = 5.0
+    hypothesis_examples: int = Field(default=50, ge=1)
+    max_users: int = Field(default=2000, ge=1)
+    noise_floor_s: float = Field(default=5.0, ge=0)
+    integrity_sample: int = Field(default=200, ge=0)
+    arrivals: Literal["constant", "poisson"] = "constant"
+    stage_timeout_s: PositiveFloat = 600.0
+
+    @field_validator("stress_factors")
+    @classmethod
+    def _factors_above_one(cls, v: list[float]) -> list[float]:
+        if any(f <= 1.0 for f in v) or v != sorted(v):
+            raise ValueError(f"{v}: stress factors must be above 1 and increasing, e.g. [1.5, 2, 3]")
+        return v
+
+
+_PROFILE_FIELDS = set(Profile.model_fields)
+
+# Built-in profiles; a pack's [profiles.NAME] tables override these field by field.
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "standard": {"description": "the default audit (about 7 minutes for the booking pack)"},
+    "quick": {
+        "parent": "standard",
+        "description": "same report in about 3 minutes: short windows, few examples",
+        "warmup_s": 3.0,
+        "steady_s": 12.0,
+        "stress_factors": [2.0, 3.0, 4.0, 6.0, 8.0],
+        "stress_step_s": 5.0,
+        "hypothesis_examples": 15,
+        "noise_floor_s": 3.0,
+        "integrity_sample": 60,
+    },
+    "nightly": {
+        "parent": "standard",
+        "description": "long windows and many examples, for the nightly job",
+        "warmup_s": 20.0,
+        "steady_s": 120.0,
+        "stress_step_s": 20.0,
+        "hypothesis_examples": 200,
+        "integrity_sample": 1000,
+    },
+    "audit": {
+        "parent": "nightly",
+        "description": "a pre-launch audit report for a client",
+    },
+}
+
+
+class ScenarioConfig(_Strict):
+    pack: PackSection
+    target: TargetSection
+    customers: CustomersSection
+    tiers: list[int] = [50, 500, 5000]
+    slo: SloSection = SloSection()
+    suite: SuiteSection = SuiteSection()
+    profiles: dict[str, dict[str, Any]] = {}
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_increase(cls, v: list[int]) -> list[int]:
+        return check_tiers(v)
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, table in v.items():
+            for key in table:
+                if key not in _PROFILE_FIELDS:
+                    raise ValueError(
+                        f"profiles.{name}: unknown key '{key}'{suggest(key, _PROFILE_FIELDS)}"
+                    )
+        return v
+
+    def profile(self, name: str) -> Profile:
+        """The named profile with inheritance resolved (built-ins overridden by the pack)."""
+        return resolve_profile(name, self.profiles)
+
+    @property
+    def profile_names(self) -> list[str]:
+        return sorted(set(BUILTIN_PROFILES) | set(self.profiles))
+
+
+def check_tiers(v: list[int]) -> list[int]:
+    if not v:
+        raise ValueError("at least one tier is needed, e.g. [50, 500, 5000]")
+    if any(t <= 0 for t in v):
+        raise ValueError(f"{v}: every tier must be a positive number of customers")
+    if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        raise ValueError(f"{v}: tiers must increase; write {sorted(set(v))}")
+    return v
+
+
+def resolve_profile(name: str, pack_profiles: Mapping[str, Mapping[str, Any]]) -> Profile:
+    tables: dict[str, dict[str, Any]] = {k: dict(v) for k, v in BUILTIN_PROFILES.items()}
+    for k, v in pack_profiles.items():
+        tables[k] = {**tables.get(k, {}), **v}
+    if name not in tables:
+        raise ConfigError(
+            f"profile '{name}' does not exist{suggest(name, tables)}; "
+            f"choose one of {', '.join(sorted(tables))}"
+        )
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    current: str | None = name
+    while current is not None:
+        if current in seen:
+            raise ConfigError(f"profile '{name}': parent chain loops back to '{current}'")
+        if current not in tables:
+            raise ConfigError(f"profile parent '{current}' does not exist{suggest(current, tables)}")
+        seen.add(current)
+        chain.append(tables[current])
+        current = tables[current].get("parent")
+    merged: dict[str, Any] = {}
+    for table in reversed(chain):
+        merged.update(table)
+    merged["parent"] = chain[0].get("parent")
+    try:
+        return Profile.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"profile '{name}': {_first_message(exc)}") from None
+
+
+def load_scenario(path: Path) -> ScenarioConfig:
+    """Read and validate a `scenario.toml`; every problem becomes a ConfigError naming file and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: file not found; a pack is a folder with a scenario.toml (see README, 'Writing a pack')"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}; fix the line it names") from None
+    try:
+        return ScenarioConfig.model_validate(raw)
+    except ValidationError as exc:
+        messages = [_describe(err, text) for err in exc.errors()]
+        raise ConfigError(f"{path}: " + "; ".join(messages)) from None
+
+
+def _describe(err: Mapping[str, Any], text: str) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    line = _line_of(loc, text)
+    where = f"line {line}: " if line else ""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent_fields = _fields_at(loc[:-1])
+        return f"{where}unknown key '{key}'{suggest(loc[-1], parent_fields)}"
+    if kind == "missing":
+        return f"missing required key '{key}'"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    given = err.get("input")
+    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+    return f"{where}{key}: {msg}{shown}"
+
+
+def _fields_at(loc: list[str]) -> set[str]:
+    model: type[BaseModel] = ScenarioConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return set()
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return set()
+    return set(model.model_fields)
+
+
+def _line_of(loc: list[str], text: str) -> int | None:
+    """Best effort: the line where the last key of `loc` is written (TOML keeps no positions)."""
+    if not loc:
+        return None
+    leaf = re.escape(loc[-1])
+    pattern = re.compile(rf'^\s*("?{leaf}"?\s*=|\[.*\b{leaf}\b.*\])')
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line):
+            return number
+    return None
+
+
+def suggest(word: str, candidates: Any) -> str:
+    """A ' (did you mean "x"?)' suffix for an error message, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _first_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'{suggest(str(err['loc'][-1]), _PROFILE_FIELDS)}"
+    return f"{loc}: {str(err['msg']).removeprefix('Value error, ')}"

@@ -1,0 +1,283 @@
+"""The engine's raw phase tallies, how they merge across workers, and how they become records.
+
+A *tally* is a plain JSON-able dict (it crosses a process boundary in Locust custom messages and
+in ``load-result.json``)::
+
+    {kind, label, offered_rps, started_at, ended_at, active_s, scheduled, started, dropped,
+     max_users, aborted, workers, workers_lost, notes: [str],
+     endpoints: {name: {requests, errors, reasons: {reason: n}, lat, svc}},   # lat/svc: HDR base64
+     windows: [{index, start, end, requests, errors, lat, svc}],
+     samples: [ErrorSample as dict],
+     processes: [{cpu_max, cpu_mean, lag_p99_ms, lag_max_ms, rss_max_mb}]}
+
+Merging tallies from several workers adds counts and histograms (lossless) and keeps each
+process's health separately, so one saturated worker is not averaged away. Pure: no Locust.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from harness import recording
+from harness.records import (
+    EndpointMeasurement,
+    ErrorSample,
+    GeneratorHealth,
+    LatencySummary,
+    PhaseMeasurement,
+    WindowMeasurement,
+)
+
+MAX_ERROR_SAMPLES = 50
+
+__all__ = [
+    "MAX_ERROR_SAMPLES",
+    "Thresholds",
+    "merge_tallies",
+    "phase_from_dict",
+    "phase_to_dict",
+    "tally_to_phase",
+]
+
+
+class Thresholds:
+    """When the generator is judged saturated (see ``harness.load.engine`` for the reasoning)."""
+
+    def __init__(self, cpu_pct: float = 90.0, loop_lag_p99_ms: float = 20.0, dropped_ratio: float = 0.01):
+        self.cpu_pct = cpu_pct
+        self.loop_lag_p99_ms = loop_lag_p99_ms
+        self.dropped_ratio = dropped_ratio
+
+
+def merge_tallies(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add several processes' tallies of the same phase into one (histograms merged losslessly)."""
+    if not tallies:
+        raise ValueError("merge_tallies needs at least one tally")
+    first = tallies[0]
+    out: dict[str, Any] = {
+        "kind": first["kind"],
+        "label": first["label"],
+        "offered_rps": sum(t["offered_rps"] for t in tallies),
+        "started_at": min(t["started_at"] for t in tallies),
+        "ended_at": max(t["ended_at"] for t in tallies),
+        "active_s": max(t["active_s"] for t in tallies),
+        "scheduled": sum(t["scheduled"] for t in tallies),
+        "started": sum(t["started"] for t in tallies),
+        "dropped": sum(t["dropped"] for t in tallies),
+        "max_users": sum(t["max_users"] for t in tallies),
+        "aborted": next((t["aborted"] for t in tallies if t.get("aborted")), None),
+        "workers": sum(t.get("workers", 0) for t in tallies),
+        "workers_lost": sum(t.get("workers_lost", 0) for t in tallies),
+        "notes": [n for t in tallies for n in t.get("notes", [])],
+        "processes": [p for t in tallies for p in t.get("processes", [])],
+    }
+    endpoints: dict[str, dict[str, Any]] = {}
+    for t in tallies:
+        for name, e in t["endpoints"].items():
+            acc = endpoints.setdefault(
+                name, {"requests": 0, "errors": 0, "reasons": {}, "lat": [], "svc": []}
+            )
+            acc["requests"] += e["requests"]
+            acc["errors"] += e["errors"]
+            for reason, n in e["reasons"].items():
+                acc["reasons"][reason] = acc["reasons"].get(reason, 0) + n
+            acc["lat"].append(e["lat"])
+            acc["svc"].append(e["svc"])
+    for acc in endpoints.values():
+        acc["lat"] = recording.merge_encoded(acc["lat"])
+        acc["svc"] = recording.merge_encoded(acc["svc"])
+    out["endpoints"] = endpoints
+    windows: dict[int, dict[str, Any]] = {}
+    for t in tallies:
+        for w in t["windows"]:
+            acc = windows.setdefault(
+                w["index"],
+                {"index": w["index"], "start": w["start"], "end": w["end"], "requests": 0,
+                 "errors": 0, "lat": [], "svc": []},
+            )
+            acc["start"] = min(acc["start"], w["start"])
+            acc["end"] = max(acc["end"], w["end"])
+            acc["requests"] += w["requests"]
+            acc["errors"] += w["errors"]
+            acc["lat"].append(w["lat"])
+            acc["svc"].append(w["svc"])
+    for acc in windows.values():
+        acc["lat"] = recording.merge_encoded(acc["lat"])
+        acc["svc"] = recording.merge_encoded(acc["svc"])
+    out["windows"] = [windows[i] for i in sorted(windows)]
+    samples = [s for t in tallies for s in t["samples"]]
+    samples.sort(key=lambda s: s["at"])
+    out["samples"] = samples[:MAX_ERROR_SAMPLES]
+    return out
+
+
+def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
+    procs = tally.get("processes") or []
+    cpu_max = max((p["cpu_max"] for p in procs), default=0.0)
+    cpu_mean = max((p["cpu_mean"] for p in procs), default=0.0)
+    lag_p99 = max((p["lag_p99_ms"] for p in procs), default=0.0)
+    lag_max = max((p["lag_max_ms"] for p in procs), default=0.0)
+    rss = sum(p["rss_max_mb"] for p in procs)
+    reasons: list[str] = []
+    if cpu_mean > thresholds.cpu_pct:
+        reasons.append(
+            f"The load generator used {cpu_mean:.0f}% of a CPU core on average (limit "
+            f"{thresholds.cpu_pct:.0f}%): its own queueing shows up as latency; add workers "
+            "(--workers 2) or a second machine."
+        )
+    if lag_p99 > thresholds.loop_lag_p99_ms:
+        reasons.append(
+            f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit "
+            f"{thresholds.loop_lag_p99_ms:.0f} ms): requests were sent and timed late; "
+            "reduce per-request work in the locustfile or add workers."
+        )
+    scheduled = tally["scheduled"]
+    dropped = tally["dropped"]
+    if scheduled and dropped / scheduled > thresholds.dropped_ratio:
+        reasons.append(
+            f"{dropped} of {scheduled} iterations ({dropped / scheduled:.1%}) could not start "
+            f"(limit {thresholds.dropped_ratio:.0%}): the user pool was full; raise max_users, "
+            "or the target is too slow for this rate."
+        )
+    lost = tally.get("workers_lost", 0)
+    if lost:
+        reasons.append(
+            f"{lost} load worker(s) died or went missing during the phase: their unsent data "
+            "is missing from the totals, so the measurement is incomplete; rerun the tier."
+        )
+    reasons.extend(tally.get("notes", []))
+    return GeneratorHealth(
+        cpu_max_pct=round(cpu_max, 1),
+        cpu_mean_pct=round(cpu_mean, 1),
+        loop_lag_p99_ms=round(lag_p99, 3),
+        loop_lag_max_ms=round(lag_max, 3),
+        rss_max_mb=round(rss, 1),
+        saturated=bool(reasons),
+        reasons=tuple(reasons),
+        workers=tally.get("workers", 0),
+        workers_lost=lost,
+    )
+
+
+def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) -> PhaseMeasurement:
+    """Build the :class:`PhaseMeasurement` record from a (merged) tally."""
+    thresholds = thresholds or Thresholds()
+    endpoints = []
+    for name in sorted(tally["endpoints"]):
+        e = tally["endpoints"][name]
+        endpoints.append(
+            EndpointMeasurement(
+                name=name,
+                requests=e["requests"],
+                errors=e["errors"],
+                errors_by_reason=dict(sorted(e["reasons"].items())),
+                latency=recording.summarise_encoded(e["lat"]),
+                service=recording.summarise_encoded(e["svc"]),
+                latency_hdr=e["lat"],
+                service_hdr=e["svc"],
+            )
+        )
+    windows = tuple(
+        WindowMeasurement(
+            start=w["start"], end=w["end"], requests=w["requests"], errors=w["errors"],
+            latency_hdr=w["lat"], service_hdr=w["svc"],
+        )
+        for w in tally["windows"]
+    )
+    all_lat = recording.merge(recording.decode(e["lat"]) for e in tally["endpoints"].values())
+    all_svc = recording.merge(recording.decode(e["svc"]) for e in tally["endpoints"].values())
+    requests = sum(e["requests"] for e in tally["endpoints"].values())
+    active = tally["active_s"]
+    achieved = requests / active if active > 0 else 0.0
+    return PhaseMeasurement(
+        kind=tally["kind"],
+        label=tally["label"],
+        offered_rps=round(tally["offered_rps"], 3),
+        achieved_rps=round(achieved, 3),
+        started_at=tally["started_at"],
+        ended_at=tally["ended_at"],
+        iterations_scheduled=tally["scheduled"],
+        iterations_started=tally["started"],
+        dropped_iterations=tally["dropped"],
+        endpoints=tuple(endpoints),
+        windows=windows,
+        generator=_health(tally, thresholds),
+        latency=recording.summarise(all_lat),
+        service=recording.summarise(all_svc),
+        error_samples=tuple(ErrorSample(**s) for s in tally["samples"]),
+        max_users=tally["max_users"],
+        aborted=tally.get("aborted"),
+    )
+
+
+# --- PhaseMeasurement <-> JSON -----------------------------------------------------------------
+
+
+def phase_to_dict(phase: PhaseMeasurement) -> dict[str, Any]:
+    data = asdict(phase)
+    return data
+
+
+def _summary(d: dict[str, Any]) -> LatencySummary:
+    return LatencySummary(**d)
+
+
+def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
+    """Inverse of :func:`phase_to_dict` (tolerates fields added later with defaults)."""
+    gen = dict(d["generator"])
+    gen["reasons"] = tuple(gen.get("reasons", ()))
+    return PhaseMeasurement(
+        kind=d["kind"],
+        label=d["label"],
+        offered_rps=d["offered_rps"],
+        achieved_rps=d["achieved_rps"],
+        started_at=d["started_at"],
+        ended_at=d["ended_at"],
+        iterations_scheduled=d["iterations_scheduled"],
+        iterations_started=d["iterations_started"],
+        dropped_iterations=d["dropped_iterations"],
+        endpoints=tuple(
+            EndpointMeasurement(
+                name=e["name"], requests=e["requests"], errors=e["errors"],
+                errors_by_reason=dict(e["errors_by_reason"]), latency=_summary(e["latency"]),
+                service=_summary(e["service"]), latency_hdr=e["latency_hdr"],
+                service_hdr=e["service_hdr"],
+            )
+            for e in d["endpoints"]
+        ),
+        windows=tuple(WindowMeasurement(**w) for w in d["windows"]),
+        generator=GeneratorHealth(**gen),
+        latency=_summary(d["latency"]),
+        service=_summary(d["service"]),
+        error_samples=tuple(ErrorSample(**s) for s in d.get("error_samples", ())),
+        max_users=d.get("max_users", 0),
+        aborted=d.get("aborted"),
+    )
+
+
+def stop_reason(
+    tally_requests: int,
+    tally_errors: int,
+    p99_ms: float,
+    achieved_rps: float,
+    offered_rps: float,
+    *,
+    error_rate: float | None,
+    p99_limit_ms: float | None,
+    throughput_ratio: float | None,
+) -> str | None:
+    """Why a stress step should stop now, as a short sentence, or None to keep going."""
+    if tally_requests == 0:
+        return None
+    rate = tally_errors / tally_requests
+    if error_rate is not None and rate >= error_rate:
+        return f"stop condition: error rate {rate:.1%} >= {error_rate:.1%}"
+    if p99_limit_ms is not None and p99_ms > p99_limit_ms:
+        return f"stop condition: p99 {p99_ms:.1f} ms > {p99_limit_ms:g} ms"
+    if throughput_ratio is not None and offered_rps > 0 and not math.isnan(achieved_rps):
+        ratio = achieved_rps / offered_rps
+        if ratio < throughput_ratio:
+            return f"stop condition: achieved {achieved_rps:.1f} req/s is {ratio:.2f} x offered (< {throughput_ratio:g})"
+    return None

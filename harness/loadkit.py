@@ -1,0 +1,135 @@
+"""What a pack's locustfile imports: ``from harness.loadkit import CustomerUser, task, between``.
+
+:class:`CustomerUser` is a plain Locust ``FastHttpUser`` with two additions:
+
+* **Pacing.** Run by the harness (``harness.load.engine``), each task execution is one
+  *iteration* started by the harness's arrival-rate dispatcher at its intended time (open model);
+  the user does not sleep between tasks. Run with plain ``locust -f``, the user behaves like any
+  Locust user: closed loop with ``wait_time = between(1, 3)`` (override it as usual).
+* **Customers.** ``self.customer()`` returns one provisioned customer record (a dict with at least
+  ``id``, ``api_key`` and ``marker``) chosen at random from the JSON-lines file named by the
+  ``SCALEREADY_CUSTOMERS`` environment variable, so traffic spreads over all N customers.
+
+Importing this module imports Locust (and so monkey-patches the process with gevent): import it
+from locustfiles only, never from the harness's parent process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from locust import between, constant, tag, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, DefaultTaskSet
+
+__all__ = ["CUSTOMERS_ENV", "CustomerUser", "between", "constant", "load_customers", "tag", "task"]
+
+CUSTOMERS_ENV = "SCALEREADY_CUSTOMERS"
+PACER_ATTRIBUTE = "scaleready_pacer"  # set on the Locust Environment by the harness engine
+ITERATION_CONTEXT_KEY = "scaleready_iteration"
+
+_customer_cache: dict[str, tuple[dict[str, Any], ...]] = {}
+
+
+def load_customers(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
+    """Read (once per process) the provisioned customers from a JSON-lines file."""
+    key = str(Path(path).resolve())
+    cached = _customer_cache.get(key)
+    if cached is None:
+        lines = Path(key).read_text(encoding="utf-8").splitlines()
+        cached = tuple(json.loads(line) for line in lines if line.strip())
+        if not cached:
+            raise ValueError(f"{path}: no customers in the file; provision customers first")
+        _customer_cache[key] = cached
+    return cached
+
+
+class Pacer(Protocol):
+    """What the harness engine provides (duck-typed; see ``harness.load.engine``)."""
+
+    def take(self, user: CustomerUser) -> Any | None: ...  # an iteration, or None to stop
+
+    def done(self, iteration: Any) -> None: ...
+
+
+class _PacedTaskSet(DefaultTaskSet):
+    """The root task set under the harness: take an arrival token before each task, never sleep."""
+
+    def __init__(self, user: CustomerUser, pacer: Pacer) -> None:
+        super().__init__(user)
+        self._pacer = pacer
+
+    def execute_task(self, task: Callable[..., Any]) -> None:
+        user = cast(CustomerUser, self.user)
+        iteration = self._pacer.take(user)
+        if iteration is None:
+            raise StopUser()
+        user._iteration = iteration
+        try:
+            super().execute_task(task)
+        finally:
+            user._iteration = None
+            self._pacer.done(iteration)
+
+    def wait(self) -> None:
+        # Pacing happens in execute_task (the token); between iterations there is no think time.
+        if self.user._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self.user._state = LOCUST_STATE_RUNNING
+
+
+class CustomerUser(FastHttpUser):
+    """A Locust user acting for one random provisioned customer per call to :meth:`customer`."""
+
+    abstract = True
+    wait_time = between(1, 3)  # plain `locust -f` only; the harness paces by arrival rate
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self._iteration: Any = None
+        self._customers: tuple[dict[str, Any], ...] | None = None
+
+    def customer(self) -> dict[str, Any]:
+        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...)."""
+        if self._customers is None:
+            path = os.environ.get(CUSTOMERS_ENV)
+            if not path:
+                raise RuntimeError(
+                    f"{CUSTOMERS_ENV} is not set: point it at the customers JSON-lines file "
+                    "written by provisioning (scaleready sets it for you)"
+                )
+            self._customers = load_customers(path)
+        return random.choice(self._customers)
+
+    def context(self) -> dict[str, Any]:
+        if self._iteration is None:
+            return {}
+        return {ITERATION_CONTEXT_KEY: self._iteration}
+
+    def run(self) -> None:  # type: ignore[misc]  # Locust marks run() final; we only swap the root task set
+        pacer = getattr(self.environment, PACER_ATTRIBUTE, None)
+        if pacer is None:
+            return super().run()
+        self._state = LOCUST_STATE_RUNNING
+        self._taskset_instance = _PacedTaskSet(self, pacer)
+        from gevent import GreenletExit
+        from locust.exception import StopTest
+
+        try:
+            try:
+                self.on_start()
+            except Exception as e:
+                if not isinstance(e, (StopUser, StopTest)):
+                    self.environment.events.user_error.fire(
+                        user_instance=self, exception=e, tb=e.__traceback__
+                    )
+                raise
+            self._taskset_instance.run()
+        except (GreenletExit, StopUser, StopTest):
+            self.on_stop()

@@ -1,0 +1,374 @@
+"""Plain, frozen records passed between stages, analysis and reports.
+
+Stages produce these; analysis and reports only read them. They hold no live objects (no
+runner, no process, no histogram instance): histograms travel as their HDR base64 encoding so a
+record can be written to disk and read back without loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TierStatus = Literal["passed", "failed", "invalid", "skipped"]
+StageStatus = Literal["passed", "failed", "error", "skipped"]
+Severity = Literal["critical", "high", "medium", "low", "info"]
+Verdict = Literal["READY", "AT RISK", "NOT READY", "INCONCLUSIVE"]
+PhaseKind = Literal["warmup", "steady", "stress"]
+
+SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+
+# The closed list of finding categories (DESIGN.md). Extend deliberately, never rename.
+CATEGORIES: tuple[str, ...] = (
+    "regression",
+    "property",
+    "slo-latency",
+    "slo-errors",
+    "throughput",
+    "data-volume-scaling",
+    "contention",
+    "coherency",
+    "saturation-errors",
+    "resource-leak",
+    "integrity-lost-write",
+    "integrity-duplicate",
+    "isolation-leak",
+    "baseline-regression",
+    "target-unavailable",
+    "generator-saturated",
+)
+
+
+# --- load measurement -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Percentiles of one HDR histogram, in milliseconds."""
+
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mean_ms: float
+
+
+@dataclass(frozen=True)
+class ErrorSample:
+    """One failed request kept verbatim (credentials redacted) so it can be replayed."""
+
+    endpoint: str  # the Locust request name, e.g. "GET /slots"
+    method: str
+    url: str  # path and query, never the host's credentials
+    status: int  # 0 when there was no HTTP response (timeout, reset)
+    reason: str  # "http-500", "timeout", "connection", "invalid-json", ...
+    body_excerpt: str
+    at: float  # unix time
+    request_body: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointMeasurement:
+    """One endpoint during one load phase."""
+
+    name: str
+    requests: int
+    errors: int
+    errors_by_reason: dict[str, int]
+    latency: LatencySummary  # from the intended start (coordinated-omission corrected)
+    service: LatencySummary  # plain service time (send to last byte)
+    latency_hdr: str  # base64 HDR encoding, microseconds
+    service_hdr: str
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class WindowMeasurement:
+    """All endpoints together in one time window (default 5 s) of a phase."""
+
+    start: float  # unix time
+    end: float
+    requests: int
+    errors: int
+    latency_hdr: str
+    service_hdr: str
+
+
+@dataclass(frozen=True)
+class GeneratorHealth:
+    """The load generator's own state during a phase: if it was saturated, latency is not the target's."""
+
+    cpu_max_pct: float
+    cpu_mean_pct: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    rss_max_mb: float
+    saturated: bool
+    reasons: tuple[str, ...] = ()
+    workers: int = 0
+    workers_lost: int = 0
+
+
+@dataclass(frozen=True)
+class PhaseMeasurement:
+    """One load phase (warm-up, steady window or a stress step) at one offered arrival rate."""
+
+    kind: PhaseKind
+    label: str  # "warmup", "steady", "stress x1.5", ...
+    offered_rps: float
+    achieved_rps: float  # completed requests per second
+    started_at: float
+    ended_at: float
+    iterations_scheduled: int
+    iterations_started: int
+    dropped_iterations: int
+    endpoints: tuple[EndpointMeasurement, ...]
+    windows: tuple[WindowMeasurement, ...]
+    generator: GeneratorHealth
+    latency: LatencySummary  # all endpoints together, from intended start
+    service: LatencySummary
+    error_samples: tuple[ErrorSample, ...] = ()
+    max_users: int = 0
+    aborted: str | None = None  # why the phase stopped early, if it did
+
+    @property
+    def requests(self) -> int:
+        return sum(e.requests for e in self.endpoints)
+
+    @property
+    def errors(self) -> int:
+        return sum(e.errors for e in self.endpoints)
+
+    @property
+    def concurrency(self) -> float:
+        """Mean requests in flight inside the target (Little's law: X * R)."""
+        return self.achieved_rps * self.service.mean_ms / 1000.0
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """The target process tree at one instant (when the harness started it)."""
+
+    at: float
+    rss_mb: float
+    cpu_pct: float
+    open_fds: int
+    threads: int
+    requests_so_far: int = 0
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestCaseResult:
+    name: str
+    outcome: Literal["passed", "failed", "error", "skipped"]
+    duration_s: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The regression gate: the pack's pytest suite against the target."""
+
+    status: StageStatus
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    duration_s: float
+    junit: str  # path of the JUnit XML, relative to the run folder
+    cases: tuple[TestCaseResult, ...] = ()
+    benchmarks: tuple[BenchmarkResult, ...] = ()
+    output_tail: str = ""
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Single-user latency of one key endpoint (pytest-benchmark)."""
+
+    name: str
+    mean_ms: float
+    median_ms: float
+    min_ms: float
+    rounds: int
+
+
+@dataclass(frozen=True)
+class FalsifiedProperty:
+    name: str
+    example: str  # Hypothesis's minimal falsifying example, as printed
+    error: str
+    reproduce: str  # command that replays it
+
+
+@dataclass(frozen=True)
+class PropertiesResult:
+    status: StageStatus
+    passed: int
+    failed: int
+    duration_s: float
+    examples_per_property: int
+    junit: str
+    falsified: tuple[FalsifiedProperty, ...] = ()
+    output_tail: str = ""
+
+
+@dataclass(frozen=True)
+class IntegrityViolation:
+    kind: Literal["lost-write", "duplicate", "resurrected", "isolation-leak", "half-written"]
+    customer: str
+    identifiers: tuple[str, ...]
+    detail: str
+    first_seen: float | None = None
+    check: str = ""  # the checker that found it (a key of IntegrityResult.checks); "" = by kind
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    status: Literal["passed", "failed", "skipped", "error"]
+    checked: int  # operations or reads checked
+    violations: tuple[IntegrityViolation, ...] = ()
+    checks: dict[str, int] = field(default_factory=dict)  # checker name -> items checked
+    duration_s: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReplayedError:
+    """A server error seen under load, replayed once with no other load."""
+
+    sample: ErrorSample
+    replay_status: int
+    still_failing: bool
+
+
+@dataclass(frozen=True)
+class ProvisioningResult:
+    customers: int  # total customers present after provisioning
+    created: int  # created in this tier
+    failed: int
+    duration_s: float
+    rate_per_s: float
+    errors: tuple[str, ...] = ()  # the first failures, one sentence each
+
+
+@dataclass(frozen=True)
+class TierResult:
+    """Everything measured at one tier: N customers' data and N customers' peak traffic."""
+
+    customers: int
+    status: TierStatus
+    offered_rps: float
+    provisioning: ProvisioningResult | None
+    warmup: PhaseMeasurement | None
+    steady: PhaseMeasurement | None
+    stress: tuple[PhaseMeasurement, ...] = ()
+    integrity: IntegrityResult | None = None
+    replayed_errors: tuple[ReplayedError, ...] = ()
+    resources: tuple[ResourceSample, ...] = ()
+    reason: str = ""  # why invalid / skipped / failed, in one sentence
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The harness's own latency on this machine against the built-in null target."""
+
+    offered_rps: float
+    server_service_ms: float  # the null target's fixed service time
+    latency: LatencySummary
+
+    @property
+    def p99_overhead_ms(self) -> float:
+        return max(0.0, self.latency.p99_ms - self.server_service_ms)
+
+
+# --- analysis and verdict -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityEstimate:
+    """Predicted capacity in customers, with its band, and how it was obtained."""
+
+    predicted_customers: float | None
+    low: float | None
+    high: float | None
+    method: str  # "usl", "knee", "lower-bound", "none"
+    params: dict[str, float]  # sigma, kappa, lambda and their standard errors, N*, X_max ...
+    headroom: float | None  # predicted / goal
+    goal_customers: int
+    confidence: Literal["high", "medium", "low", "none"]
+    points: tuple[tuple[float, float, float], ...] = ()  # (offered_rps, achieved_rps, concurrency)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointTrend:
+    """How one endpoint's service time at nominal load grows with the customers' data volume."""
+
+    endpoint: str
+    points: tuple[tuple[int, float], ...]  # (customers, service p95 ms at the tier's steady window)
+    slope: float | None  # log-log slope: 0 flat, 1 linear
+    slope_low: float | None
+    slope_high: float | None
+    growth_class: Literal["flat", "sub-linear", "linear", "super-linear", "unknown"]
+    breaks_at_customers: float | None  # where the fitted curve crosses the endpoint's p95 SLO
+    slo_p95_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    category: str  # one of CATEGORIES
+    severity: Severity
+    title: str  # one sentence a manager can read
+    detail: str  # a paragraph an engineer can act on
+    evidence: dict[str, object]
+    reproduce: str  # the scaleready invocation that reruns the stage or tier
+    tier: int | None = None
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class AreaScore:
+    area: Literal["correctness", "robustness", "latency", "capacity", "integrity"]
+    score: float | None  # 0..100, None when not measured
+    explanation: str
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    base_url: str
+    started_by_harness: bool
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One whole audit: everything the reports are built from."""
+
+    run_id: str
+    pack: str
+    profile: str
+    started_at: float
+    finished_at: float
+    target: TargetInfo
+    gate: GateResult | None
+    properties: PropertiesResult | None
+    tiers: tuple[TierResult, ...]
+    noise_floor: NoiseFloor | None
+    capacity: CapacityEstimate | None
+    trends: tuple[EndpointTrend, ...]
+    findings: tuple[Finding, ...]
+    verdict: Verdict
+    ready_up_to: int | None  # the largest tier that passed, in customers
+    scores: tuple[AreaScore, ...] = ()
+    partial: bool = False  # interrupted or aborted: some stages did not run
+    notes: tuple[str, ...] = ()
+    options: dict[str, object] = field(default_factory=dict)  # seed, workers, flaw ...

@@ -1,0 +1,279 @@
+"""The pack's pytest suites: the regression gate and the Hypothesis properties.
+
+Both run in a child pytest process (never in ours: Locust monkey-patches with gevent, and a
+pack's tests must not share our state), with JUnit XML collected into the run folder. The target
+URL, example counts and seed reach the suites through environment variables read by
+`harness.pytest_plugin`, so a pack's tests stay plain pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.records import (
+    BenchmarkResult,
+    FalsifiedProperty,
+    GateResult,
+    PropertiesResult,
+    TestCaseResult,
+)
+
+_FALSIFYING = re.compile(r"Falsifying (?:explicit )?example:.*?(?=\n\S|\Z)", re.S)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    exit_code: int | None
+    duration_s: float
+    cases: tuple[TestCaseResult, ...]
+    output_tail: str
+    timed_out: bool
+    interrupted: bool
+
+
+def run_pytest(
+    folder: Path,
+    *,
+    rootdir: Path,
+    junit: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    extra_args: tuple[str, ...] = (),
+    cancel: threading.Event | None = None,
+) -> SuiteRun:
+    """Run pytest on `folder` in a child process; always returns what it learnt."""
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    ini = rootdir / "pytest.ini"
+    args = [
+        sys.executable, "-m", "pytest", str(folder),
+        "-p", "harness.pytest_plugin",
+        f"--junitxml={junit}", "-o", "junit_family=xunit2",
+        "--rootdir", str(rootdir), "-c", str(ini) if ini.exists() else os.devnull,
+        "-p", "no:cacheprovider", "-q", "-rN", "--tb=short", "--color=no",
+        *extra_args,
+    ]  # fmt: skip
+    log_path = junit.with_suffix(".log")
+    started = time.monotonic()
+    timed_out = interrupted = False
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=rootdir,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = started + timeout_s
+        while proc.poll() is None:
+            if cancel is not None and cancel.is_set():
+                interrupted = True
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+        if proc.poll() is None:
+            _stop_group(proc)
+    output = log_path.read_text(encoding="utf-8", errors="replace")
+    return SuiteRun(
+        exit_code=proc.returncode,
+        duration_s=time.monotonic() - started,
+        cases=parse_junit(junit),
+        output_tail="\n".join(output.strip().splitlines()[-40:]),
+        timed_out=timed_out,
+        interrupted=interrupted,
+    )
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def parse_junit(path: Path) -> tuple[TestCaseResult, ...]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return ()
+    cases = []
+    for case in root.iter("testcase"):
+        classname = case.get("classname", "")
+        name = f"{classname}::{case.get('name', '')}" if classname else case.get("name", "")
+        outcome = "passed"
+        message = ""
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = "\n".join(filter(None, [node.get("message", ""), node.text or ""]))
+                break
+        cases.append(
+            TestCaseResult(
+                name=name,
+                outcome=outcome,  # type: ignore[arg-type]
+                duration_s=float(case.get("time", 0) or 0),
+                message=message.strip()[:4000],
+            )
+        )
+    return tuple(cases)
+
+
+def _counts(cases: tuple[TestCaseResult, ...]) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+    for case in cases:
+        counts[case.outcome] += 1
+    return counts
+
+
+def _status(run: SuiteRun, counts: dict[str, int]) -> str:
+    if run.timed_out or run.interrupted:
+        return "error"
+    if counts["failed"]:
+        return "failed"
+    if counts["error"] or run.exit_code not in (0, 5) or counts["passed"] == 0:
+        # collection errors, crashes, or nothing ran: no evidence either way
+        return "error"
+    return "passed"
+
+
+def run_regression_gate(
+    folder: Path,
+    *,
+    rootdir: Path,
+    run_dir: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    cancel: threading.Event | None = None,
+) -> GateResult:
+    junit = run_dir / "junit-regression.xml"
+    bench_json = run_dir / "benchmarks.json"
+    run = run_pytest(
+        folder,
+        rootdir=rootdir,
+        junit=junit,
+        env=env,
+        timeout_s=timeout_s,
+        extra_args=(f"--benchmark-json={bench_json}", "--benchmark-disable-gc"),
+        cancel=cancel,
+    )
+    counts = _counts(run.cases)
+    return GateResult(
+        status=_status(run, counts),  # type: ignore[arg-type]
+        passed=counts["passed"],
+        failed=counts["failed"],
+        errors=counts["error"],
+        skipped=counts["skipped"],
+        duration_s=round(run.duration_s, 2),
+        junit=junit.name,
+        cases=run.cases,
+        benchmarks=parse_benchmarks(bench_json),
+        output_tail=_tail_note(run),
+    )
+
+
+def run_properties(
+    folder: Path,
+    *,
+    rootdir: Path,
+    run_dir: Path,
+    env: Mapping[str, str],
+    examples: int,
+    timeout_s: float,
+    reproduce_prefix: str,
+    cancel: threading.Event | None = None,
+) -> PropertiesResult:
+    junit = run_dir / "junit-properties.xml"
+    run = run_pytest(
+        folder,
+        rootdir=rootdir,
+        junit=junit,
+        env={**env, "SCALEREADY_HYPOTHESIS_MAX_EXAMPLES": str(examples)},
+        timeout_s=timeout_s,
+        cancel=cancel,
+    )
+    counts = _counts(run.cases)
+    falsified = tuple(
+        FalsifiedProperty(
+            name=case.name,
+            example=_falsifying_example(case.message),
+            error=_first_error_line(case.message),
+            reproduce=f"{reproduce_prefix} -k {shlex.quote(case.name.split('::')[-1])}",
+        )
+        for case in run.cases
+        if case.outcome == "failed"
+    )
+    return PropertiesResult(
+        status=_status(run, counts),  # type: ignore[arg-type]
+        passed=counts["passed"],
+        failed=counts["failed"],
+        duration_s=round(run.duration_s, 2),
+        examples_per_property=examples,
+        junit=junit.name,
+        falsified=falsified,
+        output_tail=_tail_note(run),
+    )
+
+
+def _tail_note(run: SuiteRun) -> str:
+    if run.timed_out:
+        return "the suite was stopped at its time limit\n" + run.output_tail
+    if run.interrupted:
+        return "the suite was interrupted\n" + run.output_tail
+    return run.output_tail
+
+
+def _falsifying_example(message: str) -> str:
+    match = _FALSIFYING.search(message)
+    return match.group(0).strip() if match else ""
+
+
+def _first_error_line(message: str) -> str:
+    for line in message.splitlines():
+        if line.startswith("E ") or "Error" in line:
+            return line.removeprefix("E").strip()[:300]
+    return message.splitlines()[0][:300] if message else ""
+
+
+def parse_benchmarks(path: Path) -> tuple[BenchmarkResult, ...]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    results = []
+    for bench in data.get("benchmarks", []):
+        stats = bench.get("stats", {})
+        results.append(
+            BenchmarkResult(
+                name=bench.get("name", "?"),
+                mean_ms=round(stats.get("mean", 0) * 1000, 3),
+                median_ms=round(stats.get("median", 0) * 1000, 3),
+                min_ms=round(stats.get("min", 0) * 1000, 3),
+                rounds=int(stats.get("rounds", 0)),
+            )
+        )
+    return tuple(results)

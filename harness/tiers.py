@@ -1,0 +1,227 @@
+"""One tier: N customers' data and N customers' peak traffic.
+
+Provision up to N customers, run the load plan (warm-up, steady window, stress steps) in the load
+engine's child process, replay the server errors seen under load once with no other load, check
+integrity, and return a `TierResult`. The tier's final pass/fail status is the verdict's call;
+this stage only says whether the measurement itself is valid.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.config import Profile
+from harness.load.plan import LoadPlan, PhasePlan
+from harness.load.stage import LoadOutcome, run_load
+from harness.provisioning import CreateCustomer, CustomerStore, provision
+from harness.records import (
+    ErrorSample,
+    IntegrityResult,
+    PhaseMeasurement,
+    ProvisioningResult,
+    ReplayedError,
+    ResourceSample,
+    TierResult,
+)
+
+MAX_REPLAYS = 20
+
+
+@dataclass(frozen=True)
+class TierContext:
+    """What every tier of one audit shares."""
+
+    base_url: str
+    run_dir: Path
+    locustfile: Path
+    provision_hook: CreateCustomer
+    auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None
+    store: CustomerStore
+    profile: Profile
+    per_customer_rps: float
+    provision_concurrency: int
+    request_timeout_s: float
+    seed: int
+    persona_weights: Mapping[str, float]
+    workers: int = 0
+    max_rps: float | None = None
+    stress_stop_p99_ms: float | None = None
+    target_alive: Callable[[], bool] | None = None
+    target_samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
+    integrity_check: Callable[[int, LoadOutcome], IntegrityResult] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+TierProgress = Callable[[str, dict[str, Any]], None]
+
+
+def run_tier(
+    customers: int,
+    ctx: TierContext,
+    *,
+    cancel: threading.Event,
+    on_progress: TierProgress | None = None,
+) -> TierResult:
+    offered = customers * ctx.per_customer_rps
+    started = time.time()
+    notify = on_progress or (lambda kind, data: None)
+
+    notify("provisioning", {"customers": customers, "have": len(ctx.store)})
+    prov = provision(
+        ctx.provision_hook,
+        ctx.store,
+        base_url=ctx.base_url,
+        upto=customers,
+        concurrency=ctx.provision_concurrency,
+        seed=ctx.seed,
+        timeout_s=ctx.request_timeout_s,
+        cancel=cancel,
+        on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
+    )
+    if cancel.is_set():
+        return _unmeasured(customers, offered, prov, "skipped", "interrupted while provisioning")
+    if prov.customers < customers:
+        reason = (
+            f"only {prov.customers} of {customers} customers could be provisioned "
+            f"({prov.failed} failed; first: {prov.errors[0] if prov.errors else 'unknown'})"
+        )
+        if ctx.target_alive is not None and not ctx.target_alive():
+            reason = "the target exited while provisioning; " + reason
+        return _unmeasured(customers, offered, prov, "invalid", reason)
+
+    plan = _plan(customers, offered, ctx)
+    outcome = run_load(plan, on_progress=lambda p: notify("load", _progress_dict(p)), cancel=cancel)
+
+    phases = outcome.phases
+    warmup = next((p for p in phases if p.kind == "warmup"), None)
+    steady = next((p for p in phases if p.kind == "steady"), None)
+    stress = tuple(p for p in phases if p.kind == "stress")
+
+    alive = ctx.target_alive() if ctx.target_alive is not None else True
+    replays: tuple[ReplayedError, ...] = ()
+    if alive and not cancel.is_set():
+        notify("replay", {})
+        replays = replay_server_errors(phases, ctx)
+    integrity: IntegrityResult | None = None
+    if alive and not cancel.is_set() and ctx.integrity_check is not None:
+        notify("integrity", {})
+        integrity = ctx.integrity_check(customers, outcome)
+
+    status, reason = "passed", ""
+    if cancel.is_set() or outcome.interrupted:
+        status, reason = "invalid", "interrupted during the load"
+    elif not alive:
+        status, reason = "invalid", "the target stopped answering: its process exited during the load"
+    elif outcome.error:
+        status, reason = "invalid", f"the load engine failed: {outcome.error}"
+    elif steady is None:
+        status, reason = "invalid", "no steady window was measured"
+    elif steady.generator.saturated:
+        status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
+    samples = ctx.target_samples(started) if ctx.target_samples is not None else ()
+    return TierResult(
+        customers=customers,
+        status=status,  # type: ignore[arg-type]
+        offered_rps=round(offered, 3),
+        provisioning=prov,
+        warmup=warmup,
+        steady=steady,
+        stress=stress,
+        integrity=integrity,
+        replayed_errors=replays,
+        resources=samples,
+        reason=reason,
+    )
+
+
+def _unmeasured(
+    customers: int, offered: float, prov: ProvisioningResult, status: str, reason: str
+) -> TierResult:
+    return TierResult(
+        customers=customers,
+        status=status,  # type: ignore[arg-type]
+        offered_rps=round(offered, 3),
+        provisioning=prov,
+        warmup=None,
+        steady=None,
+        reason=reason,
+    )
+
+
+def _plan(customers: int, offered: float, ctx: TierContext) -> LoadPlan:
+    profile = ctx.profile
+    cap = ctx.max_rps or float("inf")
+    phases = []
+    if profile.warmup_s > 0:
+        phases.append(PhasePlan("warmup", "warmup", min(offered, cap), profile.warmup_s))
+    phases.append(PhasePlan("steady", "steady", min(offered, cap), profile.steady_s))
+    for factor in profile.stress_factors:
+        rate = offered * factor
+        if rate > cap:
+            break  # the pack's max_rps is a promise to whoever runs the target
+        phases.append(PhasePlan("stress", f"stress x{factor:g}", rate, profile.stress_step_s))
+    out = ctx.run_dir / "load" / f"tier-{customers}"
+    out.mkdir(parents=True, exist_ok=True)
+    return LoadPlan(
+        locustfile=str(ctx.locustfile),
+        host=ctx.base_url,
+        output_dir=str(out),
+        phases=tuple(phases),
+        customers_file=str(ctx.store.path),
+        arrivals=profile.arrivals,
+        seed=ctx.seed + customers,
+        window_s=profile.window_s,
+        max_users=profile.max_users,
+        request_timeout_s=ctx.request_timeout_s,
+        stress_stop_p99_ms=ctx.stress_stop_p99_ms,
+        workers=ctx.workers,
+        env=dict(ctx.env),
+    )
+
+
+def _progress_dict(progress: Any) -> dict[str, Any]:
+    if isinstance(progress, dict):
+        return progress
+    return dict(vars(progress))
+
+
+def replay_server_errors(
+    phases: Sequence[PhaseMeasurement], ctx: TierContext
+) -> tuple[ReplayedError, ...]:
+    """Replay each distinct server error once, alone: still failing is a bug, passing is capacity."""
+    seen: set[tuple[str, str, str | None]] = set()
+    samples: list[ErrorSample] = []
+    for phase in phases:
+        for sample in phase.error_samples:
+            key = (sample.method, sample.url, sample.request_body)
+            if sample.status >= 500 and key not in seen:
+                seen.add(key)
+                samples.append(sample)
+    customers = {int(c["index"]): c for c in ctx.store.all()}
+    replays = []
+    with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s) as client:
+        for sample in samples[:MAX_REPLAYS]:
+            headers: dict[str, str] = {}
+            index = getattr(sample, "customer_index", None)
+            if ctx.auth_headers is not None and index is not None and index in customers:
+                headers = dict(ctx.auth_headers(customers[index]))
+            if sample.request_body is not None:
+                headers.setdefault("Content-Type", "application/json")
+            try:
+                response = client.request(
+                    sample.method, sample.url, content=sample.request_body, headers=headers
+                )
+                status = response.status_code
+            except httpx.HTTPError:
+                status = 0
+            replays.append(
+                ReplayedError(sample=sample, replay_status=status, still_failing=status >= 500 or status == 0)
+            )
+    return tuple(replays)

@@ -1,0 +1,171 @@
+"""The booking pack's personas, as plain Locust users.
+
+Run by scaleready, each task execution is one iteration started at its scheduled time; run with
+``locust -f scenarios/booking/locustfile.py --host http://127.0.0.1:8000`` (and
+``SCALEREADY_CUSTOMERS`` pointing at a provisioned customers file) it is ordinary Locust.
+
+Every request names its endpoint with a stable ``name`` ("GET /slots", "GET /bookings/{id}")
+so statistics group by endpoint, not by URL. A 409 on ``POST /bookings`` (slot already taken)
+is the service answering correctly, not an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from harness.loadkit import CustomerUser, task
+
+SEARCH_TERMS = ("an", "ma", "jo", "li", "el", "sa", "th", "ro", "ka", "mi")
+HORIZON_DAYS = 30
+
+
+def open_day(rng: Any = random, horizon: int = HORIZON_DAYS) -> dt.date:
+    """A random weekday in the next ``horizon`` days."""
+    today = dt.date.today()
+    for _ in range(50):
+        day = today + dt.timedelta(days=rng.randint(1, horizon))
+        if day.weekday() < 5:
+            return day
+    return today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+
+
+class _ClinicUser(CustomerUser):
+    abstract = True
+
+    def _as(self, customer: dict[str, Any]) -> dict[str, str]:
+        return {"X-API-Key": customer["api_key"]}
+
+    def _free_slot(self, customer: dict[str, Any], practitioner: int, day: dt.date) -> str | None:
+        with self.client.get(
+            f"/slots?practitioner_id={practitioner}&date={day.isoformat()}",
+            headers=self._as(customer), name="GET /slots", catch_response=True,
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"status {resp.status_code}")
+                return None
+            try:
+                slots = resp.json().get("slots", [])
+            except ValueError:
+                resp.failure("invalid-json")
+                return None
+        return random.choice(slots)["start"] if slots else None
+
+    def _book(self, customer: dict[str, Any], practitioner: int, patient: int, start: str) -> int | None:
+        """POST /bookings; 201 -> the new id, 409 (slot taken) -> None and counted as success."""
+        with self.client.post(
+            "/bookings", json={"practitioner_id": practitioner, "patient_id": patient, "start": start},
+            headers=self._as(customer), name="POST /bookings", catch_response=True,
+        ) as resp:
+            if resp.status_code == 409:
+                resp.success()
+                return None
+            if resp.status_code not in (200, 201):
+                resp.failure(f"status {resp.status_code}")
+                return None
+            try:
+                return int(resp.json()["id"])
+            except (ValueError, KeyError, TypeError):
+                resp.failure("invalid-json")
+                return None
+
+
+class ClinicAdmin(_ClinicUser):
+    """The clinic's manager: daily report, the team, the day's bookings."""
+
+    weight = 1
+
+    @task(2)
+    def daily_report(self) -> None:
+        c = self.customer()
+        day = open_day().isoformat()
+        self.client.get(f"/reports/daily?date={day}", headers=self._as(c), name="GET /reports/daily")
+
+    @task(1)
+    def practitioners(self) -> None:
+        c = self.customer()
+        self.client.get("/practitioners", headers=self._as(c), name="GET /practitioners")
+
+    @task(2)
+    def bookings_of_the_day(self) -> None:
+        c = self.customer()
+        day = open_day().isoformat()
+        self.client.get(f"/bookings?date={day}", headers=self._as(c), name="GET /bookings?date")
+
+
+class Receptionist(_ClinicUser):
+    """Front desk: find a patient, look at slots, book for them, sometimes cancel."""
+
+    weight = 5
+
+    @task(3)
+    def search_patient(self) -> None:
+        c = self.customer()
+        self.client.get(
+            f"/patients?q={random.choice(SEARCH_TERMS)}&limit=20", headers=self._as(c), name="GET /patients?q"
+        )
+
+    @task(1)
+    def view_patient(self) -> None:
+        c = self.customer()
+        if c.get("patients"):
+            pid = random.choice(c["patients"])
+            self.client.get(f"/patients/{pid}", headers=self._as(c), name="GET /patients/{id}")
+
+    @task(4)
+    def book_for_patient(self) -> None:
+        c = self.customer()
+        if not c.get("practitioners") or not c.get("patients"):
+            return
+        practitioner = random.choice(c["practitioners"])
+        day = open_day()
+        start = self._free_slot(c, practitioner, day)
+        if start is None:
+            return
+        booking = self._book(c, practitioner, random.choice(c["patients"]), start)
+        if booking is not None and random.random() < 0.2:
+            self.client.post(f"/bookings/{booking}/cancel", headers=self._as(c), name="POST /bookings/{id}/cancel")
+
+    @task(1)
+    def cancel_existing(self) -> None:
+        c = self.customer()
+        if c.get("bookings"):
+            bid = random.choice(c["bookings"])
+            with self.client.post(
+                f"/bookings/{bid}/cancel", headers=self._as(c), name="POST /bookings/{id}/cancel",
+                catch_response=True,
+            ) as resp:
+                if resp.status_code == 409:  # already cancelled by an earlier iteration
+                    resp.success()
+
+
+class OnlinePatient(_ClinicUser):
+    """A patient booking online: free slots of a practitioner on a day, book one, view it."""
+
+    weight = 4
+
+    @task(3)
+    def book_online(self) -> None:
+        c = self.customer()
+        if not c.get("practitioners") or not c.get("patients"):
+            return
+        practitioner = random.choice(c["practitioners"])
+        day = open_day()
+        start = self._free_slot(c, practitioner, day)
+        if start is None:
+            return
+        booking = self._book(c, practitioner, random.choice(c["patients"]), start)
+        if booking is not None:
+            self.client.get(f"/bookings/{booking}", headers=self._as(c), name="GET /bookings/{id}")
+
+    @task(2)
+    def browse_slots(self) -> None:
+        c = self.customer()
+        if c.get("practitioners"):
+            self._free_slot(c, random.choice(c["practitioners"]), open_day())
+
+    @task(1)
+    def clinic_info(self) -> None:
+        c = self.customer()
+        self.client.get("/clinic", headers=self._as(c), name="GET /clinic")

@@ -1,0 +1,233 @@
+"""The load engine, end to end: small locustfiles against the null target, a few seconds each.
+
+Each test runs ``harness.load.run_load`` (a real child process, real Locust) so it specifies
+what the rest of the harness can rely on: counted drops, saturation flags, error reasons,
+partial results on cancel with no process left behind, and lossless distributed totals.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.load import LoadPlan, PhasePlan, run_load
+from harness.load.results import merge_tallies
+from harness.nulltarget import run_null_target
+
+ONE_GET = """
+from harness.loadkit import CustomerUser, task
+
+class Visitor(CustomerUser):
+    @task
+    def home(self):
+        self.client.get("{path}", name="GET /home")
+"""
+
+
+def locustfile(tmp_path: Path, body: str, **fmt: str) -> str:
+    path = tmp_path / "locustfile.py"
+    path.write_text(textwrap.dedent(body.format(**fmt) if fmt else body), encoding="utf-8")
+    return str(path)
+
+
+def plan(tmp_path: Path, lf: str, host: str, *phases: PhasePlan, **options: object) -> LoadPlan:
+    return LoadPlan(locustfile=lf, host=host, output_dir=str(tmp_path / "out"), phases=phases, **options)  # type: ignore[arg-type]
+
+
+def test_plan_round_trips_through_json(tmp_path: Path) -> None:
+    p = plan(tmp_path, "lf.py", "http://127.0.0.1:1", PhasePlan("steady", "steady", 10, 2),
+             PhasePlan("stress", "stress x2", 20, 1), workers=2, arrivals="poisson")
+    assert LoadPlan.from_json(p.to_json()) == p
+
+
+def test_iterations_that_find_no_free_user_are_dropped_and_counted(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, ONE_GET, path="/slow")
+    with run_null_target(service_ms=200) as url:  # each iteration holds its user for 200 ms
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 40, 2.0),
+                                min_users=1, max_users=2, max_start_delay_s=0.2))
+    assert outcome.error is None
+    (steady,) = outcome.phases
+    assert steady.max_users == 2
+    assert steady.iterations_scheduled >= 75
+    assert steady.iterations_scheduled == steady.iterations_started + steady.dropped_iterations
+    assert steady.dropped_iterations > steady.iterations_scheduled / 2  # two users manage ~10/s of 40/s
+    assert steady.generator.saturated
+    assert any("could not start" in r for r in steady.generator.reasons)
+
+
+def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, """
+        import time
+        from harness.loadkit import CustomerUser, task
+
+        class Burner(CustomerUser):
+            @task
+            def burn(self):
+                end = time.perf_counter() + 0.03   # 30 ms of CPU per iteration, no yielding
+                while time.perf_counter() < end:
+                    pass
+                self.client.get("/x", name="GET /x")
+    """)
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 60, 3.0)))
+    (steady,) = outcome.phases
+    health = steady.generator
+    assert health.saturated
+    assert health.cpu_mean_pct > 90 or health.loop_lag_p99_ms > 20
+    assert any("CPU core" in r or "event loop" in r for r in health.reasons)
+
+
+def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, """
+        from harness.loadkit import CustomerUser, task
+
+        class Broken(CustomerUser):
+            @task
+            def fail(self):
+                self.client.post("/__status/503?x=1", json={"n": 1}, name="POST /fail",
+                                 headers={"X-API-Key": "secret"})
+    """)
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 30, 1.5)))
+    (steady,) = outcome.phases
+    (endpoint,) = steady.endpoints
+    assert endpoint.errors == endpoint.requests > 0
+    assert endpoint.errors_by_reason == {"http-503": endpoint.requests}
+    sample = steady.error_samples[0]
+    assert (sample.method, sample.url, sample.status) == ("POST", "/__status/503?x=1", 503)
+    assert "requested status 503" in sample.body_excerpt
+    assert sample.request_body == '{"n": 1}'
+    assert "secret" not in repr(sample)
+    assert len(steady.error_samples) <= 50
+
+
+def test_a_refused_connection_is_a_connection_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    lf = locustfile(tmp_path, ONE_GET, path="/")
+    outcome = run_load(plan(tmp_path, lf, f"http://127.0.0.1:{closed_port}",
+                            PhasePlan("steady", "steady", 10, 1.0)))
+    (steady,) = outcome.phases
+    assert set(steady.endpoints[0].errors_by_reason) == {"connection"}
+
+
+def test_a_broken_locustfile_is_an_error_not_an_exception(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, "raise RuntimeError('pack bug')\n")
+    outcome = run_load(plan(tmp_path, lf, "http://127.0.0.1:1", PhasePlan("steady", "steady", 10, 1.0)))
+    assert outcome.phases == ()
+    assert outcome.error is not None and "pack bug" in outcome.error
+
+
+def _engine_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_cancel_returns_the_phases_measured_so_far_and_leaves_no_process(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, ONE_GET, path="/")
+    cancel = threading.Event()
+    seen: list[dict[str, object]] = []
+
+    def on_progress(event: dict[str, object]) -> None:
+        seen.append(event)
+        if event["phase"] == "steady" and float(event["elapsed"]) >= 1.0:  # type: ignore[arg-type]
+            cancel.set()
+
+    with run_null_target(service_ms=0.2) as url:
+        p = plan(tmp_path, lf, url, PhasePlan("warmup", "warmup", 50, 1.0),
+                 PhasePlan("steady", "steady", 50, 60.0), workers=0)
+        started = time.monotonic()
+        outcome = run_load(p, on_progress=on_progress, cancel=cancel)
+        took = time.monotonic() - started
+
+    assert took < 15
+    assert outcome.interrupted
+    assert [ph.label for ph in outcome.phases] == ["warmup", "steady"]
+    assert outcome.phases[0].aborted is None
+    assert outcome.phases[1].aborted == "interrupted"
+    assert outcome.phases[1].requests > 0
+    assert {"phase", "elapsed", "duration", "rps", "errors", "users", "dropped"} <= set(seen[0])
+    assert _engine_processes(str(tmp_path / "out")) == []
+
+
+def test_stress_steps_stop_once_a_stop_condition_holds(tmp_path: Path) -> None:
+    lf = locustfile(tmp_path, ONE_GET, path="/__status/500")
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(
+            tmp_path, lf, url,
+            PhasePlan("steady", "steady", 20, 1.0),
+            PhasePlan("stress", "stress x2", 40, 3.0),
+            PhasePlan("stress", "stress x3", 60, 3.0),
+            window_s=1.0, stress_stop_error_rate=0.05,
+        ))
+    labels = [ph.label for ph in outcome.phases]
+    assert labels == ["steady", "stress x2"]  # x3 never ran
+    assert outcome.phases[1].aborted is not None and "error rate" in outcome.phases[1].aborted
+
+
+def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> None:
+    log_dir = tmp_path / "sent"
+    log_dir.mkdir()
+    lf = locustfile(tmp_path, """
+        import os
+        from harness.loadkit import CustomerUser, task
+
+        LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
+
+        class Visitor(CustomerUser):
+            @task
+            def home(self):
+                self.client.get("/", name="GET /")
+                LOG.write("x\\n")
+    """)
+    with run_null_target(service_ms=0.1) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 60, 3.0),
+                                workers=2, env={"SENT_DIR": str(log_dir)}))
+    assert outcome.error is None, outcome.error
+    (steady,) = outcome.phases
+    per_worker = {f.name: len(f.read_text().splitlines()) for f in log_dir.glob("*.log")}
+    assert len(per_worker) == 2
+    assert all(n > 0 for n in per_worker.values())
+    assert steady.requests == sum(per_worker.values())
+    assert steady.generator.workers == 2 and steady.generator.workers_lost == 0
+    assert steady.offered_rps == pytest.approx(60)
+    assert sum(w.requests for w in steady.windows) == steady.requests
+
+
+def test_merging_tallies_adds_counts_and_keeps_each_process_health() -> None:
+    def tally(requests: int, cpu: float) -> dict[str, object]:
+        return {
+            "kind": "steady", "label": "steady", "offered_rps": 10.0, "started_at": 1.0, "ended_at": 2.0,
+            "active_s": 1.0, "scheduled": requests, "started": requests, "dropped": 0, "max_users": 2,
+            "aborted": None, "workers": 1, "workers_lost": 0, "notes": [], "samples": [],
+            "endpoints": {"GET /": {"requests": requests, "errors": 0, "reasons": {}, "lat": "", "svc": ""}},
+            "windows": [], "processes": [{"cpu_max": cpu, "cpu_mean": cpu, "lag_p99_ms": 1.0,
+                                          "lag_max_ms": 1.0, "rss_max_mb": 50.0}],
+        }
+
+    merged = merge_tallies([tally(3, 10.0), tally(4, 95.0)])
+    assert merged["endpoints"]["GET /"]["requests"] == 7
+    assert merged["offered_rps"] == 20.0
+    assert [p["cpu_mean"] for p in merged["processes"]] == [10.0, 95.0]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    yield
+    leftovers = _engine_processes(str(tmp_path))
+    for proc in leftovers:
+        proc.kill()
+    assert leftovers == [], f"engine processes left behind: {leftovers}"

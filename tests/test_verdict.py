@@ -1,0 +1,854 @@
+"""The verdict engine, rule by rule and boundary by boundary.
+
+Each test builds a healthy audit (READY) and changes one thing, so the test reads as the rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from factories import (
+    T0,
+    capacity_estimate,
+    endpoint,
+    endpoint_trend,
+    error_sample,
+    falsified_property,
+    gate_result,
+    integrity_result,
+    latency_summary,
+    noise_floor,
+    phase,
+    properties_result,
+    replayed_error,
+    resource_series,
+    tier,
+    violation,
+)
+
+from harness.records import (
+    CATEGORIES,
+    CapacityEstimate,
+    EndpointMeasurement,
+    GateResult,
+    PhaseMeasurement,
+    TierResult,
+)
+from harness.verdict import (
+    EndpointSlo,
+    Judgement,
+    ReproduceContext,
+    VerdictPolicy,
+    judge,
+    lognormal_score,
+    tier_status,
+)
+
+GOAL = 5000
+POLICY = VerdictPolicy(
+    default_slo=EndpointSlo(p95_ms=100.0, p99_ms=300.0),
+    endpoint_slos={"GET /reports": EndpointSlo(p95_ms=800.0, p99_ms=1500.0)},
+    max_error_rate=0.01,
+    goal_customers=GOAL,
+    endpoint_labels={"GET /patients": "Patient search"},
+)
+CTX = ReproduceContext(
+    pack="scenarios/booking", profile="quick", target_url=None, started_by_harness=True
+)
+
+
+# --- builders: a healthy audit, changed one thing at a time -----------------------------------
+
+
+def ep(
+    name: str = "GET /items",
+    *,
+    requests: int = 2000,
+    errors: int = 0,
+    p95: float = 20.0,
+    p99: float = 40.0,
+    service_p95: float | None = None,
+    reasons: dict[str, int] | None = None,
+) -> EndpointMeasurement:
+    latency = latency_summary(10.0, count=requests, p95_ms=p95, p99_ms=p99)
+    service = latency_summary(
+        10.0, count=requests, p95_ms=service_p95 or p95, p99_ms=service_p95 or p99
+    )
+    return endpoint(
+        name,
+        requests=requests,
+        errors=errors,
+        latency=latency,
+        service=service,
+        errors_by_reason=reasons,
+    )
+
+
+def steady(*endpoints: EndpointMeasurement, saturated: bool = False, **kw: Any) -> PhaseMeasurement:
+    return phase(endpoints=endpoints or (ep(),), saturated=saturated, **kw)
+
+
+def good_tier(n: int, steady_phase: PhaseMeasurement | None = None, **kw: Any) -> TierResult:
+    kw.setdefault("integrity", integrity_result())
+    return tier(n, steady=steady_phase or steady(), **kw)
+
+
+def capacity(headroom: float | None = 2.0, **kw: Any) -> CapacityEstimate:
+    est = capacity_estimate(None if headroom is None else headroom * GOAL, goal=GOAL)
+    return dataclasses.replace(est, **kw)
+
+
+def run(
+    *,
+    gate: GateResult | None = None,
+    props: Any = "default",
+    tiers: Sequence[TierResult] | None = None,
+    cap: Any = "default",
+    trends: Sequence[Any] = (),
+    floor: Any = None,
+    policy: VerdictPolicy = POLICY,
+    ctx: ReproduceContext = CTX,
+    partial: bool = False,
+    replace_tier: dict[int, TierResult] | None = None,
+) -> Judgement:
+    if tiers is None:
+        tiers = [good_tier(n) for n in (50, 500, 5000)]
+    if replace_tier:
+        tiers = [replace_tier.get(t.customers, t) for t in tiers]
+    return judge(
+        gate=gate_result() if gate is None else gate,
+        properties=properties_result() if props == "default" else props,
+        tiers=tuple(tiers),
+        capacity=capacity() if cap == "default" else cap,
+        trends=tuple(trends),
+        noise_floor=floor,
+        policy=policy,
+        reproduce=ctx,
+        partial=partial,
+    )
+
+
+def categories(j: Judgement) -> list[str]:
+    return [f.category for f in j.findings if f.severity != "info"]
+
+
+def only(j: Judgement, category: str) -> Any:
+    found = [f for f in j.findings if f.category == category]
+    assert len(found) == 1, [f.id for f in j.findings]
+    return found[0]
+
+
+# --- the healthy baseline ---------------------------------------------------------------------
+
+
+def test_healthy_audit_is_ready_with_only_informational_findings() -> None:
+    j = run()
+    assert j.verdict == "READY"
+    assert j.ready_up_to == 5000
+    assert categories(j) == []
+    assert dict(j.tier_status) == {50: "passed", 500: "passed", 5000: "passed"}
+    assert [f.category for f in j.findings] == ["throughput"]  # the capacity headline, info
+    assert j.reasons[0].startswith("The regression gate passed")
+    assert {s.area: s.score is not None for s in j.scores} == {
+        "correctness": True,
+        "robustness": True,
+        "latency": True,
+        "capacity": True,
+        "integrity": True,
+    }
+    assert all(s.explanation.endswith(".") for s in j.scores)
+
+
+# --- capacity headroom ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headroom", "verdict", "severity"),
+    [
+        (2.0, "READY", "info"),
+        (1.5, "READY", "info"),  # exactly ready_headroom is enough
+        (1.4999, "AT RISK", "medium"),
+        (1.0, "AT RISK", "medium"),  # exactly the goal: reaches it, thin margin
+        (0.9999, "NOT READY", "high"),
+    ],
+)
+def test_headroom_boundaries(headroom: float, verdict: str, severity: str) -> None:
+    j = run(cap=capacity(headroom))
+    assert j.verdict == verdict
+    assert only(j, "throughput").severity == severity
+
+
+def test_capacity_below_goal_says_so_in_a_sentence() -> None:
+    f = only(run(cap=capacity(0.5)), "throughput")
+    assert f.title.startswith("The service can handle about 2500 customers")
+    assert "below the goal of 5000" in f.title
+    assert f.reproduce == "scaleready audit scenarios/booking --profile quick --only tier:5000"
+
+
+@pytest.mark.parametrize(
+    "cap",
+    [
+        None,
+        capacity(None, method="none"),
+        capacity(2.0, method="none"),
+        capacity(2.0, confidence="none"),
+    ],
+)
+def test_missing_capacity_is_inconclusive(cap: CapacityEstimate | None) -> None:
+    j = run(cap=cap)
+    assert j.verdict == "INCONCLUSIVE"
+    assert any("Capacity could not be estimated" in r for r in j.reasons)
+    assert next(s for s in j.scores if s.area == "capacity").score is None
+
+
+# --- latency SLOs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p95", "p99", "status"),
+    [
+        (100.0, 300.0, "passed"),  # exactly at the SLO meets it
+        (100.1, 40.0, "failed"),  # p95 just over
+        (20.0, 300.1, "failed"),  # p99 just over
+    ],
+)
+def test_latency_slo_boundaries(p95: float, p99: float, status: str) -> None:
+    t = good_tier(500, steady(ep(p95=p95, p99=p99)))
+    assert tier_status(t, POLICY)[0] == status
+
+
+def test_slo_latency_finding_is_per_endpoint_per_tier_and_reproducible() -> None:
+    slow = good_tier(500, steady(ep("GET /items"), ep("GET /slots", p95=180.0)))
+    j = run(replace_tier={500: slow})
+    assert j.verdict == "NOT READY"
+    f = only(j, "slo-latency")
+    assert f.id == "slo-latency:500:get-slots"
+    assert (f.tier, f.endpoint, f.severity) == (500, "GET /slots", "high")
+    assert "1 request in 20 takes longer than 180 ms, over its 100 ms limit" in f.title
+    assert f.reproduce == "scaleready audit scenarios/booking --profile quick --only tier:500"
+    assert f.evidence["p95_ms"] == 180.0 and f.evidence["slo_p95_ms"] == 100.0
+
+
+def test_not_ready_names_the_first_failing_tier_and_ready_up_to_the_last_passing() -> None:
+    slow = good_tier(500, steady(ep(p95=180.0)))
+    skipped = tier(5000, status="skipped", reason="an earlier tier failed")
+    j = run(replace_tier={500: slow, 5000: skipped})
+    assert j.verdict == "NOT READY"  # a failure on valid evidence beats the skipped tier
+    assert j.ready_up_to == 50
+    assert (
+        j.reasons[0]
+        == "The first tier to fail is 500 customers: GET /items p95 was 180 ms, over its 100 ms SLO."
+    )
+    assert dict(j.tier_status) == {50: "passed", 500: "failed", 5000: "skipped"}
+
+
+def test_per_endpoint_slo_overrides_the_default() -> None:
+    t = good_tier(500, steady(ep("GET /reports", p95=700.0, p99=1200.0)))
+    assert tier_status(t, POLICY)[0] == "passed"
+
+
+def test_queueing_versus_slow_handler_is_explained() -> None:
+    queued = run(replace_tier={500: good_tier(500, steady(ep(p95=180.0, service_p95=20.0)))})
+    slow = run(replace_tier={500: good_tier(500, steady(ep(p95=180.0, service_p95=170.0)))})
+    assert "waited before being served" in only(queued, "slo-latency").detail
+    assert "missing index" in only(slow, "slo-latency").detail
+
+
+@pytest.mark.parametrize(
+    ("customers", "requests", "p50", "status", "note"),
+    [
+        (500, 999, 9.0, "passed", "p99 of GET /items was not judged"),  # p99 needs 1000
+        (500, 1000, 9.0, "failed", None),
+        (500, 199, 9.0, "passed", "p95 of GET /items was not judged"),  # small tier: noted
+        (500, 199, 101.0, "failed", None),  # ...but a median over the p95 limit is gross
+        (500, 9, 900.0, "passed", "p95 of GET /items was not judged"),  # too few even for that
+        (5000, 199, 9.0, "invalid", None),  # the goal tier must have enough for a p95
+    ],
+)
+def test_too_few_requests_are_not_judged_and_say_why(
+    customers: int, requests: int, p50: float, status: str, note: str | None
+) -> None:
+    latency = latency_summary(10.0, count=requests, p50_ms=p50, p95_ms=max(20.0, p50), p99_ms=900.0)
+    e = endpoint("GET /items", requests=requests, latency=latency, service=latency)
+    t = good_tier(customers, steady(e))
+    assert tier_status(t, POLICY)[0] == status
+    if note:
+        j = run(replace_tier={customers: t})
+        assert any(note in r and "at least 10 requests slower" in r for r in j.reasons)
+
+
+def test_gross_median_failure_reads_plainly() -> None:
+    latency = latency_summary(10.0, count=50, p50_ms=150.0, p95_ms=300.0, p99_ms=400.0)
+    t = good_tier(50, steady(endpoint("GET /slots", requests=50, latency=latency, service=latency)))
+    f = only(run(replace_tier={50: t}), "slo-latency")
+    assert "half of its requests take longer than 150 ms, over its 100 ms limit" in f.title
+
+
+# --- noise floor ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p95", "raised"),
+    [
+        (101.0, False),  # 1.0 ms over, floor 1.5 ms: within the harness's own noise
+        (101.4, False),
+        (101.5, True),  # excess equal to the floor is raised
+        (130.0, True),
+    ],
+)
+def test_noise_floor_suppresses_small_excesses(p95: float, raised: bool) -> None:
+    floor = noise_floor(p99_ms=2.5)  # 2.5 ms p99 against a 1 ms null server: 1.5 ms overhead
+    assert floor.p99_overhead_ms == pytest.approx(1.5)
+    j = run(replace_tier={500: good_tier(500, steady(ep(p95=p95)))}, floor=floor)
+    assert ("slo-latency" in categories(j)) is raised
+    assert j.verdict == ("NOT READY" if raised else "READY")
+    if not raised:
+        assert any("noise floor" in r and "not raised" in r for r in j.reasons)
+
+
+# --- error budget -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errors", "status"),
+    [
+        (0, "passed"),
+        (20, "passed"),  # exactly 1 % of 2000: at the budget passes
+        (21, "failed"),
+    ],
+)
+def test_error_rate_boundary(errors: int, status: str) -> None:
+    t = good_tier(500, steady(ep(requests=2000, errors=errors)))
+    assert tier_status(t, POLICY)[0] == status
+
+
+def test_slo_errors_finding_explains_the_kind_of_errors() -> None:
+    bad = steady(ep(requests=2000, errors=100, reasons={"timeout": 90, "http-500": 10}))
+    f = only(run(replace_tier={5000: good_tier(5000, bad)}), "slo-errors")
+    assert f.id == "slo-errors:5000:get-items"
+    assert "5% failed, over the 1% budget" in f.title
+    assert "timeouts" in f.detail
+
+
+@pytest.mark.parametrize(
+    ("requests", "errors", "status"),
+    [
+        (50, 4, "passed"),  # 8 % of 50, but 4 errors is not enough evidence alone
+        (50, 5, "failed"),  # 5 errors where the budget allows under 1
+    ],
+)
+def test_small_endpoints_need_enough_errors(requests: int, errors: int, status: str) -> None:
+    t = good_tier(500, steady(ep("GET /items"), ep("POST /rare", requests=requests, errors=errors)))
+    assert tier_status(t, POLICY)[0] == status
+
+
+# --- generator saturation ---------------------------------------------------------------------
+
+
+def test_saturated_generator_makes_it_inconclusive_never_a_latency_failure() -> None:
+    saturated = good_tier(5000, steady(ep(p95=900.0), saturated=True), status="invalid")
+    j = run(replace_tier={5000: saturated})
+    assert j.verdict == "INCONCLUSIVE"
+    assert j.tier_status[5000] == "invalid"
+    assert "slo-latency" not in categories(j)
+    f = only(j, "generator-saturated")
+    assert "--workers 2" in f.detail and "another machine" in f.detail
+    assert f.reproduce.endswith("--only tier:5000 --workers 2")
+    assert j.ready_up_to == 500
+
+
+def test_server_errors_on_a_saturated_tier_still_fail_it() -> None:
+    t = good_tier(5000, steady(ep(requests=2000, errors=200), saturated=True), status="invalid")
+    j = run(replace_tier={5000: t})
+    assert j.verdict == "NOT READY"
+    assert only(j, "slo-errors").title.endswith("got server errors, over the 1% budget")
+
+
+def test_saturated_workers_suggestion_doubles_existing_workers() -> None:
+    from factories import generator_health
+
+    gen = generator_health(True, workers=3)
+    t = good_tier(5000, steady(generator=gen), status="invalid")
+    assert "--workers 6" in only(run(replace_tier={5000: t}), "generator-saturated").reproduce
+
+
+# --- integrity --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "category"),
+    [
+        ("lost-write", "integrity-lost-write"),
+        ("resurrected", "integrity-lost-write"),
+        ("half-written", "integrity-lost-write"),
+        ("duplicate", "integrity-duplicate"),
+        ("isolation-leak", "isolation-leak"),
+    ],
+)
+def test_integrity_violation_beats_great_latency(kind: str, category: str) -> None:
+    fast = steady(ep(p95=2.0, p99=3.0))
+    t = good_tier(500, fast, integrity=integrity_result([violation(kind)]))
+    j = run(replace_tier={500: t})
+    assert j.verdict == "NOT READY"
+    assert j.tier_status[500] == "failed"
+    f = only(j, category)
+    assert f.severity == "critical" and f.id == f"{category}:500"
+    assert next(s for s in j.scores if s.area == "integrity").score == 0.0
+
+
+def test_integrity_violation_on_a_saturated_tier_is_still_not_ready() -> None:
+    t = good_tier(
+        5000,
+        steady(saturated=True),
+        status="invalid",
+        integrity=integrity_result([violation("duplicate")]),
+    )
+    j = run(replace_tier={5000: t}, partial=True)
+    assert j.verdict == "NOT READY"
+    assert "integrity-duplicate" in categories(j)
+
+
+def test_integrity_not_checked_is_missing_evidence() -> None:
+    j = run(replace_tier={5000: good_tier(5000, integrity=None)})
+    assert j.verdict == "INCONCLUSIVE"
+    assert j.tier_status[5000] == "invalid"
+    assert "integrity check did not run" in j.reasons[0]
+    lenient = dataclasses.replace(POLICY, require_integrity=False)
+    assert (
+        run(replace_tier={5000: good_tier(5000, integrity=None)}, policy=lenient).verdict == "READY"
+    )
+
+
+# --- gate and properties ----------------------------------------------------------------------
+
+
+def test_gate_failure_names_the_failing_tests() -> None:
+    j = run(gate=gate_result(failed=["test_booking_cancel", "test_slot_listing"]))
+    assert j.verdict == "NOT READY"
+    f = only(j, "regression")
+    assert "test_booking_cancel" in f.title and "test_slot_listing" in f.title
+    assert f.reproduce == "scaleready audit scenarios/booking --profile quick --only gate"
+    assert j.reasons[0].startswith("The regression gate failed: 2 test(s)")
+    assert next(s for s in j.scores if s.area == "correctness").score == 50.0
+
+
+def test_property_falsified_reports_the_minimal_example_and_replay() -> None:
+    fp = falsified_property("test_no_5xx_on_any_input", example="create_booking(slot_id=-1)")
+    j = run(props=properties_result(falsified=[fp]))
+    assert j.verdict == "NOT READY"
+    f = only(j, "property")
+    assert "create_booking(slot_id=-1)" in f.detail
+    assert fp.reproduce in f.detail
+    assert f.reproduce == "scaleready audit scenarios/booking --profile quick --only properties"
+    assert f.id == "property:test-no-5xx-on-any-input"
+
+
+@pytest.mark.parametrize(
+    ("gate", "props"),
+    [
+        ("none", "default"),
+        ("skipped", "default"),
+        ("error", "default"),
+        ("default", None),
+    ],
+)
+def test_stage_that_did_not_run_is_inconclusive(gate: str, props: Any) -> None:
+    g = gate_result()
+    gate_rec = {
+        "none": None,
+        "skipped": dataclasses.replace(g, status="skipped"),
+        "error": dataclasses.replace(g, status="error", output_tail="ImportError: x"),
+        "default": g,
+    }[gate]
+    j = judge(
+        gate=gate_rec,
+        properties=properties_result() if props == "default" else props,
+        tiers=tuple(good_tier(n) for n in (50, 500, 5000)),
+        capacity=capacity(),
+        trends=(),
+        noise_floor=None,
+        policy=POLICY,
+        reproduce=CTX,
+    )
+    assert j.verdict == "INCONCLUSIVE"
+
+
+# --- precedence: partial runs, missing tiers, tiers beyond the goal ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("partial", "failing", "verdict"),
+    [
+        (True, False, "INCONCLUSIVE"),
+        (True, True, "NOT READY"),  # valid evidence of failure beats the missing rest
+    ],
+)
+def test_partial_audit(partial: bool, failing: bool, verdict: str) -> None:
+    replace = {500: good_tier(500, steady(ep(p95=400.0)))} if failing else None
+    assert run(partial=partial, replace_tier=replace).verdict == verdict
+
+
+def test_no_tier_at_the_goal_is_inconclusive() -> None:
+    j = run(tiers=[good_tier(50), good_tier(500)])
+    assert j.verdict == "INCONCLUSIVE"
+    assert any("No tier reached the goal" in r for r in j.reasons)
+
+
+def test_failure_beyond_the_goal_is_at_risk_not_a_failure() -> None:
+    tiers = [good_tier(n) for n in (50, 500, 5000)] + [good_tier(10000, steady(ep(p95=400.0)))]
+    j = run(tiers=tiers)
+    assert j.verdict == "AT RISK"
+    assert only(j, "slo-latency").severity == "medium"
+    assert j.ready_up_to == 5000
+
+
+def test_missing_evidence_beats_at_risk() -> None:
+    j = run(cap=capacity(1.2), replace_tier={5000: tier(5000, status="skipped", reason="x")})
+    assert j.verdict == "INCONCLUSIVE"
+
+
+# --- target availability ----------------------------------------------------------------------
+
+
+def _conn_steady(aborted: str | None = "target unreachable") -> PhaseMeasurement:
+    return steady(
+        ep(requests=2000, errors=1500, reasons={"connection": 1400, "timeout": 100}),
+        aborted=aborted,
+    )
+
+
+def test_target_gone_under_nominal_load_is_not_ready() -> None:
+    t = good_tier(
+        500,
+        _conn_steady(),
+        status="invalid",
+        reason="the target stopped answering: its process exited during the load",
+    )
+    j = run(replace_tier={500: t})
+    assert j.verdict == "NOT READY"
+    f = only(j, "target-unavailable")
+    assert f.severity == "critical"
+    assert "slo-errors" not in categories(j)  # the crash explains the errors
+    assert next(s for s in j.scores if s.area == "robustness").score == 0.0
+
+
+def test_target_crashing_in_a_stress_step_is_at_risk() -> None:
+    crash = phase(
+        "stress",
+        label="stress x3",
+        offered_rps=300.0,
+        endpoints=(ep(requests=2000, errors=1500, reasons={"connection": 1500}),),
+        aborted="target exited",
+    )
+    t = good_tier(
+        5000,
+        stress=[crash],
+        status="invalid",
+        reason="the target stopped answering: its process exited during the load",
+    )
+    j = run(replace_tier={5000: t})
+    assert j.verdict == "AT RISK"
+    assert j.tier_status[5000] == "passed"  # its steady window was measured before the crash
+    f = only(j, "target-unavailable")
+    assert f.severity == "medium" and "stress x3" in f.detail
+
+
+def test_target_exiting_while_provisioning_is_a_failure() -> None:
+    t = tier(
+        5000,
+        status="invalid",
+        reason="the target exited while provisioning; only 3000 of 5000 customers could be provisioned",
+    )
+    j = run(replace_tier={5000: t})
+    assert j.verdict == "NOT READY"
+    assert "target-unavailable" in categories(j)
+
+
+def test_interrupted_tier_is_invalid_without_judging_it() -> None:
+    t = good_tier(
+        5000, steady(ep(p95=900.0)), status="invalid", reason="interrupted during the load"
+    )
+    assert tier_status(t, POLICY) == ("invalid", "Interrupted during the load.")
+
+
+# --- replayed server errors -------------------------------------------------------------------
+
+
+def test_request_failing_even_alone_is_a_bug() -> None:
+    t = good_tier(500, replayed_errors=[replayed_error("GET /patients", still_failing=True)])
+    j = run(replace_tier={500: t})
+    assert j.verdict == "NOT READY"
+    f = only(j, "property")
+    assert f.id == "property:500:get-patients:replay"
+    assert f.title.startswith("Patient search fails with a server error even on its own")
+
+
+def test_errors_passing_alone_within_budget_are_at_risk() -> None:
+    t = good_tier(500, replayed_errors=[replayed_error(still_failing=False, at=T0 + 30)])
+    j = run(replace_tier={500: t})
+    assert j.verdict == "AT RISK"
+    assert only(j, "saturation-errors").severity == "medium"
+
+
+def test_errors_passing_alone_over_budget_explain_the_slo_errors() -> None:
+    bad = steady(ep(requests=2000, errors=100))
+    t = good_tier(500, bad, replayed_errors=[replayed_error(still_failing=False)])
+    j = run(replace_tier={500: t})
+    assert j.verdict == "NOT READY"
+    assert only(j, "saturation-errors").severity == "high"
+    assert "slo-errors" in categories(j)
+
+
+def test_errors_during_stress_steps_are_the_probe_doing_its_job() -> None:
+    after = T0 + 60 + 10  # the steady window is T0 .. T0+60
+    t = good_tier(500, replayed_errors=[replayed_error(still_failing=False, at=after)])
+    assert run(replace_tier={500: t}).verdict == "READY"
+
+
+# --- data-volume trends -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("growth", "breaks_at", "verdict"),
+    [
+        ("linear", 9000.0, "AT RISK"),
+        ("super-linear", 6000.0, "AT RISK"),
+        ("linear", 10000.0, "READY"),  # exactly 2x the goal: not "before" it (a low finding)
+        ("linear", 11000.0, "READY"),
+        ("linear", None, "READY"),
+        ("sub-linear", 6000.0, "READY"),
+        ("flat", 6000.0, "READY"),
+    ],
+)
+def test_trend_breaking_before_twice_the_goal(
+    growth: str, breaks_at: float | None, verdict: str
+) -> None:
+    trend = endpoint_trend(
+        "GET /patients",
+        growth_class=growth,
+        breaks_at=breaks_at,
+        points=((50, 5.0), (500, 9.0), (5000, 48.0)),
+    )
+    assert run(trends=[trend]).verdict == verdict
+
+
+def test_trend_title_reads_like_the_spec() -> None:
+    trend = endpoint_trend(
+        "GET /patients",
+        growth_class="linear",
+        breaks_at=11342.0,
+        points=((50, 5.0), (500, 9.0), (5000, 48.0)),
+    )
+    j = run(trends=[trend])
+    f = only(j, "data-volume-scaling")
+    assert (j.verdict, f.severity) == ("READY", "low")  # beyond 2x the goal: noted, not decisive
+    assert f.title == (
+        "Patient search gets slower as you add customers: at 5000 it takes 48 ms and will break "
+        "its 100 ms SLO at about 11000"
+    )
+    assert "index" in f.detail
+    assert f.id == "data-volume-scaling:get-patients"
+
+
+# --- resource leak ----------------------------------------------------------------------------
+
+
+def _with_rss(series: Sequence[float]) -> list[TierResult]:
+    third = len(series) // 3
+    chunks = [series[:third], series[third : 2 * third], series[2 * third :]]
+    out, start = [], 0
+    for n, chunk in zip((50, 500, 5000), chunks, strict=True):
+        out.append(good_tier(n, resources=resource_series(chunk, start_requests=start)))
+        start += len(chunk) * 5000
+    return out
+
+
+LINEAR = [200.0 + 3.0 * i for i in range(30)]  # 3 MB per 5000 requests = 6 MB / 10k
+PLATEAU = [200.0 + 80.0 * (1 - math.exp(-i / 2)) for i in range(30)]  # caches warm, then flat
+NOISY_FLAT = [200.0 + (5.0 if i % 2 else -5.0) for i in range(30)]
+SLOW = [200.0 + 0.2 * i for i in range(30)]  # 0.4 MB / 10k: under the threshold
+STEP = [200.0] * 15 + [260.0] * 15  # one cache filled mid-run
+
+
+@pytest.mark.parametrize(
+    ("series", "leak"),
+    [(LINEAR, True), (PLATEAU, False), (NOISY_FLAT, False), (SLOW, False), (STEP, False)],
+    ids=["linear", "plateau", "noisy-flat", "slow", "step"],
+)
+def test_resource_leak_only_for_steady_linear_growth(series: list[float], leak: bool) -> None:
+    j = run(tiers=_with_rss(series))
+    assert ("resource-leak" in categories(j)) is leak
+    assert j.verdict == ("NOT READY" if leak else "READY")
+
+
+def test_resource_leak_evidence_and_counter_resets() -> None:
+    # Per-tier counters that restart at zero are made cumulative.
+    tiers = [
+        good_tier(n, resources=resource_series(LINEAR[i * 10 : (i + 1) * 10], start_requests=5000))
+        for i, n in enumerate((50, 500, 5000))
+    ]
+    f = only(run(tiers=tiers), "resource-leak")
+    assert f.evidence["mb_per_10k_requests"] == pytest.approx(6.0)
+    assert f.evidence["r2"] == pytest.approx(1.0)
+    assert "MB per 10000 requests" in f.title
+
+
+# --- USL contention and coherency -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sigma", "kappa", "n_max", "expected"),
+    [
+        (0.08, 0.0, 20.0, ["contention"]),
+        (0.05, 0.0, 20.0, []),  # at the threshold: not raised
+        (0.08, 0.01, 20.0, ["coherency"]),  # kappa*N = 0.2 > sigma; N* = 9.6 <= 2 x 20
+        (0.01, 0.0001, 20.0, []),  # N* = 99 is far beyond 2 x 20
+    ],
+)
+def test_usl_findings(sigma: float, kappa: float, n_max: float, expected: list[str]) -> None:
+    cap = capacity(1.2, params={"sigma": sigma, "kappa": kappa, "n_max": n_max})
+    j = run(cap=cap)
+    got = [f.category for f in j.findings if f.category in ("contention", "coherency")]
+    assert got == expected
+    assert all(f.severity == "medium" for f in j.findings if f.category in expected)
+    assert j.verdict == "AT RISK"  # the headroom decides, not the explanation
+
+
+# --- commands, ids, categories, scores --------------------------------------------------------
+
+
+def test_reproduce_names_the_target_when_the_harness_did_not_start_it() -> None:
+    ctx = ReproduceContext(
+        "scenarios/booking", "standard", "http://10.0.0.5:8000", False, "--seed 7"
+    )
+    j = run(ctx=ctx, replace_tier={500: good_tier(500, steady(ep(p95=400.0)))})
+    assert only(j, "slo-latency").reproduce == (
+        "scaleready audit scenarios/booking --profile standard --only tier:500 "
+        "--target http://10.0.0.5:8000 --seed 7"
+    )
+
+
+def test_every_finding_uses_a_known_category_and_a_unique_id() -> None:
+    tiers = [
+        good_tier(
+            50, integrity=integrity_result([violation("lost-write"), violation("duplicate")])
+        ),
+        good_tier(
+            500,
+            steady(ep("GET /a", p95=400.0, errors=500), ep("GET /b", p99=900.0)),
+            replayed_errors=[
+                replayed_error("GET /a", still_failing=True),
+                replayed_error("GET /a", still_failing=False),
+            ],
+        ),
+        good_tier(
+            5000, steady(saturated=True), status="invalid", resources=resource_series(LINEAR)
+        ),
+    ]
+    j = run(
+        tiers=tiers,
+        gate=gate_result(failed=["test_x"]),
+        props=properties_result(falsified=[falsified_property()]),
+        cap=capacity(0.8, params={"sigma": 0.2, "kappa": 0.0, "n_max": 10.0}),
+        trends=[endpoint_trend(growth_class="super-linear", breaks_at=3000.0)],
+    )
+    assert j.verdict == "NOT READY"
+    assert all(f.category in CATEGORIES for f in j.findings)
+    ids = [f.id for f in j.findings]
+    assert len(ids) == len(set(ids))
+    ranks = ["critical", "high", "medium", "low", "info"]
+    assert [ranks.index(f.severity) for f in j.findings] == sorted(
+        ranks.index(f.severity) for f in j.findings
+    )
+    assert all(
+        f.title and f.detail and f.reproduce.startswith("scaleready audit") for f in j.findings
+    )
+
+
+@pytest.mark.parametrize(("value", "score"), [(1.0, 0.5), (0.5, 0.9), (0.0, 1.0)])
+def test_lognormal_score_control_points(value: float, score: float) -> None:
+    assert lognormal_score(value, median=1.0, p10=0.5) == pytest.approx(score)
+
+
+@pytest.mark.parametrize(
+    ("p95", "low", "high"),
+    [(50.0, 89.0, 91.0), (100.0, 49.0, 51.0), (200.0, 9.0, 11.0)],
+)
+def test_latency_score_follows_p95_against_slo(p95: float, low: float, high: float) -> None:
+    floor = noise_floor(p99_ms=1000.0)  # keep the 200 ms case from failing the verdict
+    j = run(replace_tier={5000: good_tier(5000, steady(ep(p95=p95)))}, floor=floor)
+    score = next(s for s in j.scores if s.area == "latency").score
+    assert score is not None and low <= score <= high
+
+
+def test_scores_are_none_when_not_measured() -> None:
+    j = judge(
+        gate=None,
+        properties=None,
+        tiers=(),
+        capacity=None,
+        trends=(),
+        noise_floor=None,
+        policy=POLICY,
+        reproduce=CTX,
+    )
+    assert j.verdict == "INCONCLUSIVE"
+    assert j.ready_up_to is None
+    assert all(s.score is None for s in j.scores)
+
+
+def test_error_sample_is_quoted_in_the_errors_finding() -> None:
+    bad = steady(ep(requests=2000, errors=100), error_samples=[error_sample("GET /items")])
+    f = only(run(replace_tier={500: good_tier(500, bad)}), "slo-errors")
+    assert "GET /items -> 500" in f.detail
+
+
+def test_verdict_is_pure() -> None:
+    code = (
+        "import sys, harness.verdict, harness.findings; "
+        "bad = {'locust', 'matplotlib', 'gevent', 'httpx'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("category", "severity", "verdict"),
+    [
+        ("baseline-regression", "high", "AT RISK"),  # a regression vs baseline is a risk
+        ("slo-latency", "high", "NOT READY"),
+        ("slo-latency", "medium", "AT RISK"),
+        ("throughput", "info", "READY"),
+    ],
+)
+def test_extra_findings_count_by_category_and_severity(
+    category: str, severity: str, verdict: str
+) -> None:
+    from factories import finding
+
+    extra = finding(category, severity=severity, id=f"{category}:history")  # type: ignore[arg-type]
+    j = judge(
+        gate=gate_result(),
+        properties=properties_result(),
+        tiers=tuple(good_tier(n) for n in (50, 500, 5000)),
+        capacity=capacity(),
+        trends=(),
+        noise_floor=None,
+        policy=POLICY,
+        reproduce=CTX,
+        extra_findings=[extra],
+    )
+    assert j.verdict == verdict
+    assert extra in j.findings
+
+
+def test_tier_reasons_give_one_sentence_per_tier() -> None:
+    j = run(replace_tier={500: good_tier(500, steady(ep(p95=180.0)))})
+    assert j.tier_reasons[50] == "Every endpoint met its SLOs and integrity held."
+    assert j.tier_reasons[500] == "GET /items p95 was 180 ms, over its 100 ms SLO."
