@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +25,11 @@ from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.config import Profile
 from harness.errors import ConfigError, TargetError
+from harness.integrity import check_tier
+from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pack import Pack, import_pack_module, provision_hook
 from harness.provisioning import CustomerStore
-from harness.records import AuditRecord, NoiseFloor, TargetInfo, TierResult
+from harness.records import AuditRecord, IntegrityResult, NoiseFloor, TargetInfo, TierResult
 from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, check_writable, write_reports
 from harness.suites import run_properties, run_regression_gate
@@ -112,7 +114,7 @@ def run_audit(
 
     started_at = clock()
     run_id = history.new_run_id(started_at)
-    run_dir = history.create_run_dir(options.reports_dir, run_id)
+    run_dir = history.create_run_dir(options.reports_dir.resolve(), run_id)
     # Customers' credentials live outside the run folder and are removed with it: reports
     # and logs must never hold them.
     state_dir = Path(tempfile.mkdtemp(prefix="scaleready-state-"))
@@ -274,9 +276,12 @@ def _run_stages(
         obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} req/s")
         from harness.nulltarget import measure_noise_floor
 
-        collected.noise_floor = measure_noise_floor(
-            rps=min(goal_rate, 2000.0), duration_s=profile.noise_floor_s, cancel=cancel
-        )
+        try:
+            collected.noise_floor = measure_noise_floor(
+                rps=min(goal_rate, 2000.0), duration_s=profile.noise_floor_s, cancel=cancel
+            )
+        except RuntimeError as exc:
+            collected.notes.append(f"The harness's noise floor could not be measured: {exc}")
 
     ctx = TierContext(
         base_url=base_url,
@@ -296,8 +301,8 @@ def _run_stages(
         stress_stop_p99_ms=_stress_stop_p99(config),
         target_alive=managed.alive if managed else None,
         target_samples=managed.samples if managed else None,
-        integrity_check=None,
-        env={"SCALEREADY_PERSONA_WEIGHTS": ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
+        integrity_check=_integrity_check(pack, base_url, store, profile, config.target.request_timeout_s, seed),
+        env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
     )
     for customers in tiers:
         if cancel.is_set():
@@ -315,6 +320,27 @@ def _run_stages(
         if result.status == "invalid" and result.steady is None:
             collected.notes.append(f"Tier {customers} could not be measured: {result.reason}")
             break
+
+
+def _integrity_check(
+    pack: Pack, base_url: str, store: CustomerStore, profile: Profile, timeout_s: float, seed: int
+) -> Callable[[int, Path], IntegrityResult] | None:
+    invariants_file = pack.invariants_file
+    if invariants_file is None:
+        return None
+
+    def check(customers: int, ledger: Path) -> IntegrityResult:
+        return check_tier(
+            invariants_file,
+            base_url=base_url,
+            customers=[c for c in store.all() if int(c["index"]) < customers],
+            ledger_dir=ledger,
+            sample=profile.integrity_sample,
+            request_timeout_s=timeout_s,
+            seed=seed + customers,
+        )
+
+    return check
 
 
 def _stress_stop_p99(config: Any) -> float:

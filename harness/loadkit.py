@@ -33,6 +33,7 @@ __all__ = ["CUSTOMERS_ENV", "CustomerUser", "between", "constant", "load_custome
 CUSTOMERS_ENV = "SCALEREADY_CUSTOMERS"
 PACER_ATTRIBUTE = "scaleready_pacer"  # set on the Locust Environment by the harness engine
 ITERATION_CONTEXT_KEY = "scaleready_iteration"
+CUSTOMER_CONTEXT_KEY = "scaleready_customer"  # index of the customer the request acts for
 
 _customer_cache: dict[str, tuple[dict[str, Any], ...]] = {}
 
@@ -94,9 +95,14 @@ class CustomerUser(FastHttpUser):
         super().__init__(environment)
         self._iteration: Any = None
         self._customers: tuple[dict[str, Any], ...] | None = None
+        self._customer_index: int | None = None
 
     def customer(self) -> dict[str, Any]:
-        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...)."""
+        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...).
+
+        Requests made after this call are attributed to that customer: the harness scans their
+        responses for other customers' markers and replays their server errors as this customer.
+        """
         if self._customers is None:
             path = os.environ.get(CUSTOMERS_ENV)
             if not path:
@@ -105,12 +111,45 @@ class CustomerUser(FastHttpUser):
                     "written by provisioning (scaleready sets it for you)"
                 )
             self._customers = load_customers(path)
-        return random.choice(self._customers)
+        chosen = random.choice(self._customers)
+        index = chosen.get("index")
+        self._customer_index = int(index) if index is not None else None
+        return chosen
+
+    def record_write(
+        self,
+        kind: str,
+        op: str,
+        *,
+        status: int | None,
+        ident: object = None,
+        content: dict[str, Any] | None = None,
+        customer: dict[str, Any] | None = None,
+        started: float | None = None,
+    ) -> None:
+        """Record a state-changing request in the operation ledger (see ``harness.ledger``).
+
+        Call it once the answer is in: ``status`` None means no answer (timeout, reset), so the
+        outcome is unknown. ``content`` is what was written, compared later with what reads back.
+        Outside the harness the ledger is a no-op.
+        """
+        from harness.ledger import shared_ledger
+
+        index = customer.get("index") if customer is not None else self._customer_index
+        if index is None:
+            return
+        shared_ledger().record(
+            customer=int(index), kind=kind, op=op, status=status, ident=ident, content=content,
+            started=started,
+        )  # fmt: skip
 
     def context(self) -> dict[str, Any]:
-        if self._iteration is None:
-            return {}
-        return {ITERATION_CONTEXT_KEY: self._iteration}
+        context: dict[str, Any] = {}
+        if self._iteration is not None:
+            context[ITERATION_CONTEXT_KEY] = self._iteration
+        if self._customer_index is not None:
+            context[CUSTOMER_CONTEXT_KEY] = self._customer_index
+        return context
 
     def run(self) -> None:  # type: ignore[misc]  # Locust marks run() final; we only swap the root task set
         pacer = getattr(self.environment, PACER_ATTRIBUTE, None)

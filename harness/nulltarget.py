@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -215,9 +216,13 @@ def measure_noise_floor(
     service_ms: float = 0.5,
     warmup_s: float = 3.0,
     output_dir: str | None = None,
+    cancel: threading.Event | None = None,
     **plan_options: object,
-) -> NoiseFloor:
-    """Run the load engine against the null target and return the harness's own latency floor."""
+) -> NoiseFloor | None:
+    """Run the load engine against the null target and return the harness's own latency floor.
+
+    Returns None when ``cancel`` stopped the measurement before its steady window finished.
+    """
     from harness.load.plan import LoadPlan, PhasePlan
     from harness.load.stage import run_load
 
@@ -232,8 +237,10 @@ def measure_noise_floor(
             phases.append(PhasePlan("steady", "steady", rps, duration_s))
             plan = LoadPlan(locustfile=str(locustfile), host=base_url, output_dir=out,
                             phases=tuple(phases), **plan_options)  # type: ignore[arg-type]
-            outcome = run_load(plan)
+            outcome = run_load(plan, cancel=cancel)
         steady = outcome.phase("steady")
+        if outcome.interrupted:
+            return None
         if steady is None:
             raise RuntimeError(f"noise floor measurement failed: {outcome.error}")
         return NoiseFloor(offered_rps=rps, server_service_ms=service_ms, latency=steady.latency)

@@ -67,6 +67,7 @@ class ErrorSample:
     body_excerpt: str
     at: float  # unix time
     request_body: str | None = None
+    customer_index: int | None = None  # whose credentials the request used, for the replay
 
 
 @dataclass(frozen=True)

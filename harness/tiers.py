@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 
 from harness.config import Profile
+from harness.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
-from harness.load.stage import LoadOutcome, run_load
+from harness.load.stage import run_load
 from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     ErrorSample,
@@ -55,7 +56,7 @@ class TierContext:
     stress_stop_p99_ms: float | None = None
     target_alive: Callable[[], bool] | None = None
     target_samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
-    integrity_check: Callable[[int, LoadOutcome], IntegrityResult] | None = None
+    integrity_check: Callable[[int, Path], IntegrityResult] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -112,7 +113,7 @@ def run_tier(
     integrity: IntegrityResult | None = None
     if alive and not cancel.is_set() and ctx.integrity_check is not None:
         notify("integrity", {})
-        integrity = ctx.integrity_check(customers, outcome)
+        integrity = ctx.integrity_check(customers, ledger_dir(Path(plan.output_dir)))
 
     status, reason = "passed", ""
     if cancel.is_set() or outcome.interrupted:
@@ -182,8 +183,13 @@ def _plan(customers: int, offered: float, ctx: TierContext) -> LoadPlan:
         request_timeout_s=ctx.request_timeout_s,
         stress_stop_p99_ms=ctx.stress_stop_p99_ms,
         workers=ctx.workers,
-        env=dict(ctx.env),
+        env={**ctx.env, LEDGER_DIR_ENV: str(ledger_dir(out))},
     )
+
+
+def ledger_dir(load_dir: Path) -> Path:
+    """Where the load engine's processes write a tier's operation ledgers."""
+    return Path(load_dir) / "ledger"
 
 
 def _progress_dict(progress: Any) -> dict[str, Any]:

@@ -64,7 +64,9 @@ from locust.user.users import User
 
 from harness import recording
 from harness.errors import ConfigError
-from harness.load.plan import LoadPlan, PhasePlan
+from harness.isolation import MarkerScanner
+from harness.ledger import close_shared_ledger, shared_ledger
+from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan, PhasePlan
 from harness.load.results import (
     MAX_ERROR_SAMPLES,
     Thresholds,
@@ -73,7 +75,14 @@ from harness.load.results import (
     stop_reason,
     tally_to_phase,
 )
-from harness.loadkit import CUSTOMERS_ENV, ITERATION_CONTEXT_KEY, PACER_ATTRIBUTE, CustomerUser
+from harness.loadkit import (
+    CUSTOMER_CONTEXT_KEY,
+    CUSTOMERS_ENV,
+    ITERATION_CONTEXT_KEY,
+    PACER_ATTRIBUTE,
+    CustomerUser,
+    load_customers,
+)
 
 log = logging.getLogger("scaleready.engine")
 
@@ -235,7 +244,9 @@ def classify(exception: BaseException | None, response: Any, length: int, max_by
     return name or "error"
 
 
-def _sample(name: str, method: str, url: str | None, response: Any, reason: str) -> dict[str, Any]:
+def _sample(
+    name: str, method: str, url: str | None, response: Any, reason: str, customer: int | None = None
+) -> dict[str, Any]:
     parts = urlsplit(url or "")
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     body = ""
@@ -253,6 +264,7 @@ def _sample(name: str, method: str, url: str | None, response: Any, reason: str)
         "endpoint": name, "method": method, "url": path or (url or ""),
         "status": getattr(response, "status_code", 0) or 0, "reason": reason,
         "body_excerpt": body, "at": time.time(), "request_body": request_body,
+        "customer_index": customer,
     }
 
 
@@ -277,7 +289,8 @@ class Engine:
         self.plan = plan
         self.env = env
         self.rng = random.Random(seed)
-        weights = [max(0, getattr(c, "weight", 1)) for c in user_classes]
+        overrides = persona_weights(os.environ.get(PERSONA_WEIGHTS_ENV, ""))
+        weights = [max(0, overrides.get(c.__name__, getattr(c, "weight", 1))) for c in user_classes]
         total = sum(weights) or 1
         self.pools = [ClassPool(c, w / total) for c, w in zip(user_classes, weights, strict=True) if w > 0]
         self.cum_shares: list[float] = []
@@ -290,6 +303,8 @@ class Engine:
         self.stop_requested = False
         self.interrupted = False
         self.process = psutil.Process()
+        self.scanner = _marker_scanner()
+        self.ledger = shared_ledger()
         recording.prepare()  # build the percentile lookup table before any load, not during it
         setattr(env, PACER_ATTRIBUTE, self)
         env.events.request.add_listener(self.on_request)
@@ -343,8 +358,18 @@ class Engine:
             latency = it.lag * 1000.0 + service
         reason = classify(exception, response, response_length or 0, self.plan.max_response_bytes)
         tally.record(name, latency, service, reason)
+        customer = context.get(CUSTOMER_CONTEXT_KEY) if context else None
         if reason is not None and len(tally.samples) < MAX_ERROR_SAMPLES:
-            tally.samples.append(_sample(name, request_type, url, response, reason))
+            tally.samples.append(_sample(name, request_type, url, response, reason, customer))
+        if self.scanner is not None and customer is not None and response is not None and reason is None:
+            # Every successful answer is scanned: a leak that only happens under concurrency
+            # (shared caches, request context bleeding between requests) shows only here.
+            foreign = self.scanner.foreign(getattr(response, "content", None), customer)
+            if foreign:
+                self.ledger.observe_leak(
+                    customer=customer, foreign=foreign, request=name,
+                    status=getattr(response, "status_code", None),
+                )  # fmt: skip
 
     # the pool -----------------------------------------------------------------------------
 
@@ -501,6 +526,28 @@ class Engine:
             for _ in pool.users:
                 pool.queue.put(None)
         self.group.kill(block=True, timeout=2.0)
+        close_shared_ledger()
+
+
+def persona_weights(text: str) -> dict[str, float]:
+    """``"ClinicAdmin=1,Receptionist=5"`` (the pack's persona weights) as a dict."""
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if sep and name.strip():
+            weights[name.strip()] = float(value)
+    return weights
+
+
+def _marker_scanner() -> MarkerScanner | None:
+    path = os.environ.get(CUSTOMERS_ENV)
+    if not path:
+        return None
+    try:
+        return MarkerScanner.for_customers(load_customers(path))
+    except (OSError, KeyError, ValueError) as exc:  # no markers, no scanning; say so once
+        log.warning("isolation scanning under load is off: %s", exc)
+        return None
 
 
 # --- locustfile loading --------------------------------------------------------------------------

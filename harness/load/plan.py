@@ -16,6 +16,8 @@ from typing import Any, Literal
 from harness.errors import ConfigError
 from harness.records import PhaseKind
 
+PERSONA_WEIGHTS_ENV = "SCALEREADY_PERSONA_WEIGHTS"  # "Name=w,..." the pack's weights override the classes'
+
 Arrivals = Literal["constant", "poisson"]
 
 __all__ = ["Arrivals", "LoadPlan", "PhasePlan", "tier_plan"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from typing import Any
 
 from harness.loadkit import CustomerUser, task
@@ -53,22 +54,43 @@ class _ClinicUser(CustomerUser):
         return random.choice(slots)["start"] if slots else None
 
     def _book(self, customer: dict[str, Any], practitioner: int, patient: int, start: str) -> int | None:
-        """POST /bookings; 201 -> the new id, 409 (slot taken) -> None and counted as success."""
+        """POST /bookings; 201 -> the new id, 409 (slot taken) -> None and counted as success.
+
+        Every attempt goes into the operation ledger, so the integrity checks can tell an
+        acknowledged booking that went missing, or one slot booked twice.
+        """
+        content = {"practitioner_id": practitioner, "patient_id": patient, "start": start}
+        sent = time.time()
+        booking: int | None = None
         with self.client.post(
-            "/bookings", json={"practitioner_id": practitioner, "patient_id": patient, "start": start},
-            headers=self._as(customer), name="POST /bookings", catch_response=True,
+            "/bookings", json=content, headers=self._as(customer), name="POST /bookings", catch_response=True,
         ) as resp:
+            status = resp.status_code or None
             if resp.status_code == 409:
                 resp.success()
-                return None
-            if resp.status_code not in (200, 201):
+            elif resp.status_code not in (200, 201):
                 resp.failure(f"status {resp.status_code}")
-                return None
-            try:
-                return int(resp.json()["id"])
-            except (ValueError, KeyError, TypeError):
-                resp.failure("invalid-json")
-                return None
+            else:
+                try:
+                    booking = int(resp.json()["id"])
+                except (ValueError, KeyError, TypeError):
+                    resp.failure("invalid-json")
+                    status = None  # acknowledged, but we cannot tell what: its effect is unknown
+        self.record_write("booking", "create", status=status, ident=booking, content=content,
+                          customer=customer, started=sent)  # fmt: skip
+        return booking
+
+    def _cancel(self, customer: dict[str, Any], booking: int) -> None:
+        """POST /bookings/{id}/cancel; 409 (already cancelled) is a correct answer."""
+        sent = time.time()
+        with self.client.post(
+            f"/bookings/{booking}/cancel", headers=self._as(customer), name="POST /bookings/{id}/cancel",
+            catch_response=True,
+        ) as resp:
+            status = resp.status_code or None
+            if resp.status_code == 409:
+                resp.success()
+        self.record_write("booking", "delete", status=status, ident=booking, customer=customer, started=sent)
 
 
 class ClinicAdmin(_ClinicUser):
@@ -125,19 +147,13 @@ class Receptionist(_ClinicUser):
             return
         booking = self._book(c, practitioner, random.choice(c["patients"]), start)
         if booking is not None and random.random() < 0.2:
-            self.client.post(f"/bookings/{booking}/cancel", headers=self._as(c), name="POST /bookings/{id}/cancel")
+            self._cancel(c, booking)
 
     @task(1)
     def cancel_existing(self) -> None:
         c = self.customer()
         if c.get("bookings"):
-            bid = random.choice(c["bookings"])
-            with self.client.post(
-                f"/bookings/{bid}/cancel", headers=self._as(c), name="POST /bookings/{id}/cancel",
-                catch_response=True,
-            ) as resp:
-                if resp.status_code == 409:  # already cancelled by an earlier iteration
-                    resp.success()
+            self._cancel(c, random.choice(c["bookings"]))
 
 
 class OnlinePatient(_ClinicUser):
