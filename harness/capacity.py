@@ -560,13 +560,17 @@ def _usable_points(
     tiers: Sequence[TierResult], slo_percentile: str, latency_slo_ms: float, max_error_rate: float
 ) -> list[_Point]:
     points = []
+    per_iteration = requests_per_iteration(tiers)
     for tier in tiers:
         phases = ([tier.steady] if tier.steady is not None else []) + list(tier.stress)
         for phase in phases:
             if phase.generator.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
                 continue  # not a measurement of the target
             error_rate = phase.errors / phase.requests if phase.requests else 0.0
-            goodput = phase.achieved_rps * (1.0 - error_rate)
+            # Offered load counts iterations (one persona action, one or more requests); goodput
+            # is counted in the same unit, or every comparison with offered load is off by the
+            # requests an action makes.
+            goodput = phase.achieved_rps * (1.0 - error_rate) / per_iteration
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
             points.append(
@@ -581,6 +585,23 @@ def _usable_points(
                 )
             )
     return points
+
+
+def requests_per_iteration(tiers: Sequence[TierResult]) -> float:
+    """How many requests one iteration (a persona's action) makes, measured.
+
+    Taken from the lightest measured phase of the audit, where iterations finish: a phase past
+    the knee starts iterations it cannot finish, so its own ratio would understate the work.
+    The workload (the personas and their weights) is the same at every tier.
+    """
+    phases = [
+        p for t in tiers for p in (t.steady, *t.stress)
+        if p is not None and p.iterations_started > 0 and p.requests > 0 and not p.generator.saturated
+    ]  # fmt: skip
+    if not phases:
+        return 1.0
+    lightest = min(phases, key=lambda p: p.offered_rps)
+    return lightest.requests / lightest.iterations_started
 
 
 def _choose_fit_points(points: list[_Point]) -> tuple[list[_Point], int]:
@@ -658,7 +679,7 @@ def estimate_capacity(
         "past_knee_points": float(sum(p.past_knee for p in points)),
     }
     record_points = tuple(
-        (p.phase.offered_rps, p.phase.achieved_rps, p.phase.concurrency)
+        (p.phase.offered_rps, p.goodput, p.phase.concurrency)
         for p in sorted(points, key=lambda p: (p.phase.offered_rps, p.tier))
     )
 
@@ -677,7 +698,7 @@ def estimate_capacity(
         params["knee_offered_rps"] = knee_rps
         params["knee_customers"] = to_customers(knee_rps)
     knee_text = (
-        f" Latency turns up (Kneedle) at {knee_rps:.4g} req/s offered (~{to_customers(knee_rps):,.0f} customers)."
+        f" Latency turns up (Kneedle) at {knee_rps:.4g} iterations/s offered (~{to_customers(knee_rps):,.0f} customers)."
         if knee_rps is not None
         else ""
     )
@@ -709,7 +730,7 @@ def estimate_capacity(
             # A measured floor is solid evidence only when it already clears the goal.
             confidence="medium" if lb >= goal_customers else "low",
             points=record_points,
-            note=f"Capacity is at least {lb:,.0f} customers ({lower_rps:.4g} req/s measured within "
+            note=f"Capacity is at least {lb:,.0f} customers ({lower_rps:.4g} iterations/s measured within "
             f"the {slo_percentile} {latency_slo_ms:g} ms SLO); not extrapolated: {reason.rstrip('.')}.{knee_text}",
         )
 

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from harness.capacity import UslFit
+from harness.capacity import UslFit, requests_per_iteration
 from harness.records import AuditRecord, PhaseMeasurement, TierResult
 
 __all__ = ["all_charts", "endpoint_chart", "figure_svg", "latency_chart", "throughput_chart"]
@@ -102,7 +102,7 @@ def _positive(values: Iterable[float]) -> list[float]:
 def throughput_chart(record: AuditRecord) -> Figure | None:
     """Achieved vs offered load for every steady and stress phase, and the USL model.
 
-    Left: completed req/s against offered req/s (log-log; the diagonal is "keeping up"), the
+    Left: completed iterations/s against offered arrivals/s (log-log; the diagonal is "keeping up"), the
     estimated capacity with its band and the goal tier's nominal load. Right, when the record
     carries a USL fit: throughput against in-server concurrency N = X·R with the fitted curve, its
     95 % band and N*. Phases measured with a saturated generator are drawn grey, as not used.
@@ -119,15 +119,18 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         colors = _palette(len(tiers))
         all_x: list[float] = []
         saturated: list[PhaseMeasurement] = []
+        completed: dict[int, float] = {}  # id(phase) -> completed iterations/s, offered's unit
+        per_iteration = requests_per_iteration(record.tiers)
         for color, tier in zip(colors, tiers, strict=True):
             phases = [p for p in _phases(tier) if p.achieved_rps > 0]
+            completed.update({id(p): p.achieved_rps / per_iteration for p in phases})
             saturated += [p for p in phases if p.generator.saturated]
             good = [p for p in phases if not p.generator.saturated]
-            all_x += [p.offered_rps for p in phases] + [p.achieved_rps for p in phases]
+            all_x += [p.offered_rps for p in phases] + [completed[id(p)] for p in phases]
             if good:
                 ax.scatter(
                     [p.offered_rps for p in good],
-                    [p.achieved_rps for p in good],
+                    [completed[id(p)] for p in good],
                     color=color,
                     s=[36 if p.kind == "steady" else 22 for p in good],
                     marker="o",
@@ -139,7 +142,7 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         if saturated:
             ax.scatter(
                 [p.offered_rps for p in saturated],
-                [p.achieved_rps for p in saturated],
+                [completed[id(p)] for p in saturated],
                 color=_SATURATED,
                 marker="x",
                 s=26,
@@ -161,10 +164,10 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
             x_low = capacity.params.get("x_capacity_low", x_cap)
             x_high = capacity.params.get("x_capacity_high", x_cap)
             ax.axhspan(x_low, x_high, color=_MODEL, alpha=0.12, linewidth=0)
-            ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} req/s, 95 % band")
+            ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} iterations/s, 95 % band")
         elif capacity is not None and "lower_bound_rps" in capacity.params:
             lb = capacity.params["lower_bound_rps"]
-            ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} req/s (measured)")
+            ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} iterations/s (measured)")
         if goal is not None:
             ax.axvline(goal[1], color=_GOAL, linestyle="--", linewidth=1.1, label=f"goal: {goal[0]:,} customers")
         ax.set_xscale("log")
@@ -172,8 +175,8 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         ax.set_xlim(lo / 1.5, hi * 1.5)
         ax.set_ylim(lo / 1.5, hi * 1.5)
         _plain_numbers(ax)
-        ax.set_xlabel("offered load (req/s)")
-        ax.set_ylabel("throughput, completed (req/s)")
+        ax.set_xlabel("offered arrivals (iterations/s)")
+        ax.set_ylabel("throughput, completed iterations/s")
         ax.set_title("Throughput vs offered load")
         ax.legend(loc="lower right")
         if fit is not None:
@@ -217,7 +220,7 @@ def _usl_panel(ax: Axes, record: AuditRecord, fit: UslFit, goal: tuple[int, floa
     _plain_numbers(ax, y=False)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("requests in flight in the target, N = X·R (Little's law)")
-    ax.set_ylabel("throughput (req/s)")
+    ax.set_ylabel("throughput (iterations/s)")
     ax.set_title("Universal Scalability Law fit")
     ax.legend(loc="upper left")
 
@@ -259,11 +262,11 @@ def latency_chart(record: AuditRecord) -> Figure | None:
         if "latency_slo_ms" in params:
             ax.axhline(params["latency_slo_ms"], color=_SLO, linestyle="--", linewidth=1.1, label=f"SLO {params['latency_slo_ms']:g} ms")
         if "knee_offered_rps" in params:
-            ax.axvline(params["knee_offered_rps"], color=_GOAL, linestyle=":", linewidth=1.1, label=f"knee {params['knee_offered_rps']:,.4g} req/s")
+            ax.axvline(params["knee_offered_rps"], color=_GOAL, linestyle=":", linewidth=1.1, label=f"knee {params['knee_offered_rps']:,.4g} arrivals/s")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _plain_numbers(ax)
-        ax.set_xlabel("offered load (req/s)")
+        ax.set_xlabel("offered arrivals (iterations/s)")
         ax.set_ylabel("latency from intended start (ms)")
         ax.set_title("Latency vs offered load")
         ax.legend(loc="upper left")

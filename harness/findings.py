@@ -697,7 +697,7 @@ def _latency_finding(
             f"{_ms(value)} ms, over its {_ms(limit)} ms limit"
         ),
         detail=(
-            f"In the steady window at {steady.offered_rps:.1f} req/s offered ({steady.achieved_rps:.1f} "
+            f"In the steady window at {steady.offered_rps:.1f} arrivals/s offered ({steady.achieved_rps:.1f} "
             f"achieved), {e.name} served {e.requests} requests with latency measured from each "
             f"request's intended start (coordinated omission corrected): p50 {_ms(e.latency.p50_ms)} ms, "
             f"p95 {_ms(e.latency.p95_ms)} ms, p99 {_ms(e.latency.p99_ms)} ms. Its SLO is p95 <= "

@@ -51,13 +51,10 @@ be read gives status ``error`` with a note, never an exception.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 import threading
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +68,7 @@ import httpx
 from harness.errors import ConfigError
 from harness.isolation import MarkerScanner
 from harness.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
+from harness.pack import import_module_file
 from harness.records import IntegrityResult, IntegrityViolation
 
 __all__ = [
@@ -324,27 +322,7 @@ def _import_path(path: Path) -> ModuleType:
         raise ConfigError(
             f"invariants file {path}: no such file; create it or fix suite.invariants"
         )
-    name = f"scaleready_invariants_{path.parent.name}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.parent.resolve())
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)  # so the pack's own modules (provision.py) import
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any error in pack code is a pack problem
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        raise ConfigError(
-            f"{path}: raised {type(exc).__name__} on import at line {frame.lineno}: {exc}; "
-            "fix the module (run it with python to see the full traceback)"
-        ) from None
-    finally:
-        if added:
-            sys.path.remove(folder)
-    return module
+    return import_module_file(path, f"scaleready_invariants_{path.parent.name}_{path.stem}", path.parent)
 
 
 # --- pure checkers (no I/O) -------------------------------------------------------------------

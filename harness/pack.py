@@ -129,14 +129,20 @@ def _check_files(pack: Pack) -> None:
 
 def import_pack_module(pack: Pack, path: Path) -> ModuleType:
     """Import a pack module by path; an exception on import becomes one ConfigError sentence."""
-    module_name = f"scaleready_pack_{pack.root.name}_{path.stem}"
+    return import_module_file(path, f"scaleready_pack_{pack.root.name}_{path.stem}", pack.root)
+
+
+def import_module_file(path: Path, module_name: str, search_dir: Path) -> ModuleType:
+    """Import ``path`` as ``module_name`` with ``search_dir`` importable meanwhile (the pack's own
+    modules import each other); an exception on import becomes one ConfigError sentence."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
-    added = str(pack.root) not in sys.path
+    folder = str(search_dir.resolve())
+    added = folder not in sys.path
     if added:
-        sys.path.insert(0, str(pack.root))
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - any error in user code is a pack problem, not ours
@@ -147,7 +153,7 @@ def import_pack_module(pack: Pack, path: Path) -> ModuleType:
         ) from None
     finally:
         if added:
-            sys.path.remove(str(pack.root))
+            sys.path.remove(folder)
     return module
 
 

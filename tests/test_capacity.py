@@ -223,6 +223,17 @@ class TestEstimateCapacity:
         assert len(est.points) == 15
         assert "USL" in est.note
 
+    def test_goodput_is_counted_in_iterations_like_the_offered_load(self) -> None:
+        # Each iteration (a persona's action) makes two requests: 100 arrivals/s that all
+        # complete show as 200 req/s. Keeping up is 100 iterations/s, and capacity in customers
+        # must not double because requests outnumber actions.
+        steady = phase("steady", offered_rps=100.0, achieved_rps=200.0, service_ms=2.0)
+        assert steady.iterations_started == 100 * 60  # 60 s at 100 arrivals/s, 12000 requests
+        stressed = phase("stress", offered_rps=400.0, achieved_rps=400.0, service_ms=2.0, label="stress x4")
+        est = estimate_capacity([tier(1000, steady=steady, stress=[stressed])], 0.1, 1000, latency_slo_ms=100)
+        assert est.params["past_knee_points"] == 1  # 200 completed iterations/s of 400 offered
+        assert est.params["lower_bound_customers"] == pytest.approx(1000, rel=0.01)
+
     def test_known_limit_holds_over_seeds(self) -> None:
         inside = 0
         for seed in range(20):

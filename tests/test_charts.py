@@ -71,7 +71,7 @@ class TestThroughputChart:
         assert len(left.patches) == 1  # the capacity band
         assert len(right.lines) == 3  # USL curve, N*, goal throughput
         assert len(right.collections) == 2  # band + measured points
-        assert left.get_xscale() == "log" and "req/s" in left.get_xlabel()
+        assert left.get_xscale() == "log" and "iterations/s" in left.get_xlabel()
         labels = [t.get_text() for t in left.get_legend().get_texts()]
         assert "goal: 5,000 customers" in labels and "generator saturated (not used)" in labels
 

@@ -125,7 +125,7 @@ def _tier_table(card: dict[str, Any]) -> list[str]:
     lines = [
         "## Tiers",
         "",
-        "| Customers | Offered req/s | Achieved req/s | p95 | p99 | Errors | Status |",
+        "| Customers | Arrivals/s | Achieved req/s | p95 | p99 | Errors | Status |",
         "|---:|---:|---:|---:|---:|---:|:---|",
     ]
     for t in card["tiers"]:

@@ -39,7 +39,7 @@ def test_not_ready_names_the_first_failing_tier_and_why_on_the_first_line() -> N
 def test_the_tier_table_has_rates_percentiles_errors_and_status() -> None:
     md = render_markdown(full_audit_record("NOT READY"))
     table = section(md, "Tiers")
-    assert "| Customers | Offered req/s | Achieved req/s | p95 | p99 | Errors | Status |" in table
+    assert "| Customers | Arrivals/s | Achieved req/s | p95 | p99 | Errors | Status |" in table
     rows = [line for line in table.splitlines() if re.match(r"\| \d", line)]
     assert [r.split("|")[1].strip() for r in rows] == ["50", "500", "5000"]
     assert rows[0].endswith("| passed |") and rows[2].endswith("| FAILED |")
