@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.config import Profile
-from harness.errors import ConfigError, TargetError
+from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.integrity import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pack import Pack, import_pack_module, provision_hook
@@ -34,7 +34,7 @@ from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, check_writable, write_reports
 from harness.suites import run_properties, run_regression_gate
 from harness.target import ManagedTarget, StartSpec, check_target_allowed, wait_healthy
-from harness.tiers import TierContext, run_tier
+from harness.tiers import TierContext, requests_served, run_tier
 
 STAGES = ("gate", "properties", "noise-floor", "tiers")
 
@@ -107,6 +107,9 @@ def run_audit(
     profile = pack.config.profile(options.profile_name)
     tiers = _tiers(options, profile)
     _check_flaw(options)
+    url = options.target_url or pack.config.target.base_url
+    if url is not None:  # refused before anything is created or sent
+        check_target_allowed(url, pack.config.target.allowed_hosts, str(pack.scenario_file))
     check_writable(options.reports_dir)
     hook = provision_hook(pack)  # import errors in the pack surface now, before any load
     auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
@@ -123,29 +126,39 @@ def run_audit(
     target_info: TargetInfo
     interrupted = False
 
-    with _target(options, run_dir, obs) as (base_url, managed):
-        target_info = TargetInfo(
-            base_url=base_url,
-            started_by_harness=managed is not None,
-            command=managed.command if managed else "",
-        )
-        try:
-            _run_stages(options, profile, tiers, seed, base_url, managed, hook, auth_headers,
-                        run_dir, store, collected, obs, cancel)  # fmt: skip
-        except KeyboardInterrupt:
-            cancel.set()
-        interrupted = cancel.is_set()
-        if interrupted:
-            collected.partial = True
-            collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
+    target_info = TargetInfo(base_url=options.target_url or options.pack.config.target.base_url or "",
+                             started_by_harness=options.target_url is None, command="")  # fmt: skip
+    try:
+        with _target(options, run_dir, obs, cancel) as (base_url, managed):
+            target_info = TargetInfo(
+                base_url=base_url,
+                started_by_harness=managed is not None,
+                command=managed.command if managed else "",
+            )
+            try:
+                _run_stages(options, profile, tiers, seed, base_url, managed, hook, auth_headers,
+                            run_dir, store, collected, obs, cancel)  # fmt: skip
+            except KeyboardInterrupt:
+                cancel.set()
+    except AuditInterrupted:
+        # Ctrl-C while the target was starting: nothing was measured, but the run still gets
+        # its (partial, INCONCLUSIVE) report, like an interruption at any later stage.
+        cancel.set()
+        collected.notes.append("The audit was interrupted while the target was starting.")
+    interrupted = cancel.is_set()
+    if interrupted:
+        collected.partial = True
+        collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
 
     redactor = Redactor.for_customers(store.all())
     shutil.rmtree(state_dir, ignore_errors=True)
     record = _judge(options, profile, tiers, seed, run_id, started_at, clock(), target_info, collected)
     record = redactor.value(record)
-    paths = write_reports(record, run_dir)
-    redactor.sweep(run_dir)
-    history.record_run(options.reports_dir, record)
+    try:
+        paths = write_reports(record, run_dir)
+    finally:
+        redactor.sweep(run_dir)
+        history.record_run(options.reports_dir, record)
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
 
 
@@ -182,15 +195,15 @@ def _check_flaw(options: AuditOptions) -> None:
 
 @contextlib.contextmanager
 def _target(
-    options: AuditOptions, run_dir: Path, obs: AuditObserver
+    options: AuditOptions, run_dir: Path, obs: AuditObserver, cancel: threading.Event | None = None
 ) -> Iterator[tuple[str, ManagedTarget | None]]:
     config = options.pack.config.target
     url = options.target_url or config.base_url
     if url is not None:
         where = f"{options.pack.scenario_file}"
         check_target_allowed(url, config.allowed_hosts, where)
-        obs.stage("preflight", f"waiting for {url}")
-        wait_healthy(url, config.health_path, config.ready_timeout_s)
+        obs.stage("preflight", f"waiting for {Redactor().text(url)}")  # no password on a console
+        wait_healthy(url, config.health_path, config.ready_timeout_s, cancel=cancel)
         yield url.rstrip("/"), None
         return
     if config.start is None:
@@ -209,7 +222,7 @@ def _target(
     )
     managed = ManagedTarget(spec, log_path=run_dir / "target.log")
     obs.stage("preflight", f"starting the target: {managed.command}")
-    managed.start()
+    managed.start(cancel=cancel)
     try:
         yield managed.base_url, managed
     finally:
@@ -307,19 +320,30 @@ def _run_stages(
     for customers in tiers:
         if cancel.is_set():
             break
-        obs.stage("tier", f"{customers} customers at {customers * ctx.per_customer_rps:g} req/s")
-        result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress)
-        collected.tiers.append(result)
+        obs.stage("tier", f"{customers} customers at {customers * ctx.per_customer_rps:g} arrivals/s")
+        served = sum(requests_served(t) for t in collected.tiers)
+        result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served)
         if managed is not None and not managed.alive():
+            when = _when(managed.exited_at)
+            result = replace(result, reason=f"{result.reason} (the process exited with code "
+                                            f"{managed.exit_code}{when})")  # fmt: skip
+            collected.tiers.append(result)
             collected.notes.append(
-                f"The target process exited (code {managed.exit_code}) during the {customers}-customer tier; "
-                "later tiers were not run."
+                f"The target process exited (code {managed.exit_code}{when}) during the {customers}-customer "
+                "tier; later tiers were not run."
             )
             collected.partial = True
             break
+        collected.tiers.append(result)
         if result.status == "invalid" and result.steady is None:
             collected.notes.append(f"Tier {customers} could not be measured: {result.reason}")
             break
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return ""
+    return " at " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 def _integrity_check(

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,15 @@ def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: s
     and junit.xml, and prints the verdict.
     """
     console = Console(stderr=True)
+    _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, workers, flaw, only,
+                                              tiers_text, seed, reports_dir, strict))  # fmt: skip
+
+
+def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> None:
+    """Run a command and exit with its code: a user's error is one red sentence (traceback only
+    with --debug), a bug in the harness keeps its traceback and exits 4."""
     try:
-        code = _audit(console, pack, target_url, profile, workers, flaw, only, tiers_text, seed,
-                      reports_dir, strict)  # fmt: skip
+        code = command()
     except HarnessError as exc:
         if debug:
             traceback.print_exc()
@@ -229,6 +236,60 @@ class _signals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+@main.command()
+@click.argument("pack", default="scenarios/booking", metavar="[PACK]")
+@click.option("--flaws", "flaws_text", metavar="A,B",
+              help="Audit only these flaws (default: every flaw the pack names).")
+@click.option("--no-healthy", is_flag=True, help="Skip the audit of the service without a flaw.")
+@click.option("--profile", default="selftest", show_default=True,
+              help="Profile of every audit (the pack's scaled-down 'selftest' by default).")
+@click.option("--tiers", "tiers_text", metavar="N,N,...", help="Override the profile's tiers.")
+@click.option("--seed", type=int, help="Seed for every audit (recorded in each report).")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Writes REPORTS/selftest/<run-id>/matrix.json and matrix.md.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def selftest(pack: str, flaws_text: str | None, no_healthy: bool, profile: str,
+             tiers_text: str | None, seed: int | None, reports_dir: Path, debug: bool) -> None:  # fmt: skip
+    """Prove the harness: audit PACK's service healthy and with each named flaw, in turn.
+
+    Each flaw must be found with its expected finding category and the healthy service must be
+    READY; exit 0 when all are, 1 when a flaw is missed or healthy is not READY.
+    """
+    console = Console(stderr=True)
+    _exit_with(console, debug,
+               lambda: _selftest(console, pack, flaws_text, no_healthy, profile, tiers_text, seed, reports_dir))
+
+
+def _selftest(console: Console, pack_spec: str, flaws_text: str | None, no_healthy: bool,
+              profile: str, tiers_text: str | None, seed: int | None, reports_dir: Path) -> int:  # fmt: skip
+    from harness.config import check_tiers
+    from harness.pack import load_pack
+    from harness.selftest import MatrixRow, run_selftest
+
+    loaded = load_pack(pack_spec)
+    tiers = _parse_tiers(tiers_text, check_tiers) if tiers_text else None
+    flaws = [f.strip() for f in flaws_text.split(",") if f.strip()] if flaws_text else None
+    out = Console()
+
+    def on_row(row: MatrixRow) -> None:
+        mark = Text("ok  ", style="green") if row.detected else Text("MISS", style="bold red")
+        line = Text.assemble(mark, f" {row.flaw:24} {row.verdict:13} {row.wall_s:6.0f} s  ")
+        line.append(", ".join(row.categories) or "-", style="dim")
+        out.print(line)
+
+    cancel = threading.Event()
+    with _signals(cancel, console):
+        result = run_selftest(
+            loaded, profile=profile, flaws=flaws, healthy=not no_healthy, tiers=tiers,
+            reports_dir=reports_dir, seed=seed, observer=_LiveObserver(console, None),
+            on_row=on_row, cancel=cancel,
+        )  # fmt: skip
+    out.print(f"Matrix: {result.run_dir / 'matrix.md'}")
+    if cancel.is_set():
+        return EXIT_INCONCLUSIVE
+    return EXIT_READY if result.passed else EXIT_NOT_READY
 
 
 @main.command()

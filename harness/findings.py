@@ -31,6 +31,7 @@ import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from harness.records import (
@@ -358,6 +359,15 @@ def _phase_unavailable(phase: PhaseMeasurement) -> bool:
 
 def _where_unavailable(tier: TierResult) -> tuple[str | None, bool]:
     """(where the target went away, whether that was under the tier's nominal load)."""
+    if _mentions_unavailable(tier.reason):
+        # The target is known to have gone (its process exited): it went in the first phase
+        # that met a refused or reset connection, even if that phase's share of errors is small.
+        for phase in (tier.warmup, tier.steady):
+            if phase is not None and _connection_errors(phase) > 0:
+                return f"the {phase.label}", True
+        for phase in tier.stress:
+            if _connection_errors(phase) > 0:
+                return f"the {phase.label} stress step", False
     for phase in (tier.warmup, tier.steady):
         if phase is not None and _phase_unavailable(phase):
             return f"the {phase.label}", True
@@ -519,7 +529,7 @@ def assess_tier(
         capacity_errors = [
             r
             for r in tier.replayed_errors
-            if not r.still_failing and start <= r.sample.at <= steady.ended_at
+            if _passed_alone(r) and start <= r.sample.at <= steady.ended_at
         ]
         for endpoint, group in _by_endpoint(capacity_errors).items():
             over = endpoint in error_failures
@@ -529,6 +539,23 @@ def assess_tier(
                     f"At {n} customers {endpoint} already sheds some requests with server errors at "
                     "nominal load (within the error budget, but a sign of saturation)."
                 )
+        # Past the nominal load (stress steps) errors are the probe doing its job and do not
+        # change the verdict; but server errors there that pass alone say which resource runs
+        # out first (a pool, a lock timeout), so they are named, as a low finding and a note.
+        nominal_endpoints = set(_by_endpoint(capacity_errors))
+        stressed = [
+            r
+            for r in tier.replayed_errors
+            if _passed_alone(r) and r.sample.at > steady.ended_at and r.sample.endpoint not in nominal_endpoints
+        ]
+        for endpoint, group in _by_endpoint(stressed).items():
+            findings.append(
+                _saturation_errors_finding(tier, endpoint, group, False, policy, repro, stress=True)
+            )
+            notes.append(
+                f"At {n} customers {endpoint} answered server errors once pushed past the tier's load "
+                "(they pass when replayed alone): it fails there instead of slowing down."
+            )
 
     if failures:
         status: TierStatus = "failed"
@@ -562,6 +589,12 @@ def assess_tier(
 def _sentence(text: str) -> str:
     text = text.strip().rstrip(".")
     return (text[:1].upper() + text[1:] + ".") if text else ""
+
+
+def _passed_alone(r: ReplayedError) -> bool:
+    """The replay alone succeeded. A replay refused as unauthenticated (401/403) proves nothing:
+    the request could not be sent as its customer, so it is neither a bug nor a capacity error."""
+    return not r.still_failing and r.replay_status not in (401, 403)
 
 
 def _by_endpoint(replays: Iterable[ReplayedError]) -> dict[str, list[ReplayedError]]:
@@ -799,12 +832,22 @@ def _errors_finding(
     )
 
 
+def _utc(at: float) -> str:
+    """A wall-clock time for a finding: ``2026-11-23 10:15:02 UTC``."""
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _unavailable_finding(
     tier: TierResult, where: str, nominal: bool, beyond_goal: bool, repro: str
 ) -> Finding:
     n = tier.customers
     phases = [p for p in (tier.warmup, tier.steady, *tier.stress) if p is not None]
     conn = sum(_connection_errors(p) for p in phases)
+    first = min(
+        (s.at for p in phases for s in p.error_samples if s.reason.startswith("connection")),
+        default=None,
+    )
+    when = f", first refused connection at {_utc(first)}" if first is not None else ""
     if nominal:
         title = f"The service stopped answering at {n} customers' load"
         severity: Severity = "high" if beyond_goal else "critical"
@@ -820,7 +863,7 @@ def _unavailable_finding(
         title=title,
         detail=(
             f"The target stopped answering during {where} of the {n}-customer tier "
-            f"({conn} connection errors; stage note: {tier.reason or 'none'}). A service under too much "
+            f"({conn} connection errors{when}; stage note: {tier.reason or 'none'}). A service under too much "
             "load should slow down or shed load with 503s, not disappear. Check the target's log and exit "
             "status: an out-of-memory kill (dmesg, container OOM events, the RSS chart), an unhandled "
             "exception in a worker, or a full accept backlog refusing connections."
@@ -829,6 +872,7 @@ def _unavailable_finding(
             "customers": n,
             "where": where,
             "connection_errors": conn,
+            "first_connection_error_at": _utc(first) if first is not None else None,
             "tier_reason": tier.reason,
         },
         reproduce=repro,
@@ -941,14 +985,18 @@ def _saturation_errors_finding(
     over_budget: bool,
     policy: VerdictPolicy,
     repro: str,
+    stress: bool = False,
 ) -> Finding:
     s = group[0].sample
+    where = "when pushed past the load of" if stress else "under load at"
     return make_finding(
         "saturation-errors",
-        [tier.customers, endpoint],
-        severity="high" if over_budget and tier.customers <= policy.goal_customers else "medium",
+        [tier.customers, endpoint] + (["stress"] if stress else []),
+        severity="low" if stress
+        else "high" if over_budget and tier.customers <= policy.goal_customers
+        else "medium",
         title=(
-            f"{_label(policy, endpoint)} returns server errors under load at {tier.customers} customers "
+            f"{_label(policy, endpoint)} returns server errors {where} {tier.customers} customers "
             "that succeed when retried alone: it runs out of capacity"
         ),
         detail=(
@@ -964,6 +1012,7 @@ def _saturation_errors_finding(
             "statuses": sorted({r.sample.status for r in group}),
             "replay_statuses": sorted({r.replay_status for r in group}),
             "over_error_budget": over_budget,
+            "beyond_nominal_load": stress,
         },
         reproduce=repro,
         tier=tier.customers,
@@ -1127,6 +1176,11 @@ def capacity_findings(
             ),
         )
     if capacity.method == "usl":
+        out += _usl_findings(capacity, tiers, policy, repro)
+    elif h < 1.0 and _param(capacity.params, "sigma") is not None:
+        # Capacity below the goal needs an explanation even when the estimate is the measured
+        # lower bound (no phase past the knee): the USL coefficients fitted to the same points
+        # say whether requests queue for one resource (sigma) or interfere (kappa).
         out += _usl_findings(capacity, tiers, policy, repro)
     return out
 
@@ -1326,25 +1380,47 @@ class _LineFit:
     n: int
 
 
-def _fit_line(points: Sequence[tuple[float, float]]) -> _LineFit | None:
-    n = len(points)
-    if n < 2:
-        return None
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
+def _fit_grouped(points: Sequence[tuple[int, float, float]]) -> _LineFit | None:
+    """A line with one intercept per group (tier) and a common slope: (group, x, y) points.
+
+    Memory that steps up between tiers (the next tier's data provisioned, while no load runs)
+    is absorbed by the intercepts; only growth *while requests are served* makes the slope.
+    """
+    groups: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for group, x, y in points:
+        groups[group].append((x, y))
+    sxx = sxy = syy = 0.0
+    for members in groups.values():
+        mx = sum(x for x, _ in members) / len(members)
+        my = sum(y for _, y in members) / len(members)
+        sxx += sum((x - mx) ** 2 for x, _ in members)
+        sxy += sum((x - mx) * (y - my) for x, y in members)
+        syy += sum((y - my) ** 2 for _, y in members)
     if sxx == 0:
         return None
-    sxy = sum((x - mx) * (y - my) for x, y in points)
-    syy = sum((y - my) ** 2 for _, y in points)
     slope = sxy / sxx
     r2 = (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
-    return _LineFit(slope=slope, r2=r2, n=n)
+    return _LineFit(slope=slope, r2=r2, n=len(points))
 
 
-def _rss_series(tiers: Sequence[TierResult]) -> list[tuple[float, float]]:
-    """(requests served since the first sample, RSS MB) across tiers, counters made cumulative."""
-    series: list[tuple[float, float]] = []
+def _sustained_load(tier: TierResult, at: float, max_p95_ms: float) -> bool:
+    """Whether a sample was taken during a measured load phase the target sustained: the steady
+    window or a stress step whose p95 (from the intended start) met the SLO. Warm-up is left out
+    (caches and pools fill then), and so is overload: requests queued in the target hold memory
+    that depends on how many wait, not on how many were served. A tier without phases keeps all."""
+    phases = [p for p in (tier.steady, *tier.stress) if p is not None]
+    if tier.warmup is None and not phases:
+        return True
+    return any(
+        p.started_at <= at <= p.ended_at and (p.latency.count == 0 or p.latency.p95_ms <= max_p95_ms)
+        for p in phases
+    )
+
+
+def _rss_series(tiers: Sequence[TierResult], max_p95_ms: float = math.inf) -> list[tuple[int, float, float]]:
+    """(tier, requests served since the first sample, RSS MB) for the samples taken under a
+    sustained load, across tiers, counters made cumulative."""
+    series: list[tuple[int, float, float]] = []
     offset = 0.0
     previous = 0.0
     for tier in sorted(tiers, key=lambda t: t.customers):
@@ -1353,7 +1429,8 @@ def _rss_series(tiers: Sequence[TierResult]) -> list[tuple[float, float]]:
             if raw < previous:  # a per-tier counter starting again from zero
                 offset += previous
             previous = raw
-            series.append((offset + raw, sample.rss_mb))
+            if _sustained_load(tier, sample.at, max_p95_ms):
+                series.append((tier.customers, offset + raw, sample.rss_mb))
     return series
 
 
@@ -1362,9 +1439,13 @@ def resource_leak(
 ) -> Outcome:
     """The target's RSS growing steadily with requests served, above the threshold, is a leak.
 
-    The series of all tiers is put on one axis (requests served). The first third of it is
-    dropped as warm-up (caches, connection pools, the allocator's arenas filling), and a straight
-    line is fitted to the rest. A leak is raised only when all of these hold:
+    The samples taken under a load the target sustained (steady windows and stress steps that
+    met the default p95 SLO; warm-up and overload left out) of all tiers are put on one axis
+    (requests served, counted by the load engine). The first third of it is dropped as warm-up
+    (caches, connection pools, the allocator's arenas filling), and a line is fitted to the rest
+    with one intercept per tier: memory that steps up between tiers, while the next tier's data
+    is provisioned and no load runs, is data, not a leak; only growth while requests are served
+    counts. A leak is raised only when all hold:
 
     * the slope is at least ``leak_mb_per_10k_requests``;
     * the line explains the data (R^2 >= ``leak_min_r2``): steady growth, not noise or a step;
@@ -1373,19 +1454,19 @@ def resource_leak(
     * the total growth over the fitted span is at least ``leak_min_growth_mb`` (RSS jitters by a
       few MB as the allocator and the garbage collector work).
     """
-    series = _rss_series(tiers)
+    series = _rss_series(tiers, max_p95_ms=policy.default_slo.p95_ms)
     if not series:
         return Outcome()
-    if all(x == 0 for x, _ in series):
+    if all(x == 0 for _, x, _ in series):
         return Outcome(
             notes=(
                 "The target's memory was sampled without request counts, so leaks were not judged.",
             )
         )
-    lo, hi = series[0][0], max(x for x, _ in series)
+    lo, hi = series[0][1], max(x for _, x, _ in series)
     cut = lo + (hi - lo) / 3
-    judged = [(x, y) for x, y in series if x >= cut]
-    span = (max(x for x, _ in judged) - min(x for x, _ in judged)) if judged else 0.0
+    judged = [(g, x, y) for g, x, y in series if x >= cut]
+    span = (max(x for _, x, _ in judged) - min(x for _, x, _ in judged)) if judged else 0.0
     if len(judged) < policy.leak_min_samples or span < 10_000:
         return Outcome(
             notes=(
@@ -1393,8 +1474,8 @@ def resource_leak(
                 f"fewer than {policy.leak_min_samples} samples or 10000 requests.",
             )
         )
-    fit = _fit_line(judged)
-    tail = _fit_line(judged[len(judged) // 2 :])
+    fit = _fit_grouped(judged)
+    tail = _fit_grouped(judged[len(judged) // 2 :])
     if fit is None or tail is None:
         return Outcome()
     per_10k = fit.slope * 10_000

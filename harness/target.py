@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from harness.errors import ConfigError, TargetError
+from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.records import ResourceSample
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -71,16 +71,20 @@ def wait_healthy(
     health_path: str,
     timeout_s: float,
     alive: Callable[[], bool] | None = None,
+    cancel: threading.Event | None = None,
 ) -> float:
     """Poll the health endpoint until it answers 2xx; returns seconds waited.
 
     Polling is the synchronisation here: we have no other signal from an arbitrary service.
+    A set ``cancel`` (Ctrl-C, SIGTERM) ends the wait at once with ``AuditInterrupted``.
     """
     deadline = time.monotonic() + timeout_s
     started = time.monotonic()
     last_error = "no answer"
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                raise AuditInterrupted("interrupted while waiting for the target to become healthy")
             if alive is not None and not alive():
                 raise TargetError("the target process exited before it became healthy")
             try:
@@ -90,7 +94,10 @@ def wait_healthy(
                 last_error = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 last_error = type(exc).__name__
-            time.sleep(0.1)
+            if cancel is not None:
+                cancel.wait(0.1)
+            else:
+                time.sleep(0.1)
     raise TargetError(
         f"{base_url}{health_path} did not become healthy within {timeout_s:g} s "
         f"(last answer: {last_error})"
@@ -145,7 +152,7 @@ class ManagedTarget:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, cancel: threading.Event | None = None) -> None:
         env = {**os.environ, **self.spec.env}
         if self.spec.flaw and self.spec.flaw_env:
             env[self.spec.flaw_env] = self.spec.flaw
@@ -169,8 +176,12 @@ class ManagedTarget:
             ) from None
         try:
             wait_healthy(
-                self.base_url, self.spec.health_path, self.spec.ready_timeout_s, alive=self.alive
+                self.base_url, self.spec.health_path, self.spec.ready_timeout_s, alive=self.alive,
+                cancel=cancel,
             )
+        except AuditInterrupted:
+            self.stop()
+            raise
         except TargetError as exc:
             self.stop()
             raise TargetError(
@@ -179,6 +190,17 @@ class ManagedTarget:
             ) from None
         self._sampler = threading.Thread(target=self._sample_loop, name="target-sampler", daemon=True)
         self._sampler.start()
+        # Note the moment the process exits (not when someone next asks): a report says when.
+        threading.Thread(target=self._watch_exit, name="target-exit", daemon=True).start()
+
+    def _watch_exit(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        code = process.wait()
+        if self.exit_code is None:
+            self.exit_code = code
+            self.exited_at = time.time()
 
     def alive(self) -> bool:
         if self._process is None:
@@ -204,6 +226,7 @@ class ManagedTarget:
         if process is not None:
             # Children that outlived the leader (same session) must not survive us either.
             _signal_group(process.pid, signal.SIGKILL)
+            _wait_group_gone(process.pid)
             self.alive()
         if self._log_file is not None:
             self._log_file.close()
@@ -273,3 +296,17 @@ def _sample_tree(root: psutil.Process, known: dict[int, psutil.Process]) -> Reso
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
+    """Return once no live process is left in the group (a SIGKILL is delivered, not instant)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        members = []
+        for proc in psutil.process_iter(["status"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
+        if not members:
+            return
+        psutil.wait_procs(members, timeout=0.1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from harness.records import (
 )
 
 MAX_REPLAYS = 20
+# The second provisioning pass, for customers a parallel first pass could not create.
+RETRY_PROVISION_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,10 @@ def run_tier(
     *,
     cancel: threading.Event,
     on_progress: TierProgress | None = None,
+    requests_before: int = 0,
 ) -> TierResult:
+    """Measure one tier. `requests_before`: requests the load engine completed in earlier tiers,
+    so that the target's resource samples count requests served across the whole audit."""
     offered = customers * ctx.per_customer_rps
     started = time.time()
     notify = on_progress or (lambda kind, data: None)
@@ -86,6 +91,24 @@ def run_tier(
         cancel=cancel,
         on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
     )
+    alive_now = ctx.target_alive() if ctx.target_alive is not None else True
+    if prov.customers < customers and prov.customers > 0 and alive_now and not cancel.is_set():
+        # Provisioning is resumable: a target that refuses part of a parallel sign-up burst
+        # (a busy pool, a lock timeout) gets a second, gentle pass for the missing customers.
+        # The tier's load then measures that target's behaviour under concurrency as it should.
+        again = provision(
+            ctx.provision_hook, ctx.store, base_url=ctx.base_url, upto=customers,
+            concurrency=RETRY_PROVISION_CONCURRENCY, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
+            cancel=cancel,
+            on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
+        )  # fmt: skip
+        prov = replace(
+            again,
+            created=prov.created + again.created,
+            failed=prov.failed + again.failed,
+            duration_s=round(prov.duration_s + again.duration_s, 3),
+            errors=(prov.errors + again.errors)[: max(len(prov.errors), 5)],
+        )
     if cancel.is_set():
         return _unmeasured(customers, offered, prov, "skipped", "interrupted while provisioning")
     if prov.customers < customers:
@@ -127,6 +150,7 @@ def run_tier(
     elif steady.generator.saturated:
         status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
     samples = ctx.target_samples(started) if ctx.target_samples is not None else ()
+    samples = count_requests(samples, phases, requests_before)
     return TierResult(
         customers=customers,
         status=status,  # type: ignore[arg-type]
@@ -185,6 +209,38 @@ def _plan(customers: int, offered: float, ctx: TierContext) -> LoadPlan:
         workers=ctx.workers,
         env={**ctx.env, LEDGER_DIR_ENV: str(ledger_dir(out))},
     )
+
+
+def requests_served(tier: TierResult) -> int:
+    """Requests the load engine completed during a tier (every phase, errors included)."""
+    phases = [p for p in (tier.warmup, tier.steady, *tier.stress) if p is not None]
+    return sum(w.requests for p in phases for w in p.windows)
+
+
+def count_requests(
+    samples: Sequence[ResourceSample], phases: Sequence[PhaseMeasurement], before: int = 0
+) -> tuple[ResourceSample, ...]:
+    """Each resource sample with the requests served up to its instant (`requests_so_far`).
+
+    The count comes from the load engine's time windows: every window completed before the
+    sample, plus the elapsed share of the window it falls in (requests spread evenly over a
+    window). A leak is memory growing with requests served, so the samples must say how many
+    requests they follow; `before` carries the count over from earlier tiers. Samples taken
+    while no load ran (provisioning, integrity checks) keep the count reached at that time.
+    """
+    windows = sorted((w for p in phases for w in p.windows), key=lambda w: w.start)
+    if not windows:
+        return tuple(samples)
+    out = []
+    for sample in samples:
+        served = 0.0
+        for w in windows:
+            if w.end <= sample.at:
+                served += w.requests
+            elif w.start < sample.at:
+                served += w.requests * (sample.at - w.start) / (w.end - w.start)
+        out.append(replace(sample, requests_so_far=before + int(served)))
+    return tuple(out)
 
 
 def ledger_dir(load_dir: Path) -> Path:

@@ -37,6 +37,7 @@ Progress: one JSON line per second on stdout; everything else goes to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import inspect
 import json
@@ -44,11 +45,13 @@ import logging
 import math
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -226,6 +229,17 @@ class LiveTally:
         }
 
 
+class ResponseTooLarge(ConnectionError):
+    """A body passed ``max_response_bytes``: reading stopped there and the connection was closed.
+
+    A ``ConnectionError`` so that Locust's FastHttpSession turns it into a failed request (as it
+    does a reset) instead of a crashed task.
+    """
+
+
+_PACK_REASON = re.compile(r"[a-z][a-z0-9-]{1,40}")  # "invalid-json": a pack's own failure reason
+
+
 def classify(exception: BaseException | None, response: Any, length: int, max_bytes: int) -> str | None:
     """The error reason of one request ("http-500", "timeout", ...), or None for a success."""
     if exception is None:
@@ -233,15 +247,119 @@ def classify(exception: BaseException | None, response: Any, length: int, max_by
     status = getattr(response, "status_code", 0) or 0
     if status >= 400:
         return f"http-{status}"
+    if isinstance(exception, CatchResponseError):
+        underlying = getattr(response, "error", None)
+        if status == 0 and isinstance(underlying, BaseException):
+            # The pack marked a request that got no answer at all ("status 0"): the reason is
+            # why there was no answer (timeout, reset), not the pack's check.
+            exception = underlying
+        else:
+            text = str(exception).strip()
+            return text if _PACK_REASON.fullmatch(text) else "check-failed"
+    original = getattr(exception, "original", None)  # geventhttpclient's RetriesExceeded
+    if isinstance(original, BaseException):
+        exception = original
+    if isinstance(exception, ResponseTooLarge):
+        return "oversized"
     name = type(exception).__name__.lower()
     text = str(exception).lower()
     if "timeout" in name or "timed out" in text or isinstance(exception, TimeoutError | gevent.Timeout):
         return "timeout"
-    if isinstance(exception, CatchResponseError):
-        return "check-failed"
     if isinstance(exception, OSError) or "connection" in name or "connection" in text:
         return "connection"
     return name or "error"
+
+
+def bound_responses(user: Any, timeout_s: float, max_bytes: int) -> None:
+    """Give every request of ``user`` a total deadline and a body size limit.
+
+    Locust's socket timeouts bound each read, not the response: a target that drips one byte a
+    second never times out, and a 50 MB body is read whole into memory. Here the whole exchange
+    (connect, headers, body) runs under one ``gevent.Timeout`` of ``timeout_s``, and the body is
+    read in chunks and abandoned (connection closed) past ``max_bytes``: both become failed
+    requests ("timeout", "oversized") and the generator's memory and time stay bounded.
+    """
+    agent = getattr(getattr(user, "client", None), "client", None)
+    original = getattr(agent, "_urlopen", None)
+    if agent is None or original is None:
+        return  # not a FastHttpUser: nothing we know how to bound
+
+    def _urlopen(request: Any) -> Any:
+        response = None
+        with gevent.Timeout(timeout_s):
+            try:
+                response = original(request)
+                _read_body(response, max_bytes)
+            except BaseException:
+                if response is not None:
+                    _discard(response)
+                raise
+        return response
+
+    agent._urlopen = _urlopen
+
+
+def _read_body(response: Any, max_bytes: int) -> None:
+    raw = response._response
+    declared = getattr(raw, "content_length", None)
+    if declared is not None and declared > max_bytes:
+        raise ResponseTooLarge(f"the response declared {declared} bytes, over the limit of {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(f"the response passed the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = (response.headers.get("content-encoding") or "identity").lower()
+    if encoding in ("gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+        try:
+            inflater = zlib.decompressobj(wbits)
+            body = inflater.decompress(body, max_bytes + 1)
+        except zlib.error:
+            body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, max_bytes + 1)
+        if len(body) > max_bytes:
+            raise ResponseTooLarge(f"the decompressed response passed the limit of {max_bytes} bytes")
+    elif encoding != "identity":
+        response.release()
+        response._response = _Replay(body)  # let Locust decode it (br) from what we read
+        return
+    response._cached_content = body
+    response.release()
+
+
+class _Replay:
+    """A finished body standing in for the socket response, for encodings Locust decodes itself."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def read(self, n: int | None = None) -> bytes:
+        body, self._body = self._body, b""
+        return body
+
+    def release(self) -> None:
+        pass
+
+
+def _discard(response: Any) -> None:
+    """Close (never reuse) the connection of a response we stopped reading."""
+    raw = getattr(response, "_response", None)
+    pool, sock = getattr(raw, "_pool", None), getattr(raw, "_sock", None)
+    try:
+        if pool is not None and sock is not None:
+            pool.release_socket(sock)
+    except Exception:  # noqa: BLE001 - closing a broken socket may fail; it is dropped anyway
+        log.debug("could not close a discarded connection", exc_info=True)
+    finally:
+        if raw is not None and hasattr(raw, "_sock"):
+            raw._sock = None
+            raw._pool = None
 
 
 def _sample(
@@ -306,6 +424,11 @@ class Engine:
         self.scanner = _marker_scanner()
         self.ledger = shared_ledger()
         recording.prepare()  # build the percentile lookup table before any load, not during it
+        # Thousands of customer records, the locustfile and Locust itself are long-lived: move them
+        # out of the collector's reach, or every full collection walks them all and stalls the
+        # event loop for tens of milliseconds, which would show as the target's latency.
+        gc.collect()
+        gc.freeze()
         setattr(env, PACER_ATTRIBUTE, self)
         env.events.request.add_listener(self.on_request)
 
@@ -383,6 +506,7 @@ class Engine:
                 return
             user = pool.user_class(self.env)
             user._scaleready_pool = pool  # type: ignore[attr-defined]
+            bound_responses(user, self.plan.request_timeout_s, self.plan.max_response_bytes)
             pool.users.append(user)
             user.start(self.group)
 
@@ -688,8 +812,22 @@ class _WorkerState:
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.finals: set[int] = set()
         self.lost = False
+        self.lost_at = 0.0  # seconds into the phase when the master noticed
         self.ready = False
         self.error: str | None = None
+
+
+def _lost_worker_note(w: _WorkerState, index: int) -> str:
+    """Say how much of a lost worker's data is in the phase's totals and how much is missing."""
+    snap = w.snapshots.get(index)
+    kept = sum(e["requests"] for e in snap["endpoints"].values()) if snap else 0
+    counted = w.progress.get("requests", 0) if w.progress.get("index") == index else 0
+    return (
+        f"Load worker pid {w.pid} was lost {w.lost_at:.1f} s into the phase. The totals keep the "
+        f"{kept} of its requests it had reported in its last histogram report; it had counted "
+        f"{counted} by its last progress message, so at least {max(0, counted - kept)} of its "
+        "requests, and all it would have sent afterwards, are missing."
+    )
 
 
 def run_master(plan: LoadPlan) -> int:
@@ -781,11 +919,11 @@ def run_master(plan: LoadPlan) -> int:
                         (proc is not None and proc.poll() is not None)
                         or node is None or node.state == "missing"
                     ):
-                        w.lost = True
+                        w.lost, w.lost_at = True, w.lost_at or now - t0
                 pending = [w for w in live if not w.lost and index not in w.finals]
                 if not pending or now > hard_deadline:
                     for w in pending:
-                        w.lost = True
+                        w.lost, w.lost_at = True, now - t0
                     break
                 if now >= next_emit:
                     next_emit += 1.0
@@ -822,6 +960,13 @@ def run_master(plan: LoadPlan) -> int:
             merged = merge_tallies(tallies)
             merged["workers"] = len(live)
             merged["workers_lost"] = lost
+            merged["notes"].extend(_lost_worker_note(w, index) for w in live if w.lost)
+            if len(live) < plan.workers:
+                merged["notes"].append(
+                    f"{len(live)} of {plan.workers} load workers ran this phase (the others were lost "
+                    "in an earlier phase): each carried more than its planned share of the load; "
+                    "rerun the tier."
+                )
             if state["interrupted"] and not merged.get("aborted"):
                 merged["aborted"] = "interrupted"
             record = tally_to_phase(merged, _thresholds(plan))

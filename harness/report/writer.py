@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +92,26 @@ def write_reports(record: AuditRecord, run_dir: Path) -> ReportPaths:
     card = build_scorecard(record)
     atomic_write_text(paths.scorecard_json,
                       json.dumps(card, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    atomic_write_text(paths.scorecard_md, render_markdown_from_scorecard(card))
-    atomic_write_text(paths.junit_xml, render_junit(record))
-    atomic_write_text(paths.report_html, render_html(record))
+    # The scorecard is written first and alone: a bug in one renderer must not cost the user
+    # the other reports of a run that may have taken an hour.
+    renderers: list[tuple[Path, Callable[[], str]]] = [
+        (paths.scorecard_md, lambda: render_markdown_from_scorecard(card)),
+        (paths.junit_xml, lambda: render_junit(record)),
+        (paths.report_html, lambda: render_html(record)),
+    ]
+    failed: list[str] = []
+    for path, render in renderers:
+        try:
+            atomic_write_text(path, render())
+        except Exception:  # noqa: BLE001 - reported below, after the other reports are written
+            failed.append(f"{path.name}:\n{traceback.format_exc()}")
+    if failed:
+        atomic_write_text(run_dir / "report-errors.txt", "\n".join(failed))
+        names = ", ".join(f.split(":", 1)[0] for f in failed)
+        raise RuntimeError(
+            f"could not render {names} (a bug in the harness; details in "
+            f"{run_dir / 'report-errors.txt'}); scorecard.json and the other reports were written"
+        )
     return paths
 
 

@@ -20,6 +20,10 @@ from harness.loadkit import CustomerUser, task
 
 SEARCH_TERMS = ("an", "ma", "jo", "li", "el", "sa", "th", "ro", "ka", "mi")
 HORIZON_DAYS = 30
+SOON_DAYS = 3  # "as soon as possible": the next few days
+NEXT_AVAILABLE = 0.5
+DOUBLE_SUBMIT = 0.1  # online patients who double-click "Book"
+DOUBLE_SUBMIT_TIMEOUT_S = 30.0  # bounded wait for both clicks (requests time out before this)
 
 
 def open_day(rng: Any = random, horizon: int = HORIZON_DAYS) -> dt.date:
@@ -30,6 +34,11 @@ def open_day(rng: Any = random, horizon: int = HORIZON_DAYS) -> dt.date:
         if day.weekday() < 5:
             return day
     return today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+
+
+def _booking_day() -> dt.date:
+    """Half the bookings are for the next few open days, the rest anywhere in the horizon."""
+    return open_day(horizon=SOON_DAYS) if random.random() < NEXT_AVAILABLE else open_day()
 
 
 class _ClinicUser(CustomerUser):
@@ -51,7 +60,11 @@ class _ClinicUser(CustomerUser):
             except ValueError:
                 resp.failure("invalid-json")
                 return None
-        return random.choice(slots)["start"] if slots else None
+        if not slots:
+            return None
+        # Half the people take the first slot offered ("next available"), the rest pick one:
+        # popular slots are where two people book the same slot at the same moment.
+        return slots[0]["start"] if random.random() < NEXT_AVAILABLE else random.choice(slots)["start"]
 
     def _book(self, customer: dict[str, Any], practitioner: int, patient: int, start: str) -> int | None:
         """POST /bookings; 201 -> the new id, 409 (slot taken) -> None and counted as success.
@@ -141,7 +154,7 @@ class Receptionist(_ClinicUser):
         if not c.get("practitioners") or not c.get("patients"):
             return
         practitioner = random.choice(c["practitioners"])
-        day = open_day()
+        day = _booking_day()
         start = self._free_slot(c, practitioner, day)
         if start is None:
             return
@@ -167,13 +180,27 @@ class OnlinePatient(_ClinicUser):
         if not c.get("practitioners") or not c.get("patients"):
             return
         practitioner = random.choice(c["practitioners"])
-        day = open_day()
+        day = _booking_day()
         start = self._free_slot(c, practitioner, day)
         if start is None:
             return
-        booking = self._book(c, practitioner, random.choice(c["patients"]), start)
+        patient = random.choice(c["patients"])
+        if random.random() < DOUBLE_SUBMIT:
+            booking = self._book_twice(c, practitioner, patient, start)
+        else:
+            booking = self._book(c, practitioner, patient, start)
         if booking is not None:
             self.client.get(f"/bookings/{booking}", headers=self._as(c), name="GET /bookings/{id}")
+
+    def _book_twice(self, customer: dict[str, Any], practitioner: int, patient: int, start: str) -> int | None:
+        """The patient double-clicks "Book": the same booking sent twice at once. Exactly one may
+        succeed (the other is a 409); both are in the ledger, so two acknowledged bookings of one
+        slot show up as a duplicate."""
+        import gevent  # Locust runs on gevent; only needed when the pack runs under Locust
+
+        clicks = [gevent.spawn(self._book, customer, practitioner, patient, start) for _ in range(2)]
+        gevent.joinall(clicks, timeout=DOUBLE_SUBMIT_TIMEOUT_S)
+        return next((g.value for g in clicks if g.value is not None), None)
 
     @task(2)
     def browse_slots(self) -> None:

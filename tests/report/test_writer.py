@@ -88,3 +88,21 @@ def test_check_writable_refuses_a_nearly_full_disk(
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**10, 10**10, 12 * 1024 * 1024))
     with pytest.raises(ConfigError, match="only 12 MB free .* at least 50 MB"):
         check_writable(tmp_path)
+
+
+def test_a_renderer_bug_still_leaves_the_scorecard_and_the_other_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.report.html
+
+    def broken(record: object) -> str:
+        raise ValueError("a bug in the HTML renderer")
+
+    monkeypatch.setattr(harness.report.html, "render_html", broken)
+    with pytest.raises(RuntimeError, match=r"could not render report.html .*scorecard.json"):
+        write_reports(full_audit_record(), tmp_path)
+    assert json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))["verdict"]
+    assert (tmp_path / "scorecard.md").stat().st_size > 0
+    assert (tmp_path / "junit.xml").stat().st_size > 0
+    assert "a bug in the HTML renderer" in (tmp_path / "report-errors.txt").read_text(encoding="utf-8")
+    assert not (tmp_path / "report.html").exists()

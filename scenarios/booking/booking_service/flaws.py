@@ -31,8 +31,9 @@ class Flaw(StrEnum):
 DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.MISSING_INDEX: "patient search has no (clinic_id, name) index and lower()s the column: "
     "every search scans all clinics' patients -> latency grows with the data",
-    Flaw.N_PLUS_ONE: "the daily report runs one query per practitioner, per slot and per booking "
-    "-> the report endpoint breaks its SLO",
+    Flaw.N_PLUS_ONE: "the daily report runs one query per practitioner, per slot, per booking and "
+    "per patient (each a scan: no index on bookings.patient_id) -> the report endpoint breaks its "
+    "SLO as the data grows",
     Flaw.GLOBAL_LOCK: "every write takes one process-wide lock held across the transaction, the "
     "commit and an fsync'd audit-log append -> throughput stops growing with concurrency",
     Flaw.DOUBLE_BOOKING: "booking checks the slot is free, then inserts; no unique index "
@@ -40,10 +41,11 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.TENANT_LEAK: "patient search forgets the clinic filter -> other clinics' patients leak",
     Flaw.MEMORY_LEAK: "GET responses are memoised per URL and data version and never evicted "
     "-> RSS grows with requests",
-    Flaw.POOL_EXHAUSTION: "4 database connections, each held for the whole request (and while the "
-    "report is archived); a request waits 0.25 s for one, then fails 503 -> 5xx only under load",
-    Flaw.CRASH_ON_ODD_INPUT: "creating a patient builds an ASCII-only display slug -> 500 on a "
-    "non-ASCII name",
+    Flaw.POOL_EXHAUSTION: "4 database connections, each held for the whole request, and a write "
+    "takes a second one for its audit row while holding the first; a request waits 0.25 s for one, "
+    "then fails 503 -> 5xx only under concurrent load",
+    Flaw.CRASH_ON_ODD_INPUT: "creating a patient builds ASCII-only 'F.L.' initials for the audit "
+    "trail -> 500 on a non-ASCII or one-word name",
     Flaw.FUNCTIONAL_REGRESSION: "cancelling records cancelled_at but leaves the booking active in "
     "the slot index -> a cancelled slot can never be booked again",
 }

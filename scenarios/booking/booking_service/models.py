@@ -216,6 +216,7 @@ class DailyReport(BaseModel):
     date: str
     bookings: int
     cancelled: int
+    patients_seen: int = 0  # distinct patients with an active booking that day
     by_practitioner: list[PractitionerDay]
     clinic_marker: str | None
 

@@ -7,15 +7,17 @@ exactly where the mistake would be made.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from booking_service import scheduling
 from booking_service.db import Database, UniqueViolation
@@ -53,6 +55,23 @@ class Clinic:
         return body
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _one_writer_at_a_time(method: _Method) -> _Method:
+    """global-lock: the whole write use case (its checks, queries, commit and fsync'd audit
+    line) runs under the process-wide lock, so every write waits for every other."""
+
+    @functools.wraps(method)
+    def serialised(self: Store, *args: Any, **kwargs: Any) -> Any:
+        if Flaw.GLOBAL_LOCK not in self.flaws:
+            return method(self, *args, **kwargs)
+        with self._write_lock:
+            return method(self, *args, **kwargs)
+
+    return serialised  # type: ignore[return-value]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -73,8 +92,9 @@ class Store:
         self.settings = settings
         self.flaws = settings.flaws
         # global-lock: "SQLite said 'database is locked' once, so all writes go through one
-        # lock; and the audit line must be on disk, in commit order, before we answer."
-        self._write_lock = threading.Lock()
+        # lock, taken when a write use case starts; and the audit line must be on disk, in
+        # commit order, before we answer." Reentrant: the transaction takes it again.
+        self._write_lock = threading.RLock()
         state_dir = settings.state_dir or (
             settings.db_path.parent if settings.db_path else Path.cwd()
         )
@@ -83,6 +103,7 @@ class Store:
 
     # --- clinics and keys ---------------------------------------------------------------------
 
+    @_one_writer_at_a_time
     def create_clinic(self, conn: Any, body: Any) -> dict[str, Any]:
         api_key = "bk_" + secrets.token_urlsafe(24)
         hours = body.opening_hours.as_dict() if body.opening_hours else scheduling.DEFAULT_OPENING_HOURS
@@ -110,6 +131,7 @@ class Store:
             "slot_minutes": row["slot_minutes"], "clinic_marker": clinic.marker,
         }  # fmt: skip
 
+    @_one_writer_at_a_time
     def create_practitioner(self, conn: Any, clinic: Clinic, body: Any) -> dict[str, Any]:
         with self._writing(conn):
             pid = conn.insert(
@@ -158,6 +180,7 @@ class Store:
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
     )
 
+    @_one_writer_at_a_time
     def create_patient(self, conn: Any, clinic: Clinic, body: Any) -> dict[str, Any]:
         with self._writing(conn):
             pid = conn.insert(self._INSERT_PATIENT, self._patient_row(clinic, body))
@@ -178,6 +201,7 @@ class Store:
         letters = [unicodedata.normalize("NFC", p)[0] for p in parts[:2]]
         return "".join(f"{c.upper()}." for c in letters)
 
+    @_one_writer_at_a_time
     def import_patients(self, conn: Any, clinic: Clinic, patients: list[Any]) -> dict[str, Any]:
         ids: list[int] = []
         with self._writing(conn):
@@ -265,6 +289,7 @@ class Store:
             "slots": [{"start": s, "end": e} for s, e in slots if s not in taken],
         }
 
+    @_one_writer_at_a_time
     def create_booking(self, conn: Any, clinic: Clinic, body: Any) -> dict[str, Any]:
         start = scheduling.parse_start(body.start)
         day = start.date()
@@ -331,6 +356,7 @@ class Store:
             )
         return [self._booking(r, clinic) for r in rows]
 
+    @_one_writer_at_a_time
     def cancel_booking(self, conn: Any, clinic: Clinic, bid: int) -> dict[str, Any]:
         with self._writing(conn):
             row = conn.one(
@@ -367,6 +393,11 @@ class Store:
             "WHERE clinic_id = ? AND day = ? GROUP BY practitioner_id, status",
             (clinic.id, day.isoformat()),
         )
+        seen = conn.one(
+            "SELECT COUNT(DISTINCT patient_id) AS n FROM bookings "
+            "WHERE clinic_id = ? AND day = ? AND status = 'active'",
+            (clinic.id, day.isoformat()),
+        )
         active: dict[int, int] = {}
         cancelled = 0
         for r in counts:
@@ -384,7 +415,8 @@ class Store:
             })  # fmt: skip
         return {
             "date": day.isoformat(), "bookings": sum(active.values()), "cancelled": cancelled,
-            "by_practitioner": by_practitioner, "clinic_marker": clinic.marker,
+            "patients_seen": int(seen["n"]), "by_practitioner": by_practitioner,
+            "clinic_marker": clinic.marker,
         }  # fmt: skip
 
     def _daily_report_one_by_one(self, conn: Any, clinic: Clinic, day: date) -> dict[str, Any]:
@@ -417,9 +449,20 @@ class Store:
                 "practitioner_id": practitioner["id"], "name": practitioner["name"],
                 "bookings": booked, "utilisation": round(booked / len(slots), 3) if slots else 0.0,
             })  # fmt: skip
+        # "Patients seen that day": for patient in clinic.patients, patient.bookings lazy-loaded
+        # and filtered to the day - one query per patient. The relation's query filters on
+        # patient_id alone, which no index covers, so each of them reads the bookings table.
+        seen = 0
+        for patient in conn.all("SELECT id FROM patients WHERE clinic_id = ?", (clinic.id,)):
+            if conn.one(
+                "SELECT id FROM bookings WHERE patient_id = ? AND day = ? AND status = 'active' LIMIT 1",
+                (patient["id"], day.isoformat()),
+            ):
+                seen += 1
         return {
             "date": day.isoformat(), "bookings": active, "cancelled": cancelled,
-            "by_practitioner": by_practitioner, "clinic_marker": clinic.marker,
+            "patients_seen": seen, "by_practitioner": by_practitioner,
+            "clinic_marker": clinic.marker,
         }  # fmt: skip
 
     # --- writes: transaction and audit --------------------------------------------------------
@@ -468,7 +511,7 @@ class _LockedTransaction:
     """global-lock: one process-wide lock around the transaction, its commit, and an fsync'd
     audit line, "so the audit file is in commit order"."""
 
-    def __init__(self, lock: threading.Lock, conn: Any, audit_path: Path) -> None:
+    def __init__(self, lock: Any, conn: Any, audit_path: Path) -> None:
         self._lock, self._conn, self._audit_path = lock, conn, audit_path
         self._tx: Any = None
 
