@@ -570,7 +570,7 @@ def _usable_points(
             # Offered load counts iterations (one persona action, one or more requests); goodput
             # is counted in the same unit, or every comparison with offered load is off by the
             # requests an action makes.
-            goodput = phase.achieved_rps * (1.0 - error_rate) / per_iteration
+            goodput = completed_iterations_per_s(phase, per_iteration) * (1.0 - error_rate)
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
             points.append(
@@ -587,8 +587,18 @@ def _usable_points(
     return points
 
 
+def completed_iterations_per_s(phase: PhaseMeasurement, per_iteration: float) -> float:
+    """The phase's throughput in offered load's unit: completed iterations per second.
+
+    Counted by the engine; records made before it counted them fall back to requests divided by
+    the audit's measured requests per iteration (a few percent off, the personas' mix varies).
+    """
+    counted = phase.achieved_ips
+    return counted if counted is not None else phase.achieved_rps / per_iteration
+
+
 def requests_per_iteration(tiers: Sequence[TierResult]) -> float:
-    """How many requests one iteration (a persona's action) makes, measured.
+    """How many requests one iteration (a persona's action) makes, measured (for old records).
 
     Taken from the lightest measured phase of the audit, where iterations finish: a phase past
     the knee starts iterations it cannot finish, so its own ratio would understate the work.

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from harness.capacity import UslFit, requests_per_iteration
+from harness.capacity import UslFit, completed_iterations_per_s, requests_per_iteration
 from harness.records import AuditRecord, PhaseMeasurement, TierResult
 
 __all__ = ["all_charts", "endpoint_chart", "figure_svg", "latency_chart", "throughput_chart"]
@@ -123,7 +123,7 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         per_iteration = requests_per_iteration(record.tiers)
         for color, tier in zip(colors, tiers, strict=True):
             phases = [p for p in _phases(tier) if p.achieved_rps > 0]
-            completed.update({id(p): p.achieved_rps / per_iteration for p in phases})
+            completed.update({id(p): completed_iterations_per_s(p, per_iteration) for p in phases})
             saturated += [p for p in phases if p.generator.saturated]
             good = [p for p in phases if not p.generator.saturated]
             all_x += [p.offered_rps for p in phases] + [completed[id(p)] for p in phases]

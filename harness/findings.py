@@ -1177,8 +1177,8 @@ def capacity_findings(
         )
     if capacity.method == "usl":
         out += _usl_findings(capacity, tiers, policy, repro)
-    elif h < 1.0 and _param(capacity.params, "sigma") is not None:
-        # Capacity below the goal needs an explanation even when the estimate is the measured
+    elif h < policy.ready_headroom and _param(capacity.params, "sigma") is not None:
+        # Capacity short of the margin needs an explanation even when the estimate is the measured
         # lower bound (no phase past the knee): the USL coefficients fitted to the same points
         # say whether requests queue for one resource (sigma) or interfere (kappa).
         out += _usl_findings(capacity, tiers, policy, repro)

@@ -136,6 +136,8 @@ class PhaseMeasurement:
     error_samples: tuple[ErrorSample, ...] = ()
     max_users: int = 0
     aborted: str | None = None  # why the phase stopped early, if it did
+    iterations_completed: int = 0  # within the active window (not the drain); 0 in older records
+    active_s: float = 0.0  # arrivals were offered this long (the drain after it excluded)
 
     @property
     def requests(self) -> int:
@@ -144,6 +146,13 @@ class PhaseMeasurement:
     @property
     def errors(self) -> int:
         return sum(e.errors for e in self.endpoints)
+
+    @property
+    def achieved_ips(self) -> float | None:
+        """Completed iterations per second (offered load's unit), or None when not counted."""
+        if self.iterations_completed <= 0 or self.active_s <= 0:
+            return None
+        return self.iterations_completed / self.active_s
 
     @property
     def concurrency(self) -> float:

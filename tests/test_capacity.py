@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -233,6 +234,25 @@ class TestEstimateCapacity:
         est = estimate_capacity([tier(1000, steady=steady, stress=[stressed])], 0.1, 1000, latency_slo_ms=100)
         assert est.params["past_knee_points"] == 1  # 200 completed iterations/s of 400 offered
         assert est.params["lower_bound_customers"] == pytest.approx(1000, rel=0.01)
+
+    def test_counted_iterations_win_over_the_estimated_mix(self) -> None:
+        # The persona mix varies from phase to phase: the light steady window made 2.0 requests per
+        # iteration, the stress step 2.2. When the engine counted completed iterations, goodput
+        # uses the count, so a step that kept up is not misread as 9 % short of its offered rate.
+        steady = dataclasses.replace(
+            phase("steady", offered_rps=100.0, achieved_rps=200.0, service_ms=2.0),
+            iterations_completed=6000, active_s=60.0,
+        )
+        step = dataclasses.replace(
+            phase("stress", offered_rps=200.0, achieved_rps=440.0, service_ms=2.0, label="stress x2"),
+            iterations_completed=12000, active_s=60.0,
+        )
+        assert step.achieved_ips == pytest.approx(200.0)
+        est = estimate_capacity([tier(1000, steady=steady, stress=[step])], 0.1, 1000, latency_slo_ms=100)
+        assert est.params["lower_bound_customers"] == pytest.approx(2000, rel=0.001)
+        uncounted = dataclasses.replace(step, iterations_completed=0)
+        est = estimate_capacity([tier(1000, steady=steady, stress=[uncounted])], 0.1, 1000, latency_slo_ms=100)
+        assert est.params["lower_bound_customers"] == pytest.approx(2200, rel=0.001)  # the old estimate
 
     def test_known_limit_holds_over_seeds(self) -> None:
         inside = 0

@@ -720,6 +720,17 @@ def test_usl_findings(sigma: float, kappa: float, n_max: float, expected: list[s
     assert j.verdict == "AT RISK"  # the headroom decides, not the explanation
 
 
+@pytest.mark.parametrize(("headroom", "explained"), [(0.8, True), (1.3, True), (2.0, False)])
+def test_a_measured_lower_bound_short_of_the_margin_is_explained_by_the_usl_coefficients(
+    headroom: float, explained: bool
+) -> None:
+    # No phase past the knee: capacity is the measured floor, yet the coefficients fitted to the
+    # same points still say why throughput flattens (a global lock shows as sigma).
+    cap = capacity(headroom, method="lower-bound", params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    j = run(cap=cap)
+    assert [f.category for f in j.findings if f.category == "contention"] == (["contention"] if explained else [])
+
+
 # --- commands, ids, categories, scores --------------------------------------------------------
 
 

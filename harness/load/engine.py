@@ -128,6 +128,11 @@ class LiveTally:
         self.started = 0
         self.dropped = 0
         self.completed = 0
+        # Counts at the end of the active window, before the drain: throughput is what completed
+        # while arrivals were offered. A backlog finished during the drain is latency, not
+        # throughput, or a phase past the knee looks as if it kept up.
+        self.requests_in_window: int | None = None
+        self.completed_in_window: int | None = None
         self.inflight = 0
         self.late = 0
         self.closed = False
@@ -194,6 +199,8 @@ class LiveTally:
             "started": self.started,
             "dropped": self.dropped,
             "completed": self.completed,
+            "requests_in_window": self.requests if self.requests_in_window is None else self.requests_in_window,
+            "completed_in_window": self.completed if self.completed_in_window is None else self.completed_in_window,
             "max_users": self.max_users,
             "aborted": self.aborted,
             "workers": workers,
@@ -612,6 +619,7 @@ class Engine:
         dispatcher.join(timeout=1.0)
         dispatcher.kill(block=False)
         tally.active_s = time.perf_counter() - t0
+        tally.requests_in_window, tally.completed_in_window = tally.requests, tally.completed
         if self.interrupted and tally.aborted is None:
             tally.aborted = "interrupted"
         # drain: let started iterations finish (bounded), so their latency counts in this phase

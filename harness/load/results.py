@@ -66,6 +66,9 @@ def merge_tallies(tallies: list[dict[str, Any]]) -> dict[str, Any]:
         "scheduled": sum(t["scheduled"] for t in tallies),
         "started": sum(t["started"] for t in tallies),
         "dropped": sum(t["dropped"] for t in tallies),
+        "completed": sum(t.get("completed", 0) for t in tallies),
+        "requests_in_window": sum(t.get("requests_in_window", 0) for t in tallies),
+        "completed_in_window": sum(t.get("completed_in_window", 0) for t in tallies),
         "max_users": sum(t["max_users"] for t in tallies),
         "aborted": next((t["aborted"] for t in tallies if t.get("aborted")), None),
         "workers": sum(t.get("workers", 0) for t in tallies),
@@ -190,7 +193,10 @@ def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) 
     all_svc = recording.merge(recording.decode(e["svc"]) for e in tally["endpoints"].values())
     requests = sum(e["requests"] for e in tally["endpoints"].values())
     active = tally["active_s"]
-    achieved = requests / active if active > 0 else 0.0
+    # Throughput counts what completed while arrivals were offered (see LiveTally); the drain's
+    # responses still count in the latency histograms.
+    in_window = tally.get("requests_in_window", requests)
+    achieved = in_window / active if active > 0 else 0.0
     return PhaseMeasurement(
         kind=tally["kind"],
         label=tally["label"],
@@ -209,6 +215,8 @@ def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) 
         error_samples=tuple(ErrorSample(**s) for s in tally["samples"]),
         max_users=tally["max_users"],
         aborted=tally.get("aborted"),
+        iterations_completed=tally.get("completed_in_window", 0),
+        active_s=round(active, 3),
     )
 
 
@@ -254,6 +262,8 @@ def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
         error_samples=tuple(ErrorSample(**s) for s in d.get("error_samples", ())),
         max_users=d.get("max_users", 0),
         aborted=d.get("aborted"),
+        iterations_completed=d.get("iterations_completed", 0),
+        active_s=d.get("active_s", 0.0),
     )
 
 

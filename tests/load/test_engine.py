@@ -57,8 +57,26 @@ def test_iterations_that_find_no_free_user_are_dropped_and_counted(tmp_path: Pat
     assert steady.iterations_scheduled >= 75
     assert steady.iterations_scheduled == steady.iterations_started + steady.dropped_iterations
     assert steady.dropped_iterations > steady.iterations_scheduled / 2  # two users manage ~10/s of 40/s
+    # throughput counts the iterations that finished while arrivals were offered, not the drain
+    assert 0 < steady.iterations_completed <= steady.iterations_started
+    assert steady.achieved_ips == pytest.approx(steady.achieved_rps, rel=0.01)  # one request each
     assert steady.generator.saturated
     assert any("could not start" in r for r in steady.generator.reasons)
+
+
+def test_a_backlog_finished_after_the_window_is_latency_not_throughput(tmp_path: Path) -> None:
+    # Each response takes 1.5 s and the window lasts 1 s: nothing completes while arrivals are
+    # offered. The drain waits for the responses (their latency counts), but a server this slow
+    # kept up with none of the offered rate, whatever the drain finished afterwards.
+    lf = locustfile(tmp_path, ONE_GET, path="/slow")
+    with run_null_target(service_ms=1500) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 10, 1.0), max_users=50))
+    assert outcome.error is None
+    (steady,) = outcome.phases
+    assert steady.requests >= 5  # finished in the drain, and recorded
+    assert steady.latency.p50_ms >= 1500
+    assert steady.iterations_completed == 0 and steady.achieved_ips is None
+    assert steady.achieved_rps == 0
 
 
 def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> None:
