@@ -64,6 +64,9 @@ CONFIDENCE_LEVEL = 0.95
 MIN_LOAD_LEVELS = 6
 #: A phase is past the knee when its goodput falls below this share of the offered rate.
 PAST_KNEE_RATIO = 0.9
+#: A phase whose completions are within this share of its arrivals kept up: the shortfall is the
+#: window's edge (iterations still in flight when it closed) and arrival jitter, not the service.
+KEPT_UP_RATIO = 0.98
 #: Refuse to extrapolate when the capacity band is wider than this, relative to the estimate.
 MAX_RELATIVE_BAND = 1.0
 #: USL capacity and the latency knee "disagree" when one exceeds the other by this factor.
@@ -546,6 +549,7 @@ class _Point:
     tier: int
     phase: PhaseMeasurement
     goodput: float
+    carried: float  # the load shown carried: the offered rate when it kept up, else the goodput
     latency_ms: float  # intended-start latency at the SLO percentile
     service_ratio: float  # service p_slo / service mean
     met_slo: bool
@@ -578,6 +582,7 @@ def _usable_points(
                     tier=tier.customers,
                     phase=phase,
                     goodput=goodput,
+                    carried=phase.offered_rps if goodput >= KEPT_UP_RATIO * phase.offered_rps else goodput,
                     latency_ms=latency,
                     service_ratio=_percentile(phase.service, slo_percentile) / phase.service.mean_ms,
                     met_slo=latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee,
@@ -658,9 +663,10 @@ def estimate_capacity(
       throughput at min(N*, N where the fitted latency crosses the SLO); the fitted mean latency is
       scaled to the SLO percentile by the measured service-time ratio p_slo/mean at the busiest
       phase that still met the SLO (the regime closest to the crossing; ratios grow with load).
-    * ``"lower-bound"``: capacity is at least the highest goodput measured meeting the SLO
+    * ``"lower-bound"``: capacity is at least the highest load measured meeting the SLO
       (intended-start latency at the SLO percentile, error rate within ``max_error_rate``, not past
-      the knee); ``high`` is None. The note says why the USL was not used.
+      the knee): the offered rate of a phase that kept up (completions within ``KEPT_UP_RATIO``
+      of arrivals), else its goodput; ``high`` is None. The note says why the USL was not used.
     * ``"none"``: no valid phase met the SLO.
 
     Phases measured with a saturated generator are never used.
@@ -696,9 +702,13 @@ def estimate_capacity(
     def to_customers(rps: float) -> float:
         return rps / per_customer_rps
 
-    # Model-free: the best measured load that met the SLO, and the latency knee.
+    # Model-free: the best measured load that met the SLO, and the latency knee. The floor is
+    # measured at the goal's data volume (or the largest measured): a smaller tier's data makes
+    # every request cheaper, so a rate it carried proves nothing about the goal.
     met = [p for p in points if p.met_slo]
-    lower_rps = max((p.goodput for p in met), default=None)
+    at_volume = max((p.tier for p in points), default=0)
+    at_volume = min(at_volume, min((p.tier for p in points if p.tier >= goal_customers), default=at_volume))
+    lower_rps = max((p.carried for p in met if p.tier >= at_volume), default=None)
     if lower_rps is not None:
         params["lower_bound_rps"] = lower_rps
         params["lower_bound_customers"] = to_customers(lower_rps)
@@ -740,7 +750,7 @@ def estimate_capacity(
             # A measured floor is solid evidence only when it already clears the goal.
             confidence="medium" if lb >= goal_customers else "low",
             points=record_points,
-            note=f"Capacity is at least {lb:,.0f} customers ({lower_rps:.4g} iterations/s measured within "
+            note=f"Capacity is at least {lb:,.0f} customers ({lower_rps:.4g} iterations/s carried within "
             f"the {slo_percentile} {latency_slo_ms:g} ms SLO); not extrapolated: {reason.rstrip('.')}.{knee_text}",
         )
 

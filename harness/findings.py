@@ -25,6 +25,7 @@ Category choices that are not obvious from DESIGN.md:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shlex
@@ -503,6 +504,28 @@ def assess_tier(
                     f"over the {_pct(policy.max_error_rate)} budget"
                 )
                 error_failures.add(e.name)
+        # A saturated generator adds at most its own event-loop lag to each service time. A
+        # median service time above the p95 limit by more than that lag is the target's own.
+        lag = steady.generator.loop_lag_max_ms
+        for e in sorted(steady.endpoints, key=lambda e: e.name):
+            slo = _slo_for(policy, e.name)
+            if e.requests >= policy.min_requests_for_p50 and e.service.p50_ms - lag > slo.p95_ms:
+                breach = [("p50", e.service.p50_ms, slo.p95_ms)]
+                finding = _latency_finding(tier, steady, e, slo, breach, 0.0, policy, repro)
+                findings.append(
+                    dataclasses.replace(
+                        finding,
+                        detail=finding.detail
+                        + f" The load generator was saturated, but its event loop never lagged more than "
+                        f"{_ms(lag)} ms, and the median service time ({_ms(e.service.p50_ms)} ms) exceeds "
+                        "the limit by more than that: this slowness is the target's.",
+                        evidence={**finding.evidence, "generator_loop_lag_max_ms": lag},
+                    )
+                )
+                failures.append(
+                    f"{e.name} median service time was {_ms(e.service.p50_ms)} ms with a saturated generator "
+                    f"lagging at most {_ms(lag)} ms, over its p95 SLO of {_ms(slo.p95_ms)} ms"
+                )
     elif tier.status == "invalid" and not (where is not None and not nominal):
         # The stage says the measurement is unusable (interrupted, the load engine failed, ...).
         invalid.append(tier.reason or "the load stage marked the measurement invalid")
@@ -1227,7 +1250,7 @@ def _usl_findings(
                 severity=severity,
                 title=(
                     f"Requests queue for a shared resource: about {sigma * 100:.0f}% of each request's work "
-                    f"is serialised, which caps throughput at {1 / sigma:.0f}x a single request stream"
+                    f"is serialised, which caps throughput at {1 / sigma:.1f}x a single request stream"
                 ),
                 detail=(
                     f"The Universal Scalability Law fit gives a contention coefficient sigma = {sigma:.3f} "

@@ -45,10 +45,10 @@ def small_booking_pack(
     shutil.copytree(BOOKING_PACK, pack, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
     scenario = pack / "scenario.toml"
     text = scenario.read_text(encoding="utf-8")
-    for line in ("goal = 5000", "peak_rps_per_customer = 0.06"):
+    for line in ("goal = 5000", "peak_rps_per_customer = 0.045"):
         assert line in text, f"the booking pack no longer says {line!r}; update tests/packs.py"
     text = text.replace("goal = 5000", f"goal = {goal}")
-    text = text.replace("peak_rps_per_customer = 0.06", f"peak_rps_per_customer = {rate}")
+    text = text.replace("peak_rps_per_customer = 0.045", f"peak_rps_per_customer = {rate}")
     scenario.write_text(text + TINY_PROFILE, encoding="utf-8")
     for rel, content in (extra_files or {}).items():
         (pack / rel).write_text(content, encoding="utf-8")

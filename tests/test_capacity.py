@@ -237,14 +237,14 @@ class TestEstimateCapacity:
 
     def test_counted_iterations_win_over_the_estimated_mix(self) -> None:
         # The persona mix varies from phase to phase: the light steady window made 2.0 requests per
-        # iteration, the stress step 2.2. When the engine counted completed iterations, goodput
-        # uses the count, so a step that kept up is not misread as 9 % short of its offered rate.
+        # iteration, the stress step 1.8. When the engine counted completed iterations, goodput
+        # uses the count, so a step that kept up is not misread as 10 % short of its offered rate.
         steady = dataclasses.replace(
             phase("steady", offered_rps=100.0, achieved_rps=200.0, service_ms=2.0),
             iterations_completed=6000, active_s=60.0,
         )
         step = dataclasses.replace(
-            phase("stress", offered_rps=200.0, achieved_rps=440.0, service_ms=2.0, label="stress x2"),
+            phase("stress", offered_rps=200.0, achieved_rps=360.0, service_ms=2.0, label="stress x2"),
             iterations_completed=12000, active_s=60.0,
         )
         assert step.achieved_ips == pytest.approx(200.0)
@@ -252,7 +252,30 @@ class TestEstimateCapacity:
         assert est.params["lower_bound_customers"] == pytest.approx(2000, rel=0.001)
         uncounted = dataclasses.replace(step, iterations_completed=0)
         est = estimate_capacity([tier(1000, steady=steady, stress=[uncounted])], 0.1, 1000, latency_slo_ms=100)
-        assert est.params["lower_bound_customers"] == pytest.approx(2200, rel=0.001)  # the old estimate
+        assert est.params["lower_bound_customers"] == pytest.approx(1800, rel=0.001)  # 360 / 2.0 per iteration
+
+    @pytest.mark.parametrize(("completed_share", "customers"), [(0.995, 7500), (0.95, 7125)])
+    def test_a_step_that_kept_up_carried_its_offered_rate(self, completed_share: float, customers: float) -> None:
+        # A short window closes with a few iterations in flight: 99.5 % of 337.5 arrivals/s
+        # completed in it. The service carried 337.5/s (7500 customers at 0.045), exactly the
+        # 1.5x READY needs; a step 5 % short did not keep up and counts what it completed.
+        steady = phase("steady", offered_rps=225.0, service_ms=2.0)
+        step = phase("stress", offered_rps=337.5, achieved_rps=337.5 * completed_share, service_ms=2.0, label="x1.5")
+        est = estimate_capacity([tier(5000, steady=steady, stress=[step])], 0.045, 5000, latency_slo_ms=100)
+        assert est.method == "lower-bound"
+        assert est.predicted_customers == pytest.approx(customers, rel=0.002)
+
+    def test_the_measured_floor_comes_from_the_goals_data_volume(self) -> None:
+        # 200 customers' data carried 360 arrivals/s; the goal's 1000 customers' data only 337.5
+        # (450 missed the SLO). The smaller tier's cheaper requests say nothing about the goal.
+        small = tier(200, steady=phase(offered_rps=45.0, service_ms=2.0),
+                     stress=[phase("stress", offered_rps=360.0, service_ms=2.0, label="x8")])
+        slow = latency_summary(400.0, count=1000, p95_ms=900.0)
+        goal = tier(1000, steady=phase(offered_rps=225.0, service_ms=2.0),
+                    stress=[phase("stress", offered_rps=337.5, service_ms=2.0, label="x1.5"),
+                            phase("stress", offered_rps=450.0, latency=slow, service=slow, label="x2")])
+        est = estimate_capacity([small, goal], 0.225, 1000, latency_slo_ms=100)
+        assert est.params["lower_bound_customers"] == pytest.approx(1500)
 
     def test_known_limit_holds_over_seeds(self) -> None:
         inside = 0

@@ -363,6 +363,24 @@ def test_saturated_generator_makes_it_inconclusive_never_a_latency_failure() -> 
     assert j.ready_up_to == 500
 
 
+@pytest.mark.parametrize(("service_p50", "verdict"), [(2000.0, "NOT READY"), (250.0, "INCONCLUSIVE")])
+def test_slowness_a_saturated_generator_cannot_explain_is_the_targets(service_p50: float, verdict: str) -> None:
+    # The saturated generator's loop lagged at most 200 ms (factories.generator_health): a median
+    # service time of 2 s is the target's own; 250 ms could be 100 ms of target and 150 of lag.
+    slow = EndpointMeasurement(
+        name="GET /items", requests=2000, errors=0, errors_by_reason={},
+        latency=latency_summary(service_p50, count=2000, p50_ms=service_p50),
+        service=latency_summary(service_p50, count=2000, p50_ms=service_p50),
+        latency_hdr="", service_hdr="",
+    )
+    t = good_tier(5000, steady(slow, saturated=True), status="invalid")
+    j = run(replace_tier={5000: t})
+    assert j.verdict == verdict
+    assert ("slo-latency" in categories(j)) is (verdict == "NOT READY")
+    if verdict == "NOT READY":
+        assert "never lagged more than 200 ms" in only(j, "slo-latency").detail
+
+
 def test_server_errors_on_a_saturated_tier_still_fail_it() -> None:
     t = good_tier(5000, steady(ep(requests=2000, errors=200), saturated=True), status="invalid")
     j = run(replace_tier={5000: t})
