@@ -26,6 +26,7 @@ __all__ = [
     "HIGHEST_US",
     "LOWEST_US",
     "SIGNIFICANT_DIGITS",
+    "counts_index",
     "decode",
     "empty_summary",
     "encode",
@@ -36,6 +37,7 @@ __all__ = [
     "percentiles_us",
     "prepare",
     "record_ms",
+    "record_ms_pair",
     "summarise",
     "summarise_encoded",
 ]
@@ -46,14 +48,63 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
-def record_ms(hist: HdrHistogram, value_ms: float) -> None:
-    """Record one latency given in milliseconds (clamped into the histogram's range)."""
+def _geometry() -> tuple[int, int, int, int, int]:
+    h = new_histogram()
+    return (h.unit_magnitude, h.sub_bucket_mask, h.unit_magnitude + h.sub_bucket_half_count_magnitude + 1,
+            h.sub_bucket_half_count_magnitude, h.sub_bucket_half_count)
+
+
+# hdrh's bucket geometry for the harness's (fixed) range and precision, so that the counts index of
+# a value is computed here in a few integer operations instead of hdrh's five Python calls
+_UNIT_MAGNITUDE, _SUB_BUCKET_MASK, _BUCKET_SHIFT, _HALF_COUNT_MAGNITUDE, _HALF_COUNT = _geometry()
+
+
+def _us(value_ms: float) -> int:
     us = int(value_ms * 1000.0 + 0.5)
     if us < LOWEST_US:
-        us = LOWEST_US
-    elif us > HIGHEST_US:
-        us = HIGHEST_US
-    hist.record_value(us)
+        return LOWEST_US
+    if us > HIGHEST_US:
+        return HIGHEST_US
+    return us
+
+
+def counts_index(us: int) -> int:
+    """hdrh's counts index of ``us`` (``HdrHistogram._counts_index_for``) for the harness's histograms."""
+    bucket = (us | _SUB_BUCKET_MASK).bit_length() - _BUCKET_SHIFT
+    return ((bucket + 1) << _HALF_COUNT_MAGNITUDE) + (us >> (bucket + _UNIT_MAGNITUDE)) - _HALF_COUNT
+
+
+def record_ms(hist: HdrHistogram, value_ms: float) -> None:
+    """Record one latency given in milliseconds (clamped into the histogram's range).
+
+    Exactly ``hist.record_value(us)`` (same bucket, count, min and max), without hdrh's per-call
+    overhead: the load engine records every request, so this is on its hot path.
+    """
+    us = _us(value_ms)
+    hist.counts[counts_index(us)] += 1
+    hist.total_count += 1
+    if us < hist.min_value:
+        hist.min_value = us
+    if us > hist.max_value:
+        hist.max_value = us
+
+
+def record_ms_pair(first: HdrHistogram, second: HdrHistogram, value_ms: float) -> None:
+    """:func:`record_ms` of one value into two histograms (e.g. its endpoint's and its window's)."""
+    us = _us(value_ms)
+    index = counts_index(us)
+    first.counts[index] += 1
+    first.total_count += 1
+    if us < first.min_value:
+        first.min_value = us
+    if us > first.max_value:
+        first.max_value = us
+    second.counts[index] += 1
+    second.total_count += 1
+    if us < second.min_value:
+        second.min_value = us
+    if us > second.max_value:
+        second.max_value = us
 
 
 def encode(hist: HdrHistogram) -> str:

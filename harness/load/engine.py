@@ -167,10 +167,8 @@ class LiveTally:
             w[1] += 1
             self.errors += 1
             e[2][reason] = e[2].get(reason, 0) + 1
-        recording.record_ms(e[3], latency_ms)
-        recording.record_ms(e[4], service_ms)
-        recording.record_ms(w[2], latency_ms)
-        recording.record_ms(w[3], service_ms)
+        recording.record_ms_pair(e[3], w[2], latency_ms)
+        recording.record_ms_pair(e[4], w[3], service_ms)
 
     def latency_p99_ms(self) -> float:
         hist = recording.merge(e[3] for e in self.endpoints.values())
@@ -291,16 +289,29 @@ def bound_responses(user: Any, timeout_s: float, max_bytes: int) -> None:
     if agent is None or original is None:
         return  # not a FastHttpUser: nothing we know how to bound
 
+    # Idle deadlines kept for reuse (one per request in flight; a user's requests are usually
+    # sequential, so one): starting and cancelling a gevent.Timeout is cheaper than making one,
+    # and this runs for every request.
+    spare: list[gevent.Timeout] = []
+
     def _urlopen(request: Any) -> Any:
+        deadline = spare.pop() if spare else gevent.Timeout(timeout_s)
         response = None
-        with gevent.Timeout(timeout_s):
-            try:
-                response = original(request)
-                _read_body(response, max_bytes)
-            except BaseException:
-                if response is not None:
-                    _discard(response)
-                raise
+        deadline.start()
+        try:
+            response = original(request)
+            _read_body(response, max_bytes)
+        except BaseException:
+            if deadline.pending:
+                deadline.cancel()
+                spare.append(deadline)
+            else:  # it fired: it is (or is inside) the exception in flight, never raise it twice
+                deadline.close()
+            if response is not None:
+                _discard(response)
+            raise
+        deadline.cancel()
+        spare.append(deadline)
         return response
 
     agent._urlopen = _urlopen
@@ -311,17 +322,20 @@ def _read_body(response: Any, max_bytes: int) -> None:
     declared = getattr(raw, "content_length", None)
     if declared is not None and declared > max_bytes:
         raise ResponseTooLarge(f"the response declared {declared} bytes, over the limit of {max_bytes}")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = response.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > max_bytes:
-            raise ResponseTooLarge(f"the response passed the limit of {max_bytes} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    if declared is not None:
+        body = response.read()  # the parser stops at the declared length, checked above
+    else:  # chunked or until close: read in chunks and stop past the limit
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = response.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(f"the response passed the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
     encoding = (response.headers.get("content-encoding") or "identity").lower()
     if encoding in ("gzip", "deflate"):
         wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
@@ -429,6 +443,7 @@ class Engine:
         self.interrupted = False
         self.process = psutil.Process()
         self.scanner = _marker_scanner()
+        self.max_response_bytes = plan.max_response_bytes
         self.ledger = shared_ledger()
         recording.prepare()  # build the percentile lookup table before any load, not during it
         # Thousands of customer records, the locustfile and Locust itself are long-lived: move them
@@ -470,7 +485,12 @@ class Engine:
     def on_request(self, request_type: str, name: str, response_time: float, response_length: int,
                    response: Any = None, context: Any = None, exception: Any = None,
                    start_time: float | None = None, url: str | None = None, **_: Any) -> None:
-        it: Iteration | None = context.get(ITERATION_CONTEXT_KEY) if context else None
+        it: Iteration | None
+        if context:
+            it = context.get(ITERATION_CONTEXT_KEY)
+            customer = context.get(CUSTOMER_CONTEXT_KEY)
+        else:
+            it = customer = None
         tally = it.tally if it is not None else self.current
         if tally is None:
             return
@@ -486,9 +506,12 @@ class Engine:
             latency = max(service, send_lag_ms + service)
         else:
             latency = it.lag * 1000.0 + service
-        reason = classify(exception, response, response_length or 0, self.plan.max_response_bytes)
+        length = response_length or 0
+        if exception is None and length <= self.max_response_bytes:
+            reason = None  # classify()'s answer for a success, without the call
+        else:
+            reason = classify(exception, response, length, self.max_response_bytes)
         tally.record(name, latency, service, reason)
-        customer = context.get(CUSTOMER_CONTEXT_KEY) if context else None
         if reason is not None and len(tally.samples) < MAX_ERROR_SAMPLES:
             tally.samples.append(_sample(name, request_type, url, response, reason, customer))
         if self.scanner is not None and customer is not None and response is not None and reason is None:

@@ -125,6 +125,20 @@ def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) 
     assert len(steady.error_samples) <= 50
 
 
+def test_each_request_gets_a_fresh_deadline_after_timeouts_and_successes(tmp_path: Path) -> None:
+    # one user alternates between a frozen target (its requests time out) and a live one: each
+    # request is bounded by its own deadline, whether the previous one fired or was cancelled
+    lf = locustfile(tmp_path, ONE_GET, path="/")
+    with run_null_target(service_ms=0, stall_every=1.0, stall_for=0.5) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 20, 3.0),
+                                min_users=1, max_users=1, request_timeout_s=0.2))
+    assert outcome.error is None
+    (steady,) = outcome.phases
+    (endpoint,) = steady.endpoints
+    assert set(endpoint.errors_by_reason) == {"timeout"}
+    assert 0 < endpoint.errors < endpoint.requests  # some timed out, the requests after them did not
+
+
 def test_a_refused_connection_is_a_connection_error(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

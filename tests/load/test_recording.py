@@ -69,3 +69,28 @@ def test_values_outside_the_range_are_clamped_not_lost() -> None:
     recording.record_ms(hist, -5.0)
     recording.record_ms(hist, 10 * 3_600_000.0)  # ten hours
     assert hist.get_total_count() == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-1.0, max_value=5_000_000_000.0, allow_nan=False), min_size=1, max_size=200))
+def test_fast_recording_is_exactly_hdrh_record_value(values: list[float]) -> None:
+    ours, pair_a, pair_b, reference = (recording.new_histogram() for _ in range(4))
+    for v in values:
+        recording.record_ms(ours, v)
+        recording.record_ms_pair(pair_a, pair_b, v)
+        reference.record_value(min(max(int(v * 1000.0 + 0.5), recording.LOWEST_US), recording.HIGHEST_US))
+    for hist in (ours, pair_a, pair_b):
+        assert list(hist.counts) == list(reference.counts)
+        assert hist.get_total_count() == reference.get_total_count()
+        assert hist.get_min_value() == reference.get_min_value()
+        assert hist.get_max_value() == reference.get_max_value()
+        assert recording.encode(hist) == recording.encode(reference)
+
+
+def test_counts_index_matches_hdrh_at_every_bucket_edge() -> None:
+    hist = recording.new_histogram()
+    edges = [1, recording.HIGHEST_US]
+    for k in range(1, 32):
+        edges += [v for v in (2**k - 1, 2**k, 2**k + 1) if 1 <= v <= recording.HIGHEST_US]
+    for us in [*edges, *range(1, 5000)]:
+        assert recording.counts_index(us) == hist._counts_index_for(us)
