@@ -706,8 +706,9 @@ def estimate_capacity(
     # measured at the goal's data volume (or the largest measured): a smaller tier's data makes
     # every request cheaper, so a rate it carried proves nothing about the goal.
     met = [p for p in points if p.met_slo]
-    at_volume = max((p.tier for p in points), default=0)
-    at_volume = min(at_volume, min((p.tier for p in points if p.tier >= goal_customers), default=at_volume))
+    measured_tiers = {p.tier for p in points}
+    goal_tiers = [t for t in measured_tiers if t >= goal_customers]
+    at_volume = min(goal_tiers) if goal_tiers else max(measured_tiers, default=0)
     lower_rps = max((p.carried for p in met if p.tier >= at_volume), default=None)
     if lower_rps is not None:
         params["lower_bound_rps"] = lower_rps

@@ -81,30 +81,24 @@ def record_ms(hist: HdrHistogram, value_ms: float) -> None:
     overhead: the load engine records every request, so this is on its hot path.
     """
     us = _us(value_ms)
-    hist.counts[counts_index(us)] += 1
-    hist.total_count += 1
-    if us < hist.min_value:
-        hist.min_value = us
-    if us > hist.max_value:
-        hist.max_value = us
+    _count(hist, counts_index(us), us)
 
 
 def record_ms_pair(first: HdrHistogram, second: HdrHistogram, value_ms: float) -> None:
     """:func:`record_ms` of one value into two histograms (e.g. its endpoint's and its window's)."""
     us = _us(value_ms)
     index = counts_index(us)
-    first.counts[index] += 1
-    first.total_count += 1
-    if us < first.min_value:
-        first.min_value = us
-    if us > first.max_value:
-        first.max_value = us
-    second.counts[index] += 1
-    second.total_count += 1
-    if us < second.min_value:
-        second.min_value = us
-    if us > second.max_value:
-        second.max_value = us
+    _count(first, index, us)
+    _count(second, index, us)
+
+
+def _count(hist: HdrHistogram, index: int, us: int) -> None:
+    hist.counts[index] += 1
+    hist.total_count += 1
+    if us < hist.min_value:
+        hist.min_value = us
+    if us > hist.max_value:
+        hist.max_value = us
 
 
 def encode(hist: HdrHistogram) -> str:
