@@ -80,3 +80,21 @@ def test_a_failing_regression_test_makes_the_verdict_not_ready(tmp_path: Path) -
     regression = [f for f in card["findings"] if f["category"] == "regression"]
     assert regression, card["findings"]
     assert "test_the_invoice_total_includes_tax" in json.dumps(regression)
+
+
+def test_a_real_race_between_two_bookings_of_one_slot_is_reported_as_a_duplicate(tmp_path: Path) -> None:
+    # The double-booking demo checks that a slot is free, then inserts, with no unique index:
+    # the load's double-clicked "Book" sends the same slot twice at once, and under load both
+    # requests can pass the check. Only the integrity checkers can see that; latency is fine.
+    pack = small_booking_pack(tmp_path)
+    run = run_audit_cli(pack, tmp_path / "reports", *TINY, "--flaw", "double-booking", "--only", "tiers")
+    assert run.exit_code == 1, run.output
+    card = run.scorecard
+    assert card["verdict"] == "NOT READY"
+    duplicates = [f for f in card["findings"] if f["category"] == "integrity-duplicate"]
+    assert duplicates, [f["title"] for f in card["findings"]]
+    failed = [t for t in card["tiers"] if t["integrity"]["status"] == "failed"]
+    assert failed, card["tiers"]
+    assert sum(t["integrity"]["violation_count"] for t in failed) >= 1
+    # The finding names the records involved, so a developer can look them up.
+    assert duplicates[0]["evidence"]["identifiers"], duplicates[0]
