@@ -7,6 +7,7 @@ quietly stopped misbehaving. Every test compares the flawed service with the hea
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -128,13 +129,11 @@ def test_n_plus_one_report_runs_a_query_per_booking_and_slot(store_for: Callable
 # --- global-lock ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("flaw", "serialised"), [("none", False), ("global-lock", True)])
-def test_global_lock_serialises_every_write_across_an_fsynced_audit_line(
-    store_for: Callable[[str], Any], tmp_path: Path, flaw: str, serialised: bool
-) -> None:
+def _blocked_patient_write(store: Any, blocker: Any, blocked: bool) -> None:
+    """Start one write (a new patient) while ``blocker`` (a context manager) is held; assert it
+    cannot finish inside the blocker when ``blocked``, and does at once otherwise."""
     from booking_service import models
 
-    store = store_for(flaw)
     clinic, _day = _clinic_with_bookings(store, 0)
     done = threading.Event()
 
@@ -143,21 +142,53 @@ def test_global_lock_serialises_every_write_across_an_fsynced_audit_line(
             store.create_patient(conn, clinic, models.PatientIn(name="Grace Hopper"))
         done.set()
 
-    # Another request holds the process-wide lock (as it does across its commit and fsync).
-    with store._write_lock:
-        writer = threading.Thread(target=write)
+    writer = threading.Thread(target=write)
+    with blocker:
         writer.start()
-        # Bounded: healthy finishes in milliseconds; flawed cannot finish before we release.
-        went_through = done.wait(0.5 if serialised else 10)
-        assert went_through is not serialised
+        # Bounded: healthy finishes in milliseconds; flawed cannot finish before the release.
+        went_through = done.wait(0.5 if blocked else 10)
+        assert went_through is not blocked
     writer.join(timeout=10)
     assert done.is_set()
+
+
+@pytest.mark.parametrize(("flaw", "serialised"), [("none", False), ("global-lock", True)])
+def test_global_lock_serialises_every_write_across_an_fsynced_audit_line(
+    store_for: Callable[[str], Any], tmp_path: Path, flaw: str, serialised: bool
+) -> None:
+    store = store_for(flaw)
+    # Another request holds the process-wide lock (as it does across its commit and fsync).
+    _blocked_patient_write(store, store._write_lock, serialised)
     log = tmp_path / "audit.log"
     if serialised:
         lines = log.read_text().splitlines()
         assert len(lines) >= 3 and all(line.endswith(" commit") for line in lines)
     else:
         assert not log.exists()
+
+
+@contextlib.contextmanager
+def _open_read_transaction(db_path: Path, expected_journal: str) -> Iterator[None]:
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == expected_journal
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM patients").fetchone()  # holds a read snapshot
+        yield
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(("flaw", "waits_for_readers"), [("none", False), ("global-lock", True)])
+def test_global_lock_commits_wait_until_no_reader_is_left(
+    store_for: Callable[[str], Any], flaw: str, waits_for_readers: bool
+) -> None:
+    # The flawed service keeps SQLite's rollback journal: a commit needs every reader gone, and
+    # it waits for them while holding the process-wide lock. With WAL, readers never block it.
+    store = store_for(flaw)
+    journal = "delete" if waits_for_readers else "wal"
+    _blocked_patient_write(store, _open_read_transaction(store.settings.db_path, journal), waits_for_readers)
 
 
 # --- double-booking ---------------------------------------------------------------------------

@@ -202,12 +202,17 @@ def _sqlite_factory(settings: Settings) -> Callable[[], SQLiteConnection]:
     path = settings.db_path
     path.parent.mkdir(parents=True, exist_ok=True)
     # WAL: readers never block the writer nor each other. synchronous=NORMAL is durable across
-    # application crashes (not power loss) and saves an fsync per commit; the global-lock flaw's
-    # authors wanted every commit on disk before the audit line, so they set FULL.
-    synchronous = "FULL" if settings.has(Flaw.GLOBAL_LOCK) else "NORMAL"
+    # application crashes (not power loss) and saves an fsync per commit. The global-lock flaw's
+    # authors kept SQLite's default rollback journal, where a commit waits until no reader is
+    # left (new readers wait meanwhile) and costs three fsyncs; they met "database is locked"
+    # and answered it with one process-wide write lock, held while the commit waits. They also
+    # wanted every commit on disk before the audit line, so they set FULL.
+    flawed = settings.has(Flaw.GLOBAL_LOCK)
+    synchronous = "FULL" if flawed else "NORMAL"
     setup = sqlite3.connect(path, isolation_level=None)
     try:
-        setup.execute("PRAGMA journal_mode = WAL")
+        # A database file remembers WAL mode; switching back needs no other connection open.
+        setup.execute(f"PRAGMA journal_mode = {'DELETE' if flawed else 'WAL'}")
         setup.execute("PRAGMA busy_timeout = 5000")
         for statement in _schema_statements(settings):
             try:

@@ -35,7 +35,8 @@ DESCRIPTIONS: dict[Flaw, str] = {
     "per patient (each a scan: no index on bookings.patient_id) -> the report endpoint breaks its "
     "SLO as the data grows",
     Flaw.GLOBAL_LOCK: "every write takes one process-wide lock held across the transaction, the "
-    "commit and an fsync'd audit-log append -> throughput stops growing with concurrency",
+    "commit (SQLite's rollback journal: it waits for readers to finish) and an fsync'd audit-log "
+    "append -> throughput stops growing with concurrency",
     Flaw.DOUBLE_BOOKING: "booking checks the slot is free, then inserts; no unique index "
     "-> concurrent bookings of one slot both succeed",
     Flaw.TENANT_LEAK: "patient search forgets the clinic filter -> other clinics' patients leak",
