@@ -67,8 +67,14 @@ __all__ = [
     "reproduce_command",
     "resource_leak",
     "slugify",
+    "target_cpu_at_peak",
     "trend_findings",
 ]
+
+# Below this CPU (100 = one core) at its throughput peak, a target that stopped scaling was
+# waiting rather than computing: one core busy is 100, and a saturated single-threaded process
+# shows 90-100 between samples.
+WAITING_CPU_PCT = 70.0
 
 # Words the tier stage and the load engine use when the target went away (harness/tiers.py).
 _UNAVAILABLE_WORDS = (
@@ -1242,6 +1248,10 @@ def _usl_findings(
         "coherency_reach": policy.coherency_reach,
     }
     findings: list[Finding] = []
+    cpu = target_cpu_at_peak(tiers)
+    if cpu is not None:
+        evidence["target_cpu_pct_at_peak"] = round(cpu.cpu_pct, 1)
+        evidence["peak_phase"] = f"{cpu.label} at {cpu.customers} customers"
     if sigma > policy.contention_sigma and sigma >= kappa * n_ref:
         findings.append(
             make_finding(
@@ -1258,6 +1268,7 @@ def _usl_findings(
                     f"at the {n_ref:.1f} requests in flight measured. Something every request passes through "
                     "one at a time: a global lock, a single database connection or a small pool, the SQLite "
                     "writer lock, a hot row everyone updates. Look at lock waits and pool sizes."
+                    + _cpu_reading(cpu)
                 ),
                 evidence=evidence,
                 reproduce=repro,
@@ -1292,6 +1303,52 @@ def _usl_findings(
             )
         )
     return Outcome(findings=tuple(findings))
+
+
+@dataclass(frozen=True)
+class PeakCpu:
+    """The target's CPU while it completed the most requests per second."""
+
+    cpu_pct: float  # the target's process tree, 100 = one core
+    customers: int
+    label: str
+
+
+def target_cpu_at_peak(tiers: Sequence[TierResult]) -> PeakCpu | None:
+    """Mean CPU of the target's processes during the steady window or stress step with the
+    highest throughput; None when the harness did not sample the target (``--target``).
+
+    Each sample is the CPU used since the previous one (about a second), so samples in the
+    phase's first second, which cover the time before it, are left out.
+    """
+    best: tuple[float, PeakCpu] | None = None
+    for tier in tiers:
+        for phase in (tier.steady, *tier.stress):
+            if phase is None:
+                continue
+            cpu = [s.cpu_pct for s in tier.resources if phase.started_at + 1.0 <= s.at <= phase.ended_at]
+            if len(cpu) < 2:
+                continue
+            if best is None or phase.achieved_rps > best[0]:
+                best = (phase.achieved_rps, PeakCpu(sum(cpu) / len(cpu), tier.customers, phase.label))
+    return None if best is None else best[1]
+
+
+def _cpu_reading(cpu: PeakCpu | None) -> str:
+    """What the target's CPU at the throughput peak says about the serialised resource."""
+    if cpu is None:
+        return ""
+    where = f"At the highest throughput measured ({cpu.label} at {cpu.customers} customers) the target used"
+    if cpu.cpu_pct < WAITING_CPU_PCT:
+        return (
+            f" {where} only {cpu.cpu_pct:.0f}% CPU (100% = one core): its requests were waiting, not "
+            "computing, so the resource is a lock, a pool or I/O that one request holds at a time."
+        )
+    return (
+        f" {where} {cpu.cpu_pct:.0f}% CPU (100% = one core). If that is every core its processes can "
+        "use (one Python or Node.js process runs on one core), the serialised resource is that CPU "
+        "itself, and more worker processes raise the cap; if not, look for a lock held while computing."
+    )
 
 
 # --- data volume ------------------------------------------------------------------------------

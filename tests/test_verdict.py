@@ -38,6 +38,7 @@ from harness.records import (
     EndpointMeasurement,
     GateResult,
     PhaseMeasurement,
+    ResourceSample,
     TierResult,
 )
 from harness.verdict import (
@@ -881,3 +882,37 @@ def test_tier_reasons_give_one_sentence_per_tier() -> None:
     j = run(replace_tier={500: good_tier(500, steady(ep(p95=180.0)))})
     assert j.tier_reasons[50] == "Every endpoint met its SLOs and integrity held."
     assert j.tier_reasons[500] == "GET /items p95 was 180 ms, over its 100 ms SLO."
+
+
+def _tiers_with_cpu(peak_cpu: float) -> list[TierResult]:
+    """Three tiers whose largest has a stress step with the highest throughput, during which the
+    target's processes used ``peak_cpu`` % CPU (its steady window used less)."""
+    tiers = [good_tier(n) for n in (50, 500)]
+    base = steady()
+    step = phase("stress", offered_rps=150.0, label="stress x1.5", started_at=base.ended_at, duration_s=10.0)
+    samples = [
+        ResourceSample(at=base.started_at + i, rss_mb=60.0, cpu_pct=30.0, open_fds=40, threads=8)
+        for i in range(1, int(base.ended_at - base.started_at))
+    ] + [
+        ResourceSample(at=step.started_at + i, rss_mb=60.0, cpu_pct=peak_cpu, open_fds=40, threads=8)
+        for i in range(1, 11)
+    ]
+    return [*tiers, good_tier(5000, base, stress=[step], resources=samples)]
+
+
+@pytest.mark.parametrize(("peak_cpu", "reading"), [(45.0, "waiting, not computing"), (98.0, "more worker processes")])
+def test_contention_says_whether_the_target_was_waiting_or_computing_at_its_peak(
+    peak_cpu: float, reading: str
+) -> None:
+    cap = capacity(1.2, params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    f = only(run(cap=cap, tiers=_tiers_with_cpu(peak_cpu)), "contention")
+    assert f.evidence["target_cpu_pct_at_peak"] == pytest.approx(peak_cpu)
+    assert f.evidence["peak_phase"] == "stress x1.5 at 5000 customers"
+    assert reading in f.detail
+
+
+def test_contention_without_target_samples_says_nothing_about_cpu() -> None:
+    cap = capacity(1.2, params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    f = only(run(cap=cap), "contention")
+    assert "target_cpu_pct_at_peak" not in f.evidence
+    assert "CPU" not in f.detail
