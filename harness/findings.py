@@ -1532,7 +1532,10 @@ def resource_leak(
     * the growth persists to the end: the last half of the fitted samples grows at least half as
       fast as the whole (a cache that filled and then plateaued fails this);
     * the total growth over the fitted span is at least ``leak_min_growth_mb`` (RSS jitters by a
-      few MB as the allocator and the garbage collector work).
+      few MB as the allocator and the garbage collector work), or at least
+      ``leak_min_growth_mb_straight`` when the line is very straight (R^2 >=
+      ``leak_straight_r2``): a shorter run still shows a per-request leak, while bounded caches
+      filling up grow in steps.
     """
     series = _rss_series(tiers, max_p95_ms=policy.default_slo.p95_ms)
     if not series:
@@ -1565,7 +1568,10 @@ def resource_leak(
         per_10k >= policy.leak_mb_per_10k_requests
         and fit.r2 >= policy.leak_min_r2
         and steady
-        and growth >= policy.leak_min_growth_mb
+        and (
+            growth >= policy.leak_min_growth_mb
+            or (growth >= policy.leak_min_growth_mb_straight and fit.r2 >= policy.leak_straight_r2)
+        )
     ):
         return Outcome()
     # Project at the goal's traffic, from the per-customer rate the tiers offered.

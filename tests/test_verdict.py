@@ -693,12 +693,16 @@ PLATEAU = [200.0 + 80.0 * (1 - math.exp(-i / 2)) for i in range(30)]  # caches w
 NOISY_FLAT = [200.0 + (5.0 if i % 2 else -5.0) for i in range(30)]
 SLOW = [200.0 + 0.2 * i for i in range(30)]  # 0.4 MB / 10k: under the threshold
 STEP = [200.0] * 15 + [260.0] * 15  # one cache filled mid-run
+# 15 MB over the fitted span, under the 20 MB that any good line needs: a leak only when straight.
+SHORT_STRAIGHT = [200.0 + 0.79 * i for i in range(30)]  # R^2 1.0
+SHORT_BENT = [v + (1.0 if i % 2 else -1.0) for i, v in enumerate(SHORT_STRAIGHT)]  # R^2 0.86
 
 
 @pytest.mark.parametrize(
     ("series", "leak"),
-    [(LINEAR, True), (PLATEAU, False), (NOISY_FLAT, False), (SLOW, False), (STEP, False)],
-    ids=["linear", "plateau", "noisy-flat", "slow", "step"],
+    [(LINEAR, True), (PLATEAU, False), (NOISY_FLAT, False), (SLOW, False), (STEP, False),
+     (SHORT_STRAIGHT, True), (SHORT_BENT, False)],
+    ids=["linear", "plateau", "noisy-flat", "slow", "step", "short-straight", "short-bent"],
 )
 def test_resource_leak_only_for_steady_linear_growth(series: list[float], leak: bool) -> None:
     j = run(tiers=_with_rss(series))
