@@ -69,6 +69,10 @@ PAST_KNEE_RATIO = 0.9
 KEPT_UP_RATIO = 0.98
 #: Refuse to extrapolate when the capacity band is wider than this, relative to the estimate.
 MAX_RELATIVE_BAND = 1.0
+#: A USL capacity more than this factor above a rate measured failing at the goal's data volume
+#: is contradicted by that measurement; within it, the measured phase sat at the limit (goodput is
+#: measured to a few percent) and only caps the band.
+CEILING_TOLERANCE = 1.1
 #: USL capacity and the latency knee "disagree" when one exceeds the other by this factor.
 KNEE_DISAGREEMENT = 2.0
 #: The knee must be followed by latency at least this many times the latency at the knee.
@@ -592,6 +596,16 @@ def _usable_points(
     return points
 
 
+def _why_failed(point: _Point, slo_percentile: str, latency_slo_ms: float, max_error_rate: float) -> str:
+    phase = point.phase
+    error_rate = phase.errors / phase.requests if phase.requests else 0.0
+    if error_rate > max_error_rate:
+        return f"{error_rate:.0%} errors, over the {max_error_rate:.0%} budget"
+    if point.past_knee:
+        return f"{point.goodput:.4g} of {phase.offered_rps:.4g} iterations/s completed"
+    return f"{slo_percentile} {point.latency_ms:.4g} ms, over the {latency_slo_ms:g} ms SLO"
+
+
 def completed_iterations_per_s(phase: PhaseMeasurement, per_iteration: float) -> float:
     """The phase's throughput in offered load's unit: completed iterations per second.
 
@@ -713,6 +727,16 @@ def estimate_capacity(
     if lower_rps is not None:
         params["lower_bound_rps"] = lower_rps
         params["lower_bound_customers"] = to_customers(lower_rps)
+    # A rate the service was measured failing at, at the goal's data volume (errors, SLO or
+    # past the knee), caps any estimate: a model that predicts more is contradicted.
+    failed = [
+        p for p in points
+        if p.tier >= at_volume and not p.met_slo and (lower_rps is None or p.phase.offered_rps > lower_rps)
+    ]  # fmt: skip
+    ceiling = min(failed, key=lambda p: p.phase.offered_rps, default=None)
+    if ceiling is not None:
+        params["ceiling_rps"] = ceiling.phase.offered_rps
+        params["ceiling_customers"] = to_customers(ceiling.phase.offered_rps)
     ordered = sorted(points, key=lambda p: p.phase.offered_rps)
     knee_rps = find_knee([p.phase.offered_rps for p in ordered], [p.latency_ms for p in ordered])
     if knee_rps is not None:
@@ -743,7 +767,7 @@ def estimate_capacity(
         return CapacityEstimate(
             predicted_customers=lb,
             low=lb,
-            high=None,
+            high=to_customers(ceiling.phase.offered_rps) if ceiling is not None else None,
             method="lower-bound",
             params=params,
             headroom=lb / goal_customers,
@@ -798,6 +822,12 @@ def estimate_capacity(
         return fallback(
             "the fit shows no throughput limit (σ = κ = 0) and no latency growth within the measured range. " + usl_text
         )
+    if ceiling is not None and x_cap > CEILING_TOLERANCE * ceiling.phase.offered_rps:
+        return fallback(
+            f"the USL fit predicts {x_cap:.4g} iterations/s, but at {ceiling.tier:,} customers the "
+            f"service already failed at {ceiling.phase.offered_rps:.4g} offered ({_why_failed(ceiling, slo_percentile, latency_slo_ms, max_error_rate)}): "
+            "a model that a measurement contradicts is not used. " + usl_text
+        )
     if not fit.has_band:
         return fallback("the fit's covariance could not be estimated (parameters not identifiable). " + usl_text)
     theta = fit.sample()
@@ -824,6 +854,9 @@ def estimate_capacity(
         )
 
     predicted, low, high = to_customers(x_cap), to_customers(x_low), to_customers(x_high)
+    if ceiling is not None:  # within the tolerance: the measured failure still caps the band
+        high = min(high, to_customers(ceiling.phase.offered_rps))
+        predicted = min(predicted, high)
     notes = [usl_text]
     if x_cap < fit.x_max * 0.999:
         notes.append(

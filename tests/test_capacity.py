@@ -277,6 +277,21 @@ class TestEstimateCapacity:
         est = estimate_capacity([small, goal], 0.225, 1000, latency_slo_ms=100)
         assert est.params["lower_bound_customers"] == pytest.approx(1500)
 
+    def test_a_model_contradicted_by_a_failure_measured_at_the_goal_is_not_used(self) -> None:
+        # A small tier scales smoothly up to 900 req/s, so a USL fit over every point predicts
+        # thousands of customers; at the goal's data volume the service already answered 28 %
+        # errors at 1.5x (a pool running dry). Capacity is what was measured: the goal, at most 1.5x.
+        small = usl_tiers(LAM, SIGMA, KAPPA, 0.225, customers=(200,), steps=(1.5, 2, 3, 4, 6, 8, 12, 20, 25))
+        requests = int(337.5 * 60)
+        goal = tier(1000, steady=phase(offered_rps=225.0, service_ms=2.0),
+                    stress=[phase("stress", offered_rps=337.5, service_ms=2.0, errors=int(0.28 * requests),
+                                  label="stress x1.5")])  # fmt: skip
+        est = estimate_capacity([*small, goal], 0.225, 1000, latency_slo_ms=100)
+        assert est.method == "lower-bound"
+        assert (est.predicted_customers, est.high) == (pytest.approx(1000), pytest.approx(1500))
+        assert "already failed at 337.5 offered (28% errors" in est.note
+        assert "a measurement contradicts" in est.note
+
     def test_known_limit_holds_over_seeds(self) -> None:
         inside = 0
         for seed in range(20):
