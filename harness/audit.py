@@ -403,12 +403,14 @@ def _judge(
             per_customer_rps=config.customers.peak_rps_per_customer,
             goal_customers=config.customers.goal,
             latency_slo_ms=config.slo.p95_ms,
+            max_error_rate=config.slo.error_rate,
         )
         trends = capacity_model.endpoint_trends(
             collected.tiers,
             slo_p95_ms={k: v.p95_ms for k, v in config.slo.endpoints.items()},
             default_slo_p95_ms=config.slo.p95_ms,
             noise_floor_ms=max(1.0, collected.noise_floor.p99_overhead_ms) if collected.noise_floor else 1.0,
+            max_error_rate=config.slo.error_rate,
         )
     missing_tiers = [t for t in tiers if t not in {r.customers for r in collected.tiers}]
     partial = collected.partial or bool(missing_tiers and _wanted(options, "tiers"))

@@ -914,11 +914,18 @@ def _classify(slope: float, growth_ms: float, noise_floor_ms: float) -> Literal[
     return "super-linear"
 
 
+def _overloaded(phase: PhaseMeasurement, max_error_rate: float) -> bool:
+    error_rate = phase.errors / phase.requests if phase.requests else 0.0
+    completed = phase.achieved_ips
+    return error_rate > max_error_rate or (completed is not None and completed < PAST_KNEE_RATIO * phase.offered_rps)
+
+
 def endpoint_trends(
     tiers: Sequence[TierResult],
     slo_p95_ms: Mapping[str, float],
     default_slo_p95_ms: float,
     noise_floor_ms: float = 1.0,
+    max_error_rate: float = 0.01,
 ) -> tuple[EndpointTrend, ...]:
     """How each endpoint's steady-window service p95 grows with the customers' data volume.
 
@@ -930,7 +937,10 @@ def endpoint_trends(
     The slope is a least-squares fit of log p95 on log customers; its interval is Student t with
     k − 2 dof (t = 12.7 for three tiers: deliberately wide; two tiers give no interval).
     Linear or worse gets ``breaks_at_customers``, where the fitted power law crosses the SLO.
-    Tiers without a steady phase or measured with a saturated generator are left out.
+    Tiers without a steady phase or measured with a saturated generator are left out, and so are
+    steady windows the service did not keep up with (errors over ``max_error_rate``, or goodput
+    under ``PAST_KNEE_RATIO`` of the offered rate): there every endpoint waits in the same queue,
+    and its latency measures the load, not the data.
     """
     if noise_floor_ms < 0:
         raise ValueError(f"noise_floor_ms = {noise_floor_ms}: the noise floor cannot be negative")
@@ -938,6 +948,8 @@ def endpoint_trends(
     for tier in sorted(tiers, key=lambda t: t.customers):
         steady = tier.steady
         if steady is None or steady.generator.saturated or tier.customers <= 0:
+            continue
+        if _overloaded(steady, max_error_rate):
             continue
         for endpoint in steady.endpoints:
             if endpoint.requests <= 0 or endpoint.service.count <= 0:

@@ -466,6 +466,26 @@ class TestEndpointTrends:
         assert trends["GET /flat"].breaks_at_customers is None
         assert trends["GET /sqrt"].breaks_at_customers is None
 
+    @pytest.mark.parametrize(("errors", "completed_share", "judged"), [(0, 1.0, True), (500, 1.0, False), (0, 0.7, False)])
+    def test_a_steady_window_the_service_did_not_keep_up_with_says_nothing_about_data(
+        self, errors: int, completed_share: float, judged: bool
+    ) -> None:
+        # At 5000 customers every endpoint is 100x slower: data, if the service kept up; queueing
+        # for a pool or a core, if half its requests failed or it fell behind the arrivals.
+        tiers = trend_tiers({"GET /a": [2.0, 2.1, 200.0], "GET /b": [3.0, 3.0, 300.0]})
+        last = tiers[-1]
+        assert last.steady is not None
+        steady = dataclasses.replace(
+            last.steady,
+            endpoints=tuple(dataclasses.replace(e, errors=errors) for e in last.steady.endpoints),
+            iterations_completed=int(last.steady.offered_rps * 60 * completed_share),
+            active_s=60.0,
+        )
+        tiers[-1] = dataclasses.replace(last, steady=steady)
+        trends = endpoint_trends(tiers, {}, default_slo_p95_ms=100.0)
+        assert all(len(t.points) == (3 if judged else 2) for t in trends)
+        assert all((t.growth_class == "flat") is not judged for t in trends)
+
     def test_linear_growth_breaks_where_the_power_law_crosses_the_slo(self) -> None:
         tiers = trend_tiers({"GET /slots": [1.0, 10.0, 100.0]})  # 0.02 ms per customer
         (trend,) = endpoint_trends(tiers, {"GET /slots": 200.0}, default_slo_p95_ms=1000.0)
