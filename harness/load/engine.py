@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 import gevent
 import locust  # noqa: F401  (first: Locust monkey-patches the process with gevent)
 import psutil
+from gevent.event import Event
 from gevent.pool import Group
 from gevent.queue import Queue
 from locust.env import Environment
@@ -91,6 +92,9 @@ log = logging.getLogger("scaleready.engine")
 
 RESULT_FILE = "load-result.json"
 LOG_SAMPLE_INTERVAL_S = 0.05
+# While every user is busy the dispatcher sleeps up to this long between wake-ups instead of
+# waking for each token (see Engine._dispatch); a user that runs out of tokens wakes it at once.
+DISPATCH_PARK_S = 0.005
 MAX_BODY_EXCERPT = 500
 MAX_REQUEST_BODY = 2048
 
@@ -439,6 +443,8 @@ class Engine:
             self.cum_shares.append(acc)
         self.group = Group()
         self.current: LiveTally | None = None
+        self._dispatcher_parked = False
+        self._wake_dispatcher = Event()
         self.stop_requested = False
         self.interrupted = False
         self.process = psutil.Process()
@@ -462,6 +468,8 @@ class Engine:
         pool.idle += 1
         try:
             while True:
+                if self._dispatcher_parked and not pool.queue.queue:
+                    self._wake_dispatcher.set()  # about to wait for a token: it must be put on time
                 it = pool.queue.get()
                 if it is None:
                     return None
@@ -561,6 +569,8 @@ class Engine:
                 waiting = len(q)
                 if waiting and pool.idle == 0:
                     self._spawn(pool, max(1, min(waiting, len(pool.users))))
+                elif pool.idle and self._dispatcher_parked:
+                    self._wake_dispatcher.set()  # the drops above may have emptied a waited-on queue
             if self.current is not None:
                 self.current.max_users = max(self.current.max_users, self.user_count)
             gevent.sleep(0.02)
@@ -575,10 +585,24 @@ class Engine:
         pools = self.pools
         cum = self.cum_shares
         single = len(pools) == 1
+        wake = self._wake_dispatcher
         while nxt < end and not self.stop_requested:
             now = time.perf_counter()
             if nxt > now:
-                gevent.sleep(nxt - now)
+                if pools[0].idle if single else any(p.idle for p in pools):
+                    gevent.sleep(nxt - now)  # a user waits for this token: put it on time
+                    continue
+                # Every user is busy, so a token put now would only wait in the queue: park up to
+                # DISPATCH_PARK_S and then put every token that fell due, each with its own
+                # intended time. Near the generator's limit this saves a wake-up of this greenlet
+                # per token. A user that frees up and finds its queue empty wakes us (take()), so
+                # no token starts later than it would have.
+                self._dispatcher_parked = True
+                try:
+                    wake.wait(max(nxt - now, DISPATCH_PARK_S))
+                finally:
+                    self._dispatcher_parked = False
+                    wake.clear()
                 continue
             if single:
                 pool = pools[0]
