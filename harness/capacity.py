@@ -574,7 +574,7 @@ def _usable_points(
         for phase in phases:
             if phase.generator.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
                 continue  # not a measurement of the target
-            error_rate = phase.errors / phase.requests if phase.requests else 0.0
+            error_rate = phase.error_rate
             # Offered load counts iterations (one persona action, one or more requests); goodput
             # is counted in the same unit, or every comparison with offered load is off by the
             # requests an action makes.
@@ -598,9 +598,8 @@ def _usable_points(
 
 def _why_failed(point: _Point, slo_percentile: str, latency_slo_ms: float, max_error_rate: float) -> str:
     phase = point.phase
-    error_rate = phase.errors / phase.requests if phase.requests else 0.0
-    if error_rate > max_error_rate:
-        return f"{error_rate:.0%} errors, over the {max_error_rate:.0%} budget"
+    if phase.error_rate > max_error_rate:
+        return f"{phase.error_rate:.0%} errors, over the {max_error_rate:.0%} budget"
     if point.past_knee:
         return f"{point.goodput:.4g} of {phase.offered_rps:.4g} iterations/s completed"
     return f"{slo_percentile} {point.latency_ms:.4g} ms, over the {latency_slo_ms:g} ms SLO"
@@ -915,9 +914,8 @@ def _classify(slope: float, growth_ms: float, noise_floor_ms: float) -> Literal[
 
 
 def _overloaded(phase: PhaseMeasurement, max_error_rate: float) -> bool:
-    error_rate = phase.errors / phase.requests if phase.requests else 0.0
     completed = phase.achieved_ips
-    return error_rate > max_error_rate or (completed is not None and completed < PAST_KNEE_RATIO * phase.offered_rps)
+    return phase.error_rate > max_error_rate or (completed is not None and completed < PAST_KNEE_RATIO * phase.offered_rps)
 
 
 def endpoint_trends(

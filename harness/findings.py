@@ -542,7 +542,7 @@ def assess_tier(
         failures += outcome.failures
         notes += outcome.notes
         error_failures = {f.endpoint or "" for f in outcome.findings if f.category == "slo-errors"}
-        worst_rate = steady.errors / steady.requests if steady.requests else 0.0
+        worst_rate = steady.error_rate
         worst_latency = _worst_latency(steady, policy)
         if worst_latency is None and n >= policy.goal_customers:
             # Small tiers carry little traffic by nature (that is what N customers send), so
@@ -700,7 +700,7 @@ def _judge_steady(
             failures.append(
                 f"{e.name} failed {_pct(e.error_rate)} of requests, over the {_pct(policy.max_error_rate)} budget"
             )
-    tier_rate = steady.errors / steady.requests if steady.requests else 0.0
+    tier_rate = steady.error_rate
     if (
         tier_rate > policy.max_error_rate
         and _error_rate_judged(policy, steady.errors)

@@ -148,6 +148,10 @@ class PhaseMeasurement:
         return sum(e.errors for e in self.endpoints)
 
     @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
     def achieved_ips(self) -> float | None:
         """Completed iterations per second (offered load's unit), or None when not counted."""
         if self.iterations_completed <= 0 or self.active_s <= 0:

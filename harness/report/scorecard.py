@@ -264,7 +264,7 @@ def _stress_step(p: PhaseMeasurement) -> dict[str, Any]:
         "errors": p.errors,
         "p50_ms": _ms(p.latency.p50_ms) if p.latency.count else None,
         "p99_ms": _ms(p.latency.p99_ms) if p.latency.count else None,
-        "error_rate": _rate(p.errors / requests if requests else 0.0),
+        "error_rate": _rate(p.error_rate),
         "dropped_iterations": p.dropped_iterations,
         "saturated": p.generator.saturated,
         "aborted": p.aborted,
