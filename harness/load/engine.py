@@ -79,6 +79,7 @@ from harness.load.results import (
     stop_reason,
     tally_to_phase,
 )
+from harness.load.waiting import PreciseWait
 from harness.loadkit import (
     CUSTOMER_CONTEXT_KEY,
     CUSTOMERS_ENV,
@@ -445,6 +446,7 @@ class Engine:
         self.current: LiveTally | None = None
         self._dispatcher_parked = False
         self._wake_dispatcher = Event()
+        self._timer = PreciseWait()  # gevent.sleep would put tokens up to 1 ms late (ms epoll timeouts)
         self.stop_requested = False
         self.interrupted = False
         self.process = psutil.Process()
@@ -586,11 +588,12 @@ class Engine:
         cum = self.cum_shares
         single = len(pools) == 1
         wake = self._wake_dispatcher
+        timer = self._timer
         while nxt < end and not self.stop_requested:
             now = time.perf_counter()
             if nxt > now:
                 if pools[0].idle if single else any(p.idle for p in pools):
-                    gevent.sleep(nxt - now)  # a user waits for this token: put it on time
+                    timer.wait_until(nxt)  # a user waits for this token: put it on time
                     continue
                 # Every user is busy, so a token put now would only wait in the queue: park up to
                 # DISPATCH_PARK_S and then put every token that fell due, each with its own
@@ -705,6 +708,7 @@ class Engine:
             for _ in pool.users:
                 pool.queue.put(None)
         self.group.kill(block=True, timeout=2.0)
+        self._timer.close()
         close_shared_ledger()
 
 
