@@ -494,7 +494,9 @@ def assess_tier(
     elif saturated:
         findings.append(_saturated_finding(tier, steady, reproduce))
         invalid.append(
-            "the load generator was saturated, so the latency measured is the generator's, not the target's"
+            "other work on this machine took the CPU, so the latency measured is not the target's alone"
+            if steady.generator.crowded
+            else "the load generator was saturated, so the latency measured is the generator's, not the target's"
         )
         # Server errors are the target's own answer even when the generator struggles.
         for e in steady.endpoints:
@@ -1054,23 +1056,37 @@ def _saturated_finding(
 ) -> Finding:
     g = steady.generator
     suggested = max(2, g.workers * 2)
+    if g.crowded:
+        title = (
+            f"Other work on this machine took the CPU during the {tier.customers}-customer tier, so that "
+            "tier's latency says nothing about the service"
+        )
+        fix = (
+            "Rerun the audit when nothing else runs on this machine (another load test, a build, a "
+            "profiler), or run the generator on a machine of its own (scaleready worker)."
+        )
+    else:
+        title = (
+            f"The load generator itself was overloaded at {tier.customers} customers, so that tier's "
+            "latency says nothing about the service"
+        )
+        fix = (
+            f"Fix: spread the load over more processes (--workers {suggested}) or run the generator on "
+            "another machine than the target (Locust distributed mode)."
+        )
     return make_finding(
         "generator-saturated",
         [tier.customers],
         severity="medium",
-        title=(
-            f"The load generator itself was overloaded at {tier.customers} customers, so that tier's "
-            "latency says nothing about the service"
-        ),
+        title=title,
         detail=(
             f"During the steady window the generator reached {g.cpu_max_pct:.0f}% CPU, its event loop lagged "
             f"{_ms(g.loop_lag_p99_ms)} ms at p99, and {steady.dropped_iterations} of "
             f"{steady.iterations_scheduled} iterations could not start"
             + (f" ({'; '.join(g.reasons)})" if g.reasons else "")
-            + ". A saturated generator sends late and times late: the latency it records includes its own "
-            "queueing, so the tier is marked invalid and its latency is not judged (server errors and "
-            f"integrity still are). Fix: spread the load over more processes (--workers {suggested}) or "
-            "run the generator on another machine than the target (Locust distributed mode)."
+            + ". A generator that cannot run on time sends late and times late: the latency it records "
+            "includes its own waiting, so the tier is marked invalid and its latency is not judged (server "
+            f"errors and integrity still are). {fix}"
         ),
         evidence={
             "customers": tier.customers,
@@ -1080,8 +1096,9 @@ def _saturated_finding(
             "iterations_scheduled": steady.iterations_scheduled,
             "workers": g.workers,
             "reasons": list(g.reasons),
+            "other_cpu_pct": g.other_cpu_pct,
         },
-        reproduce=reproduce_command(ctx, f"tier:{tier.customers}", workers=suggested),
+        reproduce=reproduce_command(ctx, f"tier:{tier.customers}", workers=None if g.crowded else suggested),
         tier=tier.customers,
     )
 

@@ -113,6 +113,13 @@ class GeneratorHealth:
     reasons: tuple[str, ...] = ()
     workers: int = 0
     workers_lost: int = 0
+    # Was the generator denied a CPU (harness.load.machine)? None where the OS does not say.
+    cpu_wait_pct: float | None = None  # its threads runnable but not running, % of wall time
+    steal_pct: float | None = None  # the hypervisor's steal, % of one core
+    machine_cpu_pct: float | None = None  # every process on the machine, % of one core
+    # machine - generator - target, when the harness sampled the target (harness.tiers)
+    other_cpu_pct: float | None = None
+    crowded: bool = False  # other work used enough CPU to make the window unclean
 
 
 @dataclass(frozen=True)

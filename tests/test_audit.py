@@ -7,7 +7,10 @@ Each test starts the real demo service, runs the real suites and real Locust loa
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -98,3 +101,25 @@ def test_a_real_race_between_two_bookings_of_one_slot_is_reported_as_a_duplicate
     assert sum(t["integrity"]["violation_count"] for t in failed) >= 1
     # The finding names the records involved, so a developer can look them up.
     assert duplicates[0]["evidence"]["identifiers"], duplicates[0]
+
+
+def test_an_audit_sharing_the_machine_with_busy_processes_is_inconclusive_not_a_verdict(tmp_path: Path) -> None:
+    # Two busy loops take both cores of this machine while the audit runs: the generator and
+    # the target get the CPU late, so the latency measured is not the target's. The harness
+    # sees CPU used by neither of them and says so, instead of a confident NOT READY (or READY).
+    busy = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(max(2, os.cpu_count() or 2))]
+    try:
+        pack = small_booking_pack(tmp_path)
+        run = run_audit_cli(pack, tmp_path / "reports", *TINY, "--only", "tiers")
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=5)
+    assert run.exit_code == 5, run.output
+    card = run.scorecard
+    assert card["verdict"] == "INCONCLUSIVE"
+    invalid = [t for t in card["tiers"] if t["status"] == "invalid"]
+    assert invalid, [t["status"] for t in card["tiers"]]
+    assert all("Other work on this machine used" in " ".join(t["generator"]["reasons"]) for t in invalid)
+    assert any(f["category"] == "generator-saturated" for f in card["findings"])

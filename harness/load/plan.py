@@ -73,6 +73,7 @@ class LoadPlan:
     saturation_cpu_pct: float = 90.0
     saturation_loop_lag_p99_ms: float = 20.0
     saturation_dropped_ratio: float = 0.01
+    saturation_steal_pct: float = 10.0
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the locustfile
 
     def __post_init__(self) -> None:

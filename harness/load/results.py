@@ -45,10 +45,17 @@ __all__ = [
 class Thresholds:
     """When the generator is judged saturated (see ``harness.load.engine`` for the reasoning)."""
 
-    def __init__(self, cpu_pct: float = 90.0, loop_lag_p99_ms: float = 20.0, dropped_ratio: float = 0.01):
+    def __init__(
+        self,
+        cpu_pct: float = 90.0,
+        loop_lag_p99_ms: float = 20.0,
+        dropped_ratio: float = 0.01,
+        steal_pct: float = 10.0,
+    ) -> None:
         self.cpu_pct = cpu_pct
         self.loop_lag_p99_ms = loop_lag_p99_ms
         self.dropped_ratio = dropped_ratio
+        self.steal_pct = steal_pct
 
 
 def merge_tallies(tallies: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,6 +130,9 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
     lag_p99 = max((p["lag_p99_ms"] for p in procs), default=0.0)
     lag_max = max((p["lag_max_ms"] for p in procs), default=0.0)
     rss = sum(p["rss_max_mb"] for p in procs)
+    cpu_wait = _worst(procs, "runqueue_wait_pct")
+    steal = _worst(procs, "steal_pct")
+    machine_cpu = _worst(procs, "machine_cpu_pct")
     reasons: list[str] = []
     if cpu_mean > thresholds.cpu_pct:
         reasons.append(
@@ -135,6 +145,12 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
             f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit "
             f"{thresholds.loop_lag_p99_ms:.0f} ms): requests were sent and timed late; "
             "reduce per-request work in the locustfile or add workers."
+        )
+    if steal is not None and steal > thresholds.steal_pct:
+        reasons.append(
+            f"The hypervisor took {steal:.1f}% of a core from this virtual machine (steal time, "
+            f"limit {thresholds.steal_pct:.0f}%): the generator was paused at random moments and "
+            "timed those pauses as latency; rerun when the host is quieter."
         )
     scheduled = tally["scheduled"]
     dropped = tally["dropped"]
@@ -161,7 +177,16 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         reasons=tuple(reasons),
         workers=tally.get("workers", 0),
         workers_lost=lost,
+        cpu_wait_pct=None if cpu_wait is None else round(cpu_wait, 2),
+        steal_pct=None if steal is None else round(steal, 2),
+        machine_cpu_pct=None if machine_cpu is None else round(machine_cpu, 1),
     )
+
+
+def _worst(procs: list[dict[str, Any]], key: str) -> float | None:
+    """The highest reading of ``key`` across processes; None when none of them could read it."""
+    values = [p[key] for p in procs if p.get(key) is not None]
+    return max(values) if values else None
 
 
 def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) -> PhaseMeasurement:

@@ -284,6 +284,11 @@ def _generator(g: GeneratorHealth | None) -> dict[str, Any] | None:
         "reasons": list(g.reasons),
         "workers": g.workers,
         "workers_lost": g.workers_lost,
+        "cpu_wait_pct": _num(g.cpu_wait_pct, 2),
+        "steal_pct": _num(g.steal_pct, 2),
+        "machine_cpu_pct": _num(g.machine_cpu_pct, 1),
+        "other_cpu_pct": _num(g.other_cpu_pct, 1),
+        "crowded": g.crowded,
     }
 
 
