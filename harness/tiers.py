@@ -157,6 +157,8 @@ def run_tier(
     samples = count_requests(samples, phases, requests_before)
     if status == "passed" and steady is not None:
         steady = with_other_work(steady, samples)
+    # A crowded stress step is saturated too, so the capacity model leaves it out.
+    stress = tuple(with_other_work(step, samples) for step in stress)
     if status == "passed" and steady is not None and steady.generator.saturated:
         status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
     return TierResult(
@@ -174,8 +176,8 @@ def run_tier(
     )
 
 
-def with_other_work(steady: PhaseMeasurement, samples: Sequence[ResourceSample]) -> PhaseMeasurement:
-    """The steady window with the CPU that other work used on the machine, and, past
+def with_other_work(phase: PhaseMeasurement, samples: Sequence[ResourceSample]) -> PhaseMeasurement:
+    """The phase with the CPU that other work used on the machine during it, and, past
     ``OTHER_CPU_LIMIT_PCT``, marked crowded (saturated, with the reason).
 
     Other work = the machine's busy CPU - the generator's - the target's. Only judged when the
@@ -183,23 +185,24 @@ def with_other_work(steady: PhaseMeasurement, samples: Sequence[ResourceSample])
     CPU: with ``--target`` the target's own CPU cannot be told apart from anyone else's. A
     database server on the same machine counts as other work.
     """
-    g = steady.generator
-    cpu = [s.cpu_pct for s in samples if steady.started_at + 1.0 <= s.at <= steady.ended_at]
+    g = phase.generator
+    cpu = [s.cpu_pct for s in samples if phase.started_at + 1.0 <= s.at <= phase.ended_at]
     if g.machine_cpu_pct is None or len(cpu) < 2:
-        return steady
+        return phase
     target = sum(cpu) / len(cpu)
     generator = g.cpu_mean_pct * max(1, g.workers)
     other = max(0.0, g.machine_cpu_pct - generator - target)
     if other <= OTHER_CPU_LIMIT_PCT:
-        return replace(steady, generator=replace(g, other_cpu_pct=round(other, 1)))
+        return replace(phase, generator=replace(g, other_cpu_pct=round(other, 1)))
+    during = "the steady window" if phase.kind == "steady" else phase.label
     reason = (
-        f"Other work on this machine used {other:.0f}% of a core during the steady window (the machine "
+        f"Other work on this machine used {other:.0f}% of a core during {during} (the machine "
         f"{g.machine_cpu_pct:.0f}%, the generator {generator:.0f}%, the target {target:.0f}%; limit "
         f"{OTHER_CPU_LIMIT_PCT:.0f}%): the generator and the target shared the CPU with it, so the "
         "latency measured is not the target's alone; rerun when the machine is quiet."
     )
     crowded = replace(g, other_cpu_pct=round(other, 1), crowded=True, saturated=True, reasons=(*g.reasons, reason))
-    return replace(steady, generator=crowded)
+    return replace(phase, generator=crowded)
 
 
 def _unmeasured(

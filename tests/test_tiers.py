@@ -52,3 +52,11 @@ def test_local_workers_count_as_the_generator_not_as_other_work() -> None:
 def test_without_the_targets_own_cpu_or_the_machines_nothing_is_judged() -> None:
     assert other_cpu_reason(steady_on(200.0), ()) == ""  # --target: the harness did not start it
     assert other_cpu_reason(steady_on(None), target_cpu(40.0)) == ""  # the OS gave no reading
+
+
+def test_a_crowded_stress_step_is_named_and_left_to_the_capacity_model_as_saturated() -> None:
+    step = phase("stress", label="stress x1.5", duration_s=12.0,
+                 generator=generator_health(cpu_mean_pct=40.0, machine_cpu_pct=190.0))
+    g = with_other_work(step, target_cpu(60.0)).generator
+    assert g.saturated and g.crowded
+    assert "during stress x1.5" in g.reasons[-1]
