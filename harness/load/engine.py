@@ -103,6 +103,11 @@ LOG_SAMPLE_INTERVAL_S = 0.05
 # While every user is busy the dispatcher sleeps up to this long between wake-ups instead of
 # waking for each token (see Engine._dispatch); a user that runs out of tokens wakes it at once.
 DISPATCH_PARK_S = 0.005
+# A token due this soon is put at once rather than after a wait: each precise wait is a few
+# system calls, and at thousands of tokens a second they cost the generator ~5 % of its CPU
+# (py-spy, throughput case). Starting up to 0.2 ms early shifts the arrival, never the latency:
+# an iteration's lag is never below zero, so no request is timed as faster than it was.
+EARLY_PUT_S = 0.0002
 MAX_BODY_EXCERPT = 500
 MAX_REQUEST_BODY = 2048
 
@@ -493,7 +498,7 @@ class Engine:
                 if now - it.intended > grace or it.tally.closed:
                     it.tally.dropped += 1
                     continue
-                it.lag = now - it.intended
+                it.lag = max(0.0, now - it.intended)
                 it.tally.started += 1
                 it.tally.inflight += 1
                 return it
@@ -605,7 +610,7 @@ class Engine:
         timer = self._timer
         while nxt < end and not self.stop_requested:
             now = time.perf_counter()
-            if nxt > now:
+            if nxt > now + EARLY_PUT_S:
                 if pools[0].idle if single else any(p.idle for p in pools):
                     timer.wait_until(nxt)  # a user waits for this token: put it on time
                     continue
