@@ -1410,11 +1410,14 @@ def trend_findings(
             "breaks_at_customers": breaks,
             "slo_p95_ms": slo,
             "goal_customers": policy.goal_customers,
+            "fixed_ms": trend.fixed_ms,
         }
         shape = f"log-log slope {trend.slope:.2f}" if trend.slope is not None else "growth"
         detail = (
             f"The service time p95 of {trend.endpoint} at nominal load grows with the customers' data "
-            f"({shape}: {', '.join(f'{n} -> {_ms(ms)} ms' for n, ms in trend.points)}). {cause} "
+            f"({shape}: {', '.join(f'{n} -> {_ms(ms)} ms' for n, ms in trend.points)}"
+            + (f"; fitted above the {_ms(trend.fixed_ms)} ms every request pays" if trend.fixed_ms else "")
+            + f"). {cause} "
             f"Run EXPLAIN on its queries at the largest tier and count queries per request."
         )
         repro = reproduce_command(ctx, f"tier:{last_n}")

@@ -341,6 +341,7 @@ class EndpointTrend:
     growth_class: Literal["flat", "sub-linear", "linear", "super-linear", "unknown"]
     breaks_at_customers: float | None  # where the fitted curve crosses the endpoint's p95 SLO
     slo_p95_ms: float | None = None
+    fixed_ms: float = 0.0  # the p95 every request pays whatever the data, left out of the fit
 
 
 @dataclass(frozen=True)

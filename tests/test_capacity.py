@@ -448,12 +448,14 @@ def trend_tiers(series: dict[str, list[float]], customers: tuple[int, ...] = (50
 
 class TestEndpointTrends:
     def test_classifies_flat_linear_and_quadratic(self) -> None:
+        # Every request pays 1 ms whatever the data (GET /health); the classes are of the rest.
         tiers = trend_tiers(
             {
+                "GET /health": [1.0, 1.0, 1.0],
                 "GET /flat": [20.0, 21.0, 20.5],
-                "GET /linear": [1.0, 10.0, 100.0],
-                "GET /quadratic": [0.5, 50.0, 5000.0],
-                "GET /sqrt": [5.0, 15.8, 50.0],
+                "GET /linear": [2.0, 11.0, 101.0],
+                "GET /quadratic": [3.0, 201.0, 20001.0],
+                "GET /sqrt": [6.0, 16.8, 51.0],
             }
         )
         trends = {t.endpoint: t for t in endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)}
@@ -511,6 +513,25 @@ class TestEndpointTrends:
         assert trend.slope_low is not None and trend.slope_high is not None
         assert trend.slope_low < trend.slope < trend.slope_high  # type: ignore[operator]
         assert trend.slope_high - trend.slope_low > 0.5  # t with 1 dof is wide, on purpose
+
+    def test_a_scan_is_linear_once_the_cost_every_request_pays_is_left_out(self) -> None:
+        # Measured on the missing-index demo: 6.1 -> 23.9 ms from 20 to 200 customers, while the
+        # fastest endpoint took 2.1 ms. On raw p95 that is a log-log slope of 0.59 ("sub-linear",
+        # never breaking); the scan itself grew 4.0 -> 21.8 ms, and breaks 100 ms before 2x goal.
+        tiers = trend_tiers({"GET /clinic": [2.06, 2.13], "GET /patients?q": [6.09, 23.9]}, customers=(20, 200))
+        trends = {t.endpoint: t for t in endpoint_trends(tiers, {}, default_slo_p95_ms=100.0)}
+        scan = trends["GET /patients?q"]
+        assert scan.growth_class == "linear" and scan.fixed_ms == pytest.approx(2.06)
+        assert scan.breaks_at_customers is not None and 1000 < scan.breaks_at_customers < 2000
+        assert trends["GET /clinic"].growth_class == "flat"
+
+    def test_an_endpoint_close_to_the_fixed_cost_is_fitted_raw(self) -> None:
+        # 2.1 -> 3.4 ms over a 2.0 ms fixed cost: the excess (0.1 -> 1.4) is a difference of two
+        # noisy p95s, and its 14x ratio would read as steep growth.
+        tiers = trend_tiers({"GET /clinic": [2.0, 2.1], "GET /slots": [2.1, 3.4]}, customers=(20, 200))
+        trends = {t.endpoint: t for t in endpoint_trends(tiers, {}, default_slo_p95_ms=100.0)}
+        assert trends["GET /slots"].fixed_ms == 0.0
+        assert trends["GET /slots"].growth_class == "sub-linear"
 
     def test_two_tiers_give_a_slope_without_an_interval(self) -> None:
         tiers = trend_tiers({"GET /a": [2.0, 20.0]}, customers=(50, 500))

@@ -435,6 +435,7 @@ def _trend(t: EndpointTrend) -> dict[str, Any]:
         "growth_class": t.growth_class,
         "breaks_at_customers": _whole(t.breaks_at_customers),
         "slo_p95_ms": _ms(t.slo_p95_ms),
+        "fixed_ms": _ms(t.fixed_ms),
     }
 
 
