@@ -1334,20 +1334,17 @@ class PeakCpu:
 def target_cpu_at_peak(tiers: Sequence[TierResult]) -> PeakCpu | None:
     """Mean CPU of the target's processes during the steady window or stress step with the
     highest throughput; None when the harness did not sample the target (``--target``).
-
-    Each sample is the CPU used since the previous one (about a second), so samples in the
-    phase's first second, which cover the time before it, are left out.
     """
     best: tuple[float, PeakCpu] | None = None
     for tier in tiers:
         for phase in (tier.steady, *tier.stress):
             if phase is None:
                 continue
-            cpu = [s.cpu_pct for s in tier.resources if phase.started_at + 1.0 <= s.at <= phase.ended_at]
-            if len(cpu) < 2:
+            cpu = phase.target_cpu_pct(tier.resources)
+            if cpu is None:
                 continue
             if best is None or phase.achieved_rps > best[0]:
-                best = (phase.achieved_rps, PeakCpu(sum(cpu) / len(cpu), tier.customers, phase.label))
+                best = (phase.achieved_rps, PeakCpu(cpu, tier.customers, phase.label))
     return None if best is None else best[1]
 
 

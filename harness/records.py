@@ -7,6 +7,7 @@ record can be written to disk and read back without loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -169,6 +170,16 @@ class PhaseMeasurement:
     def concurrency(self) -> float:
         """Mean requests in flight inside the target (Little's law: X * R)."""
         return self.achieved_rps * self.service.mean_ms / 1000.0
+
+    def target_cpu_pct(self, samples: Sequence[ResourceSample]) -> float | None:
+        """Mean CPU of the target's processes during this phase (100 = one core), from the
+        harness's samples; None with fewer than two (the harness did not start the target).
+
+        Each sample is the CPU used since the previous one (about a second), so samples in the
+        phase's first second, which cover the time before it, are left out.
+        """
+        cpu = [s.cpu_pct for s in samples if self.started_at + 1.0 <= s.at <= self.ended_at]
+        return sum(cpu) / len(cpu) if len(cpu) >= 2 else None
 
 
 @dataclass(frozen=True)

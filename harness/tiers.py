@@ -155,12 +155,12 @@ def run_tier(
         status, reason = "invalid", "no steady window was measured"
     samples = ctx.target_samples(started) if ctx.target_samples is not None else ()
     samples = count_requests(samples, phases, requests_before)
-    if status == "passed" and steady is not None:
-        steady = with_other_work(steady, samples)
     # A crowded stress step is saturated too, so the capacity model leaves it out.
     stress = tuple(with_other_work(step, samples) for step in stress)
-    if status == "passed" and steady is not None and steady.generator.saturated:
-        status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
+    if status == "passed" and steady is not None:
+        steady = with_other_work(steady, samples)
+        if steady.generator.saturated:
+            status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
     return TierResult(
         customers=customers,
         status=status,  # type: ignore[arg-type]
@@ -186,10 +186,9 @@ def with_other_work(phase: PhaseMeasurement, samples: Sequence[ResourceSample]) 
     database server on the same machine counts as other work.
     """
     g = phase.generator
-    cpu = [s.cpu_pct for s in samples if phase.started_at + 1.0 <= s.at <= phase.ended_at]
-    if g.machine_cpu_pct is None or len(cpu) < 2:
+    target = phase.target_cpu_pct(samples)
+    if g.machine_cpu_pct is None or target is None:
         return phase
-    target = sum(cpu) / len(cpu)
     generator = g.cpu_mean_pct * max(1, g.workers)
     other = max(0.0, g.machine_cpu_pct - generator - target)
     if other <= OTHER_CPU_LIMIT_PCT:
