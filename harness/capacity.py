@@ -568,13 +568,24 @@ def _percentile(summary: object, percentile: str) -> float:
 
 def _usable_points(
     tiers: Sequence[TierResult], slo_percentile: str, latency_slo_ms: float, max_error_rate: float
-) -> list[_Point]:
+) -> tuple[list[_Point], list[tuple[int, float]]]:
+    """The phases that measured the target, and (tier, offered rate) of the crowded ones that
+    could not say.
+
+    A crowded phase (the machine busy with other work) counts only if it met the SLO anyway:
+    the noise adds latency, so a pass is an upper bound, a miss is nobody's. A phase with a
+    saturated generator is left out silently: the generator usually saturates because the
+    target took the CPU of the machine they share, which is the target's own limit there.
+    """
     points = []
+    unmeasured: list[tuple[int, float]] = []
     per_iteration = requests_per_iteration(tiers)
     for tier in tiers:
         phases = ([tier.steady] if tier.steady is not None else []) + list(tier.stress)
         for phase in phases:
-            if phase.generator.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
+            if phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
+                continue
+            if phase.generator.saturated:
                 continue  # not a measurement of the target
             error_rate = phase.error_rate
             # Offered load counts iterations (one persona action, one or more requests); goodput
@@ -583,6 +594,10 @@ def _usable_points(
             goodput = completed_iterations_per_s(phase, per_iteration) * (1.0 - error_rate)
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
+            met = latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee
+            if phase.generator.crowded and not met:
+                unmeasured.append((tier.customers, phase.offered_rps))
+                continue
             points.append(
                 _Point(
                     tier=tier.customers,
@@ -591,11 +606,11 @@ def _usable_points(
                     carried=phase.offered_rps if goodput >= KEPT_UP_RATIO * phase.offered_rps else goodput,
                     latency_ms=latency,
                     service_ratio=_percentile(phase.service, slo_percentile) / phase.service.mean_ms,
-                    met_slo=latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee,
+                    met_slo=met,
                     past_knee=past_knee,
                 )
             )
-    return points
+    return points, unmeasured
 
 
 def _why_failed(point: _Point, slo_percentile: str, latency_slo_ms: float, max_error_rate: float) -> str:
@@ -684,7 +699,9 @@ def estimate_capacity(
       of arrivals), else its goodput; ``high`` is None. The note says why the USL was not used.
     * ``"none"``: no valid phase met the SLO.
 
-    Phases measured with a saturated generator are never used.
+    Phases measured with a saturated generator are never used, nor those measured on a busy
+    machine that missed the SLO; ``params["unmeasured_rps"]`` is the lowest of the latter above
+    the floor (the floor may stop there because of the noise, not the service).
     """
     if per_customer_rps <= 0 or not math.isfinite(per_customer_rps):
         raise ValueError(
@@ -701,7 +718,7 @@ def estimate_capacity(
     if latency_slo_ms <= 0:
         raise ValueError(f"latency_slo_ms = {latency_slo_ms}: the latency SLO must be positive")
 
-    points = _usable_points(tiers, slo_percentile, latency_slo_ms, max_error_rate)
+    points, unmeasured = _usable_points(tiers, slo_percentile, latency_slo_ms, max_error_rate)
     params: dict[str, float] = {
         "per_customer_rps": per_customer_rps,
         "goal_rps": goal_customers * per_customer_rps,
@@ -738,6 +755,17 @@ def estimate_capacity(
     if ceiling is not None:
         params["ceiling_rps"] = ceiling.phase.offered_rps
         params["ceiling_customers"] = to_customers(ceiling.phase.offered_rps)
+    # The lowest rate above the floor, at the goal's data volume, that missed the SLO while the
+    # machine was busy with other work: the floor may stop there because of the noise.
+    blind = [
+        rps for tier, rps in unmeasured
+        if tier >= at_volume and (lower_rps is None or rps > lower_rps)
+        and (ceiling is None or rps < ceiling.phase.offered_rps)
+    ]  # fmt: skip
+    blind_rps = min(blind) if blind else None
+    if blind:
+        params["unmeasured_rps"] = min(blind)
+        params["unmeasured_customers"] = to_customers(min(blind))
     ordered = sorted(points, key=lambda p: p.phase.offered_rps)
     knee_rps = find_knee([p.phase.offered_rps for p in ordered], [p.latency_ms for p in ordered])
     if knee_rps is not None:
@@ -777,7 +805,13 @@ def estimate_capacity(
             confidence="medium" if lb >= goal_customers else "low",
             points=record_points,
             note=f"Capacity is at least {lb:,.0f} customers ({lower_rps:.4g} iterations/s carried within "
-            f"the {slo_percentile} {latency_slo_ms:g} ms SLO); not extrapolated: {reason.rstrip('.')}.{knee_text}",
+            f"the {slo_percentile} {latency_slo_ms:g} ms SLO); not extrapolated: {reason.rstrip('.')}.{knee_text}"
+            + (
+                f" The next load offered, {blind_rps:.4g} iterations/s, missed the SLO while the machine "
+                "was busy with other work, so it says nothing: more may be carried."
+                if blind_rps is not None
+                else ""
+            ),
         )
 
     if not points:
@@ -938,7 +972,8 @@ def endpoint_trends(
     ``fixed_cost_ms``); its interval is Student t with
     k − 2 dof (t = 12.7 for three tiers: deliberately wide; two tiers give no interval).
     Linear or worse gets ``breaks_at_customers``, where the fitted power law crosses the SLO.
-    Tiers without a steady phase or measured with a saturated generator are left out, and so are
+    Tiers without a steady phase or measured with a saturated generator or on a busy machine are
+    left out, and so are
     steady windows the service did not keep up with (errors over ``max_error_rate``, or goodput
     under ``PAST_KNEE_RATIO`` of the offered rate): there every endpoint waits in the same queue,
     and its latency measures the load, not the data.
@@ -948,7 +983,8 @@ def endpoint_trends(
     series: dict[str, list[tuple[int, float]]] = {}
     for tier in sorted(tiers, key=lambda t: t.customers):
         steady = tier.steady
-        if steady is None or steady.generator.saturated or tier.customers <= 0:
+        # A busy machine inflates one tier and not the next: a slope from that is noise.
+        if steady is None or not steady.generator.clean or tier.customers <= 0:
             continue
         if _overloaded(steady, max_error_rate):
             continue

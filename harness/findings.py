@@ -42,6 +42,7 @@ from harness.records import (
     EndpointTrend,
     Finding,
     GateResult,
+    GeneratorHealth,
     IntegrityResult,
     IntegrityViolation,
     NoiseFloor,
@@ -448,6 +449,14 @@ def assess_tier(
     # 1. Did the target stay up?
     where, nominal = _where_unavailable(tier)
     saturated = steady is not None and steady.generator.saturated
+    # A busy machine only adds latency: a crowded window that met its SLOs is judged as measured
+    # (an upper bound), one that missed them cannot be told from the noise.
+    crowded_miss = (
+        steady is not None
+        and not saturated
+        and steady.generator.crowded
+        and bool(_judge_steady(tier, steady, policy, noise_floor, repro).failures)
+    )
     if where is not None and nominal and saturated and not _mentions_unavailable(tier.reason):
         # Connection errors from a saturated generator may be the generator's own (ports, fds).
         invalid.append(f"connection errors dominated {where}, but the generator was saturated")
@@ -491,10 +500,14 @@ def assess_tier(
     if steady is None:
         if where is None or not nominal:
             invalid.append(tier.reason or "no steady window was measured")
-    elif saturated:
+    elif saturated or crowded_miss:
         findings.append(_saturated_finding(tier, steady, reproduce))
         invalid.append(
-            "other work on this machine took the CPU, so the latency measured is not the target's alone"
+            "the tier missed its SLOs while the machine was busy with other work, so the miss "
+            "cannot be told from the noise"
+            if crowded_miss
+            else "other work on this machine took the CPU and the load generator fell behind, so the "
+            "latency measured is not the target's"
             if steady.generator.crowded
             else "the load generator was saturated, so the latency measured is the generator's, not the target's"
         )
@@ -514,8 +527,9 @@ def assess_tier(
                 error_failures.add(e.name)
         # A saturated generator adds at most its own event-loop lag to each service time. A
         # median service time above the p95 limit by more than that lag is the target's own.
+        # Other work on the machine has no such bound: it slows the target itself.
         lag = steady.generator.loop_lag_max_ms
-        for e in sorted(steady.endpoints, key=lambda e: e.name):
+        for e in sorted(steady.endpoints, key=lambda e: e.name) if not steady.generator.crowded else ():
             slo = _slo_for(policy, e.name)
             if e.requests >= policy.min_requests_for_p50 and e.service.p50_ms - lag > slo.p95_ms:
                 breach = [("p50", e.service.p50_ms, slo.p95_ms)]
@@ -543,6 +557,11 @@ def assess_tier(
         findings += outcome.findings
         failures += outcome.failures
         notes += outcome.notes
+        if steady.generator.crowded:
+            notes.append(
+                f"At {n} customers the machine was busy ({_busy(steady.generator)}); every SLO held "
+                "anyway, so the latency reported is an upper bound on the target's."
+            )
         error_failures = {f.endpoint or "" for f in outcome.findings if f.category == "slo-errors"}
         worst_rate = steady.error_rate
         worst_latency = _worst_latency(steady, policy)
@@ -844,7 +863,8 @@ def _errors_finding(
                 else ""
             )
             + (
-                " The generator was saturated during this tier, so only server errors were counted."
+                " The generator was saturated or the machine busy during this tier, so only server "
+                "errors were counted."
                 if server_only
                 else ""
             )
@@ -1051,6 +1071,16 @@ def _saturation_errors_finding(
     )
 
 
+def _busy(g: GeneratorHealth) -> str:
+    """What kept the machine busy, in a few words."""
+    parts = []
+    if g.other_cpu_pct is not None and g.other_cpu_pct > 0:
+        parts.append(f"other work used {g.other_cpu_pct:.0f}% of a core")
+    if g.steal_pct:
+        parts.append(f"the hypervisor stole {g.steal_pct:.0f}%")
+    return ", ".join(parts) or "other work"
+
+
 def _saturated_finding(
     tier: TierResult, steady: PhaseMeasurement, ctx: ReproduceContext
 ) -> Finding:
@@ -1058,8 +1088,11 @@ def _saturated_finding(
     suggested = max(2, g.workers * 2)
     if g.crowded:
         title = (
-            f"Other work on this machine took the CPU during the {tier.customers}-customer tier, so that "
-            "tier's latency says nothing about the service"
+            f"The machine was busy during the {tier.customers}-customer tier ({_busy(g)}) and the load "
+            "generator fell behind, so that tier's latency says nothing about the service"
+            if g.saturated
+            else f"The {tier.customers}-customer tier missed its SLOs while the machine was busy "
+            f"({_busy(g)}), so the miss cannot be told from the noise"
         )
         fix = (
             "Rerun the audit when nothing else runs on this machine (another load test, a build, a "
@@ -1161,6 +1194,34 @@ def capacity_findings(
         + "."
     )
     out = Outcome()
+    blind = _param(capacity.params, "unmeasured_customers")
+    if h < policy.ready_headroom and capacity.method == "lower-bound" and blind is not None:
+        # The floor stops where the noise began, not where the service did: thin headroom (or
+        # none) would be the busy machine reported as the service's limit.
+        return Outcome(
+            findings=(
+                make_finding(
+                    "throughput",
+                    ["capacity"],
+                    severity="info",
+                    title=(
+                        f"The service carried {_about(pred)} customers' traffic ({h:.1f}x the goal of {goal}); "
+                        f"the next load, {_about(blind)} customers', was measured on a busy machine"
+                    ),
+                    detail=(
+                        f"{basis} Past that load the SLO was missed while other work took the machine's "
+                        "CPU (or the hypervisor stole it), so the miss is nobody's and the headroom is "
+                        "unknown rather than thin. Rerun when the machine is quiet."
+                    ),
+                    evidence=evidence,
+                    reproduce=repro,
+                ),
+            ),
+            missing=(
+                f"Headroom was measured only up to {h:.2f}x the goal (under {policy.ready_headroom:g}x): the "
+                f"next load, {_about(blind)} customers', missed the SLO while the machine was busy with other work.",
+            ),
+        )
     if h < 1.0:
         out += Outcome(
             findings=(

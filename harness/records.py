@@ -103,7 +103,15 @@ class WindowMeasurement:
 
 @dataclass(frozen=True)
 class GeneratorHealth:
-    """The load generator's own state during a phase: if it was saturated, latency is not the target's."""
+    """The load generator's own state during a phase.
+
+    ``saturated``: the generator could not keep its own schedule (CPU, event-loop lag, dropped
+    iterations, a lost worker), so the latency it recorded is partly its own and is never judged
+    as the target's. ``crowded``: the machine was busy with something else (the hypervisor's
+    steal, other processes' CPU). That only ever adds latency and takes capacity away, so a phase
+    that met its SLOs anyway still shows the target met them (an upper bound), while one that
+    missed them cannot be told from the noise and is not judged.
+    """
 
     cpu_max_pct: float
     cpu_mean_pct: float
@@ -120,7 +128,12 @@ class GeneratorHealth:
     machine_cpu_pct: float | None = None  # every process on the machine, % of one core
     # machine - generator - target, when the harness sampled the target (harness.tiers)
     other_cpu_pct: float | None = None
-    crowded: bool = False  # other work used enough CPU to make the window unclean
+    crowded: bool = False  # steal or other work past its limit (``reasons`` says which)
+
+    @property
+    def clean(self) -> bool:
+        """Neither saturated nor crowded: the latency is the target's to within the noise floor."""
+        return not (self.saturated or self.crowded)
 
 
 @dataclass(frozen=True)

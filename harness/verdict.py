@@ -10,8 +10,10 @@ concluded. Precedence, strongest first::
                    steady memory leak.
     INCONCLUSIVE   something the verdict needs is missing or invalid: the gate or the properties
                    did not run, a tier at or below the goal was invalid (saturated generator,
-                   interrupted, integrity not checked) or skipped, no tier reached the goal,
-                   capacity could not be estimated, or the audit was partial.
+                   an SLO missed while the machine was busy with other work, interrupted,
+                   integrity not checked) or skipped, no tier reached the goal, capacity could
+                   not be estimated (or looked thin only where a busy machine hid the rest), or
+                   the audit was partial.
     AT RISK        everything needed passed, but: headroom under `ready_headroom`, an endpoint
                    predicted to break its SLO before `trend_break_factor` x the goal, a tier
                    beyond the goal failed, server errors at nominal load that pass alone (within

@@ -103,10 +103,11 @@ def test_a_real_race_between_two_bookings_of_one_slot_is_reported_as_a_duplicate
     assert duplicates[0]["evidence"]["identifiers"], duplicates[0]
 
 
-def test_an_audit_sharing_the_machine_with_busy_processes_is_inconclusive_not_a_verdict(tmp_path: Path) -> None:
-    # Two busy loops take both cores of this machine while the audit runs: the generator and
-    # the target get the CPU late, so the latency measured is not the target's. The harness
-    # sees CPU used by neither of them and says so, instead of a confident NOT READY (or READY).
+def test_slos_met_while_busy_processes_shared_the_machine_still_count(tmp_path: Path) -> None:
+    # Two busy loops take both cores of this machine while the audit runs. The harness sees CPU
+    # used by neither the generator nor the target and says so; other work only adds latency, so
+    # tiers that met their SLOs anyway are passed (an upper bound), not thrown away. (A window
+    # that misses its SLO on a busy machine is invalid instead: tests/test_verdict.py.)
     busy = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end: pass\n"
     hogs = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(max(2, os.cpu_count() or 2))]
     try:
@@ -116,10 +117,10 @@ def test_an_audit_sharing_the_machine_with_busy_processes_is_inconclusive_not_a_
         for hog in hogs:
             hog.kill()
             hog.wait(timeout=5)
-    assert run.exit_code == 5, run.output
     card = run.scorecard
-    assert card["verdict"] == "INCONCLUSIVE"
-    invalid = [t for t in card["tiers"] if t["status"] == "invalid"]
-    assert invalid, [t["status"] for t in card["tiers"]]
-    assert all("Other work on this machine used" in " ".join(t["generator"]["reasons"]) for t in invalid)
-    assert any(f["category"] == "generator-saturated" for f in card["findings"])
+    assert [t["status"] for t in card["tiers"]] == ["passed", "passed"], run.output
+    for t in card["tiers"]:
+        assert t["generator"]["crowded"] and not t["generator"]["saturated"], t["generator"]
+        assert "Other work on this machine used" in " ".join(t["generator"]["reasons"])
+    assert not [f for f in card["findings"] if f["category"] == "generator-saturated"]
+    assert sum("the machine was busy" in n and "upper bound" in n for n in card["notes"]) == 2, card["notes"]

@@ -334,6 +334,32 @@ class TestEstimateCapacity:
         assert est.method == "lower-bound"
         assert len(est.points) == 13 and all(off < 900 for off, _, _ in est.points)
 
+    def test_a_busy_machine_step_counts_only_if_it_met_the_slo(self) -> None:
+        # Other work on the machine only adds latency: x1.5 met the SLO anyway, so it was carried;
+        # x2 missed it, which says nothing (busy machine), so the floor stops at x1.5 and the
+        # estimate says where the measurement, not the service, gave out.
+        from factories import generator_health
+
+        def busy_step(offered: float, latency_ms: float, label: str) -> object:
+            slow = latency_summary(latency_ms, count=1000, p95_ms=latency_ms * 2)
+            return phase("stress", offered_rps=offered, latency=slow, service=slow, label=label,
+                         generator=generator_health(crowded=True, other_cpu_pct=120.0))  # fmt: skip
+
+        steady = phase(offered_rps=225.0, service_ms=2.0)
+        goal = tier(5000, steady=steady, stress=[busy_step(337.5, 10.0, "x1.5"), busy_step(450.0, 400.0, "x2")])
+        est = estimate_capacity([goal], 0.045, 5000, latency_slo_ms=100)
+        assert est.method == "lower-bound"
+        assert est.predicted_customers == pytest.approx(7500)
+        assert [off for off, _, _ in est.points] == [225.0, 337.5]
+        assert est.params["unmeasured_customers"] == pytest.approx(10_000)
+        assert est.high is None  # the x2 miss is nobody's, so it caps nothing
+        assert "missed the SLO while the machine was busy" in est.note
+        # The same x2 miss on a quiet machine is the service's: it caps the band.
+        quiet = tier(5000, steady=steady, stress=[phase("stress", offered_rps=337.5, service_ms=2.0, label="x1.5"),
+                                                 dataclasses.replace(goal.stress[1], generator=generator_health())])  # fmt: skip
+        est = estimate_capacity([quiet], 0.045, 5000, latency_slo_ms=100)
+        assert est.high == pytest.approx(10_000) and "unmeasured_customers" not in est.params
+
     def test_a_wide_band_refuses_to_extrapolate(self) -> None:
         # One saturated point per tier, far past a big gap, with 10 % noise: κ barely identified.
         tiers = usl_tiers(
@@ -551,6 +577,18 @@ class TestEndpointTrends:
             last.customers,
             steady=phase(offered_rps=300, endpoints=last.steady.endpoints, saturated=True),
         )
+        (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
+        assert [c for c, _ in trend.points] == [50, 500]
+
+    def test_tiers_measured_on_a_busy_machine_are_left_out(self) -> None:
+        # Other work inflates one tier and not the next: a slope drawn through that is noise.
+        from factories import generator_health
+
+        tiers = trend_tiers({"GET /a": [2.0, 20.0, 2000.0]})
+        last = tiers[-1]
+        assert last.steady is not None
+        busy = generator_health(crowded=True, other_cpu_pct=150.0)
+        tiers[-1] = tier(last.customers, steady=dataclasses.replace(last.steady, generator=busy))
         (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
         assert [c for c, _ in trend.points] == [50, 500]
 

@@ -1,4 +1,5 @@
-"""Tier status: a steady window shared with other work on the machine is not a clean measurement."""
+"""Tier status: a window shared with other work on the machine is marked crowded, for the verdict
+to judge (a busy machine only adds latency), and never saturated: the generator kept its schedule."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def other_cpu_reason(steady, samples) -> str:  # type: ignore[no-untyped-def]
 def test_cpu_that_neither_the_generator_nor_the_target_used_over_half_a_core_makes_the_window_crowded() -> None:
     # 200 % busy: generator 30, target 40, so others took 130 % of a core.
     g = with_other_work(steady_on(200.0), target_cpu(40.0)).generator
-    assert g.crowded and g.saturated and g.other_cpu_pct == 130.0
+    assert g.crowded and not g.saturated and not g.clean and g.other_cpu_pct == 130.0
     reason = g.reasons[-1]
     assert "130% of a core" in reason and "the generator 30%" in reason and "the target 40%" in reason
     assert "rerun when the machine is quiet" in reason
@@ -54,9 +55,9 @@ def test_without_the_targets_own_cpu_or_the_machines_nothing_is_judged() -> None
     assert other_cpu_reason(steady_on(None), target_cpu(40.0)) == ""  # the OS gave no reading
 
 
-def test_a_crowded_stress_step_is_named_and_left_to_the_capacity_model_as_saturated() -> None:
+def test_a_crowded_stress_step_is_named_and_left_to_the_capacity_model_to_judge() -> None:
     step = phase("stress", label="stress x1.5", duration_s=12.0,
                  generator=generator_health(cpu_mean_pct=40.0, machine_cpu_pct=190.0))
     g = with_other_work(step, target_cpu(60.0)).generator
-    assert g.saturated and g.crowded
+    assert g.crowded and not g.saturated
     assert "during stress x1.5" in g.reasons[-1]

@@ -397,6 +397,59 @@ def test_saturated_workers_suggestion_doubles_existing_workers() -> None:
     assert "--workers 6" in only(run(replace_tier={5000: t}), "generator-saturated").reproduce
 
 
+# --- a busy machine ---------------------------------------------------------------------------
+
+
+def busy(**overrides: Any) -> Any:
+    from factories import generator_health
+
+    values: dict[str, Any] = {"crowded": True, "other_cpu_pct": 130.0, "machine_cpu_pct": 200.0,
+                              "reasons": ("Other work on this machine used 130% of a core",)}  # fmt: skip
+    return generator_health(**{**values, **overrides})
+
+
+def test_a_window_that_met_its_slos_on_a_busy_machine_counts_as_an_upper_bound() -> None:
+    # Other work only adds latency: 20 ms measured with it means 20 ms or less without it.
+    j = run(replace_tier={5000: good_tier(5000, steady(generator=busy()))})
+    assert j.verdict == "READY"
+    assert j.tier_status[5000] == "passed"
+    assert "generator-saturated" not in categories(j)
+    assert any("the machine was busy (other work used 130% of a core)" in n and "upper bound" in n
+               for n in j.reasons)  # fmt: skip
+
+
+def test_a_window_that_missed_its_slos_on_a_busy_machine_is_inconclusive_not_a_failure() -> None:
+    slow = good_tier(5000, steady(ep(p95=900.0), generator=busy(steal_pct=14.0)))
+    j = run(replace_tier={5000: slow})
+    assert j.verdict == "INCONCLUSIVE"
+    assert j.tier_status[5000] == "invalid"
+    assert "slo-latency" not in categories(j)
+    f = only(j, "generator-saturated")
+    assert "missed its SLOs while the machine was busy" in f.title
+    assert "other work used 130% of a core, the hypervisor stole 14%" in f.title
+    assert "--workers" not in f.reproduce  # more load processes would not help
+
+
+def test_a_busy_machine_does_not_excuse_server_errors() -> None:
+    erring = good_tier(5000, steady(ep(requests=2000, errors=200, reasons={"http-500": 200}), generator=busy()))
+    j = run(replace_tier={5000: erring})
+    assert j.verdict == "NOT READY"
+    assert "slo-errors" in categories(j)
+
+
+def test_thin_headroom_where_the_next_load_missed_on_a_busy_machine_is_unknown_not_thin() -> None:
+    params = {"unmeasured_customers": 7500.0, "unmeasured_rps": 300.0}
+    j = run(cap=capacity(1.2, method="lower-bound", params=params))
+    assert j.verdict == "INCONCLUSIVE"
+    assert any("measured only up to 1.20x the goal" in r for r in j.reasons)
+    f = only(j, "throughput")
+    assert f.severity == "info" and "was measured on a busy machine" in f.title
+    # Without such a load, the same floor is thin headroom, AT RISK.
+    assert run(cap=capacity(1.2, method="lower-bound")).verdict == "AT RISK"
+    # A floor at the margin needs nothing more.
+    assert run(cap=capacity(1.6, method="lower-bound", params=params)).verdict == "READY"
+
+
 # --- integrity --------------------------------------------------------------------------------
 
 

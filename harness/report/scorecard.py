@@ -267,6 +267,7 @@ def _stress_step(p: PhaseMeasurement) -> dict[str, Any]:
         "error_rate": _rate(p.error_rate),
         "dropped_iterations": p.dropped_iterations,
         "saturated": p.generator.saturated,
+        "crowded": p.generator.crowded,
         "aborted": p.aborted,
     }
 

@@ -88,14 +88,15 @@ def test_the_generators_cpu_wait_is_reported_but_alone_does_not_invalidate() -> 
     assert health.cpu_wait_pct == 4.7 and health.machine_cpu_pct == 110.0
 
 
-def test_steal_by_the_hypervisor_over_its_limit_makes_the_generator_saturated() -> None:
+def test_steal_by_the_hypervisor_over_its_limit_makes_the_phase_crowded_not_saturated() -> None:
+    # Steal pauses the target too and only adds latency: the verdict judges it, like other work.
     health = _health(tally_with(runqueue_wait_pct=0.5, steal_pct=12.0, machine_cpu_pct=90.0), Thresholds())
-    assert health.saturated
+    assert health.crowded and not health.saturated
     assert any("steal" in r for r in health.reasons)
 
 
 def test_a_quiet_machine_or_one_that_gives_no_reading_raises_nothing() -> None:
     quiet = _health(tally_with(runqueue_wait_pct=0.5, steal_pct=0.4, machine_cpu_pct=95.0), Thresholds())
     unknown = _health(tally_with(), Thresholds())
-    assert not quiet.saturated and not unknown.saturated
+    assert quiet.clean and unknown.clean
     assert unknown.cpu_wait_pct is None
