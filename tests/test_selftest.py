@@ -20,6 +20,7 @@ from harness.selftest import (
     BOOKING_EXPECTATIONS,
     HEALTHY,
     MatrixRow,
+    SelftestResult,
     judge_row,
     matrix_markdown,
     run_selftest,
@@ -208,13 +209,24 @@ def test_tiny_selftest_healthy_is_ready_and_a_gate_flaw_is_caught(tmp_path: Path
     tiny = Pack(root=pack.root, config=pack.config.model_copy(
         update={"profiles": {**pack.config.profiles, "tiny": TINY}, "customers": customers}))  # fmt: skip
     healthy = run_selftest(tiny, profile="tiny", flaws=[], reports_dir=tmp_path, seed=3)
-    assert healthy.passed, healthy.rows
+    assert healthy.passed, (healthy.rows, _generator_health(healthy))
     assert (healthy.run_dir / "matrix.json").exists() and (healthy.run_dir / "matrix.md").exists()
     # The regression gate alone catches this flaw: no need for the load.
     gate = run_selftest(tiny, profile="tiny", flaws=["functional-regression"], healthy=False,
                         only=("gate",), reports_dir=tmp_path, seed=3)  # fmt: skip
     (row,) = gate.rows
     assert row.detected and row.verdict == "NOT READY", row
+
+
+def _generator_health(result: SelftestResult) -> list[object]:
+    """Each row's tiers' generator blocks: what a failure on another machine needs to be read."""
+    blocks: list[object] = []
+    for row in result.rows:
+        card = Path(row.run_dir) / "scorecard.json"
+        if row.run_dir and card.exists():
+            tiers = json.loads(card.read_text(encoding="utf-8"))["tiers"]
+            blocks += [(row.flaw, t["customers"], t["status"], t.get("generator"), t.get("stress")) for t in tiers]
+    return blocks
 
 
 @pytest.mark.slow
