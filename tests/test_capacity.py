@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from factories import latency_summary, phase, tier
+from factories import generator_health, latency_summary, phase, tier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
@@ -23,7 +23,7 @@ from harness.capacity import (
     find_knee,
     fit_usl,
 )
-from harness.records import EndpointMeasurement, TierResult
+from harness.records import EndpointMeasurement, GeneratorHealth, TierResult
 
 # --- a synthetic service that follows the USL exactly -----------------------------------------
 
@@ -338,8 +338,6 @@ class TestEstimateCapacity:
         # Other work on the machine only adds latency: x1.5 met the SLO anyway, so it was carried;
         # x2 missed it, which says nothing (busy machine), so the floor stops at x1.5 and the
         # estimate says where the measurement, not the service, gave out.
-        from factories import generator_health
-
         def busy_step(offered: float, latency_ms: float, label: str) -> object:
             slow = latency_summary(latency_ms, count=1000, p95_ms=latency_ms * 2)
             return phase("stress", offered_rps=offered, latency=slow, service=slow, label=label,
@@ -569,26 +567,20 @@ class TestEndpointTrends:
         (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
         assert trend.growth_class == "unknown" and trend.slope is None
 
-    def test_tiers_with_a_saturated_generator_are_left_out(self) -> None:
+    @pytest.mark.parametrize(
+        "generator",
+        [
+            generator_health(saturated=True),
+            # Other work inflates one tier and not the next: a slope drawn through that is noise.
+            generator_health(crowded=True, other_cpu_pct=150.0),
+        ],
+        ids=["saturated-generator", "busy-machine"],
+    )
+    def test_tiers_not_measured_cleanly_are_left_out(self, generator: GeneratorHealth) -> None:
         tiers = trend_tiers({"GET /a": [2.0, 20.0, 2000.0]})
         last = tiers[-1]
         assert last.steady is not None
-        tiers[-1] = tier(
-            last.customers,
-            steady=phase(offered_rps=300, endpoints=last.steady.endpoints, saturated=True),
-        )
-        (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
-        assert [c for c, _ in trend.points] == [50, 500]
-
-    def test_tiers_measured_on_a_busy_machine_are_left_out(self) -> None:
-        # Other work inflates one tier and not the next: a slope drawn through that is noise.
-        from factories import generator_health
-
-        tiers = trend_tiers({"GET /a": [2.0, 20.0, 2000.0]})
-        last = tiers[-1]
-        assert last.steady is not None
-        busy = generator_health(crowded=True, other_cpu_pct=150.0)
-        tiers[-1] = tier(last.customers, steady=dataclasses.replace(last.steady, generator=busy))
+        tiers[-1] = tier(last.customers, steady=dataclasses.replace(last.steady, generator=generator))
         (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
         assert [c for c, _ in trend.points] == [50, 500]
 
