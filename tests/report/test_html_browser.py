@@ -9,8 +9,6 @@ from the network.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,24 +16,12 @@ from pathlib import Path
 import pytest
 
 from harness.report.html import render_html
+from tests.browser import chromium
 from tests.factories import endpoint, error_sample, finding, full_audit_record, phase, tier
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAYLOAD = '<script>document.title="PWNED"</script>"><img src=x onerror="document.title=\'PWNED\'">'
-
-
-def chromium(tmp_path: Path, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
-    args = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=3000", "--window-size=1280,2400", *extra, page.as_uri(),
-    ]
-    return subprocess.run(args, capture_output=True, text=True, timeout=90, check=False)
 
 
 class Elements(HTMLParser):

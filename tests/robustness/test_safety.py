@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
 from tests.robustness.faultpack import FAULTSERVER, AuditRun, make_pack, run_audit, scorecard
 
 
@@ -133,16 +133,7 @@ def test_a_target_answering_script_cannot_run_code_in_the_report(tmp_path: Path,
     html = report.read_text()
     assert "<script>document.title" not in html
     assert "&lt;script&gt;document.title" in html  # shown, as text
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
-    args = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=3000", "--dump-dom", report.as_uri(),
-    ]  # fmt: skip
-    result = subprocess.run(args, capture_output=True, text=True, timeout=90, check=False)
+    result = chromium(tmp_path, report, "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     assert "<title>NOT READY" in dom  # a script that ran would have renamed the page "PWNED"

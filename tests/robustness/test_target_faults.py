@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.robustness.faultpack import make_pack, run_audit, scorecard
+from tests.robustness.faultpack import AuditRun, make_pack, run_audit, scorecard
 
 REPORT_FILES = ("scorecard.json", "scorecard.md", "report.html", "junit.xml")
 
@@ -52,16 +52,21 @@ def test_a_target_that_exits_mid_tier_gives_not_ready_with_a_target_unavailable_
     assert "NOT READY" in run.stdout
 
 
-def test_a_hanging_target_is_judged_on_timeouts_within_a_bounded_time(tmp_path: Path) -> None:
-    pack = make_pack(tmp_path / "pack", "hang", request_timeout_s=1.0)
+def failed_within_bounded_time(tmp_path: Path, fault: str) -> AuditRun:
+    """Audit one small tier of a target with ``fault`` (1 s request timeout); it must end NOT
+    READY (exit 1) within 40 s: warm-up 1 s + steady 3 s + stress 1 s, each drained for at most
+    the timeout + 1 s."""
+    pack = make_pack(tmp_path / "pack", fault, request_timeout_s=1.0)
     started = time.monotonic()
     run = run_audit(pack, tmp_path / "reports", "--tiers", "3")
     elapsed = time.monotonic() - started
-
-    # warm-up 1 s + steady 3 s + stress 1 s, each drained for at most the timeout + 1 s
     assert elapsed < 40, elapsed
     assert run.code == 1, run.output[-3000:]
-    card = scorecard(run.run_dir())
+    return run
+
+
+def test_a_hanging_target_is_judged_on_timeouts_within_a_bounded_time(tmp_path: Path) -> None:
+    card = scorecard(failed_within_bounded_time(tmp_path, "hang").run_dir())
     assert card["verdict"] == "NOT READY"
     tier = card["tiers"][0]
     assert tier["status"] == "failed"
@@ -74,13 +79,7 @@ def test_a_hanging_target_is_judged_on_timeouts_within_a_bounded_time(tmp_path: 
 
 def test_garbage_answers_are_errors_with_their_reason_and_memory_stays_bounded(tmp_path: Path) -> None:
     # /items cycles: invalid JSON, text/html, a 50 MB body, a body dripped one byte per 0.2 s
-    pack = make_pack(tmp_path / "pack", "garbage", request_timeout_s=1.0)
-    started = time.monotonic()
-    run = run_audit(pack, tmp_path / "reports", "--tiers", "3")
-    elapsed = time.monotonic() - started
-
-    assert elapsed < 40, elapsed
-    assert run.code == 1, run.output[-3000:]
+    run = failed_within_bounded_time(tmp_path, "garbage")
     card = scorecard(run.run_dir())
     reasons = endpoint_reasons(card)
     assert {"invalid-json", "wrong-content-type", "oversized", "timeout"} <= set(reasons), reasons
