@@ -1086,7 +1086,16 @@ def _saturated_finding(
 ) -> Finding:
     g = steady.generator
     suggested = max(2, g.workers * 2)
-    if g.crowded:
+    if g.held_by_max_rps and g.saturated:
+        title = (
+            f"The pack's max_rps held back {g.held_by_max_rps} requests at {tier.customers} customers, so that "
+            "tier's latency includes the harness's own wait"
+        )
+        fix = (
+            "Lower this tier's load below max_rps (fewer customers, or leave the tier out), or raise "
+            "max_rps if whoever runs the target allows it."
+        )
+    elif g.crowded:
         title = (
             f"The machine was busy during the {tier.customers}-customer tier ({_busy(g)}) and the load "
             "generator fell behind, so that tier's latency says nothing about the service"
@@ -1131,7 +1140,9 @@ def _saturated_finding(
             "reasons": list(g.reasons),
             "other_cpu_pct": g.other_cpu_pct,
         },
-        reproduce=reproduce_command(ctx, f"tier:{tier.customers}", workers=None if g.crowded else suggested),
+        reproduce=reproduce_command(
+            ctx, f"tier:{tier.customers}", workers=None if g.crowded or g.held_by_max_rps else suggested
+        ),
         tier=tier.customers,
     )
 
