@@ -1300,7 +1300,23 @@ def capacity_findings(
         # lower bound (no phase past the knee): the USL coefficients fitted to the same points
         # say whether requests queue for one resource (sigma) or interfere (kappa).
         out += _usl_findings(capacity, tiers, policy, repro)
+    elif _grounded_contention(capacity.params, policy):
+        # Ample headroom, and a fit the capacity model would not extrapolate from (its band was
+        # too wide), but whose contention rests on a measured phase past the knee and stands
+        # clear of its own error: a serialised resource is a fact about the service worth
+        # naming (it caps what more processes or hardware can buy), at low severity.
+        out += _usl_findings(capacity, tiers, policy, repro)
     return out
+
+
+def _grounded_contention(params: dict[str, float], policy: VerdictPolicy) -> bool:
+    """A fitted sigma over the threshold by two standard errors, with a phase past the knee."""
+    sigma = _param(params, "sigma")
+    sigma_se = _param(params, "sigma_se")
+    past_knee = _param(params, "past_knee_points") or 0.0
+    if sigma is None or sigma_se is None or past_knee < 1:
+        return False
+    return sigma - 2 * sigma_se > policy.contention_sigma
 
 
 def _usl_findings(
