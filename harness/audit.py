@@ -27,6 +27,7 @@ from harness.config import Profile
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.integrity import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
+from harness.pacing import MAX_RPS_ENV, RequestPacer
 from harness.pack import Pack, import_pack_module, provision_hook
 from harness.provisioning import CustomerStore
 from harness.records import AuditRecord, IntegrityResult, NoiseFloor, TargetInfo, TierResult
@@ -145,6 +146,13 @@ def run_audit(
         # its (partial, INCONCLUSIVE) report, like an interruption at any later stage.
         cancel.set()
         collected.notes.append("The audit was interrupted while the target was starting.")
+    except (TargetError, ConfigError):
+        # Nothing was measured (exit 3, or 2): leave no credentials folder behind, and no run folder
+        # unless it holds the target's log, which the error message points to.
+        shutil.rmtree(state_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty
+        raise
     interrupted = cancel.is_set()
     if interrupted:
         collected.partial = True
@@ -261,6 +269,12 @@ def _run_stages(
         "SCALEREADY_SEED": str(seed),
         "SCALEREADY_REQUEST_TIMEOUT_S": str(config.target.request_timeout_s),
     }
+    max_rps = config.target.max_rps
+    if max_rps is not None:
+        suite_env[MAX_RPS_ENV] = f"{max_rps:g}"  # the pytest plugin's `http` client keeps it
+    # One pacer for every request this process sends outside the load engine: the stages that
+    # use it run one after another, so together they keep the cap.
+    pacer = RequestPacer(max_rps) if max_rps is not None else None
     regression_dir = pack.suite_dir("regression")
     if _wanted(options, "gate") and regression_dir is not None and not cancel.is_set():
         obs.stage("gate", f"pytest {regression_dir.relative_to(pack.root)}")
@@ -311,10 +325,12 @@ def _run_stages(
         persona_weights=config.customers.personas,
         workers=options.workers,
         max_rps=config.target.max_rps,
+        pacer=pacer,
         stress_stop_p99_ms=_stress_stop_p99(config),
         target_alive=managed.alive if managed else None,
         target_samples=managed.samples if managed else None,
-        integrity_check=_integrity_check(pack, base_url, store, profile, config.target.request_timeout_s, seed),
+        integrity_check=_integrity_check(pack, base_url, store, profile, config.target.request_timeout_s, seed,
+                                         pacer),  # fmt: skip
         env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
     )
     for customers in tiers:
@@ -322,7 +338,9 @@ def _run_stages(
             break
         obs.stage("tier", f"{customers} customers at {customers * ctx.per_customer_rps:g} arrivals/s")
         served = sum(requests_served(t) for t in collected.tiers)
-        result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served)
+        per_iteration = capacity_model.requests_per_iteration(collected.tiers) if collected.tiers else None
+        result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served,
+                          requests_per_iteration=per_iteration)  # fmt: skip
         if managed is not None and not managed.alive():
             when = _when(managed.exited_at)
             result = replace(result, reason=f"{result.reason} (the process exited with code "
@@ -347,7 +365,8 @@ def _when(at: float | None) -> str:
 
 
 def _integrity_check(
-    pack: Pack, base_url: str, store: CustomerStore, profile: Profile, timeout_s: float, seed: int
+    pack: Pack, base_url: str, store: CustomerStore, profile: Profile, timeout_s: float, seed: int,
+    pacer: RequestPacer | None = None,
 ) -> Callable[[int, Path], IntegrityResult] | None:
     invariants_file = pack.invariants_file
     if invariants_file is None:
@@ -362,6 +381,7 @@ def _integrity_check(
             sample=profile.integrity_sample,
             request_timeout_s=timeout_s,
             seed=seed + customers,
+            pacer=pacer,
         )
 
     return check

@@ -1086,7 +1086,16 @@ def _saturated_finding(
 ) -> Finding:
     g = steady.generator
     suggested = max(2, g.workers * 2)
-    if g.crowded:
+    if g.held_by_max_rps and g.saturated:
+        title = (
+            f"The pack's max_rps held back {g.held_by_max_rps} requests at {tier.customers} customers, so that "
+            "tier's latency includes the harness's own wait"
+        )
+        fix = (
+            "Lower this tier's load below max_rps (fewer customers, or leave the tier out), or raise "
+            "max_rps if whoever runs the target allows it."
+        )
+    elif g.crowded:
         title = (
             f"The machine was busy during the {tier.customers}-customer tier ({_busy(g)}) and the load "
             "generator fell behind, so that tier's latency says nothing about the service"
@@ -1131,7 +1140,9 @@ def _saturated_finding(
             "reasons": list(g.reasons),
             "other_cpu_pct": g.other_cpu_pct,
         },
-        reproduce=reproduce_command(ctx, f"tier:{tier.customers}", workers=None if g.crowded else suggested),
+        reproduce=reproduce_command(
+            ctx, f"tier:{tier.customers}", workers=None if g.crowded or g.held_by_max_rps else suggested
+        ),
         tier=tier.customers,
     )
 
@@ -1289,7 +1300,23 @@ def capacity_findings(
         # lower bound (no phase past the knee): the USL coefficients fitted to the same points
         # say whether requests queue for one resource (sigma) or interfere (kappa).
         out += _usl_findings(capacity, tiers, policy, repro)
+    elif _grounded_contention(capacity.params, policy):
+        # Ample headroom, and a fit the capacity model would not extrapolate from (its band was
+        # too wide), but whose contention rests on a measured phase past the knee and stands
+        # clear of its own error: a serialised resource is a fact about the service worth
+        # naming (it caps what more processes or hardware can buy), at low severity.
+        out += _usl_findings(capacity, tiers, policy, repro)
     return out
+
+
+def _grounded_contention(params: dict[str, float], policy: VerdictPolicy) -> bool:
+    """A fitted sigma over the threshold by two standard errors, with a phase past the knee."""
+    sigma = _param(params, "sigma")
+    sigma_se = _param(params, "sigma_se")
+    past_knee = _param(params, "past_knee_points") or 0.0
+    if sigma is None or sigma_se is None or past_knee < 1:
+        return False
+    return sigma - 2 * sigma_se > policy.contention_sigma
 
 
 def _usl_findings(

@@ -68,6 +68,7 @@ import httpx
 from harness.errors import ConfigError
 from harness.isolation import MarkerScanner
 from harness.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
+from harness.pacing import RequestPacer
 from harness.pack import import_module_file
 from harness.records import IntegrityResult, IntegrityViolation
 
@@ -583,6 +584,7 @@ class _Session:
         deadline: float,
         max_requests: int,
         transport: httpx.BaseTransport | None = None,
+        pacer: RequestPacer | None = None,
     ) -> None:
         self.deadline = deadline
         self.max_requests = max_requests
@@ -600,7 +602,7 @@ class _Session:
             base_url=base_url,
             timeout=timeout_s,
             limits=limits,
-            event_hooks={"request": [self._on_request]},
+            event_hooks={"request": [self._on_request, *([pacer.wait] if pacer is not None else [])]},
             transport=transport,
         )
 
@@ -705,12 +707,14 @@ def check_tier(
     time_budget_s: float = 60.0,
     seed: int = 0,
     transport: httpx.BaseTransport | None = None,
+    pacer: RequestPacer | None = None,
 ) -> IntegrityResult:
     """Check the target's data after a tier against the ledger, and read as customers for leaks.
 
     ``sample`` bounds the reads of each family (read-backs; isolation reads); ``time_budget_s``
     bounds the whole check. Never raises for the target's or the pack's errors. ``transport``
-    replaces the network (tests pass an ``httpx.MockTransport``).
+    replaces the network (tests pass an ``httpx.MockTransport``); ``pacer`` holds its requests
+    to the pack's max_rps.
     """
     started = time.monotonic()
     findings = _Findings()
@@ -748,7 +752,7 @@ def check_tier(
 
     session = _Session(
         base_url, request_timeout_s, max(1, concurrency), started + time_budget_s,
-        max_requests=4 * max(sample, 1) + 100, transport=transport,
+        max_requests=4 * max(sample, 1) + 100, transport=transport, pacer=pacer,
     )  # fmt: skip
     rng = random.Random(seed)
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from harness.pacing import RequestPacer
 from harness.records import ProvisioningResult
 
 CreateCustomer = Callable[[httpx.AsyncClient, int, random.Random, str], Awaitable[dict[str, Any]]]
@@ -70,12 +71,14 @@ def provision(
     timeout_s: float,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    pacer: RequestPacer | None = None,
 ) -> ProvisioningResult:
-    """Create the customers missing below `upto`; failures are counted, not raised."""
+    """Create the customers missing below `upto`; failures are counted, not raised. ``pacer``
+    holds the hook's requests to the pack's max_rps."""
     todo = store.missing(upto)
     started = time.monotonic()
     created, failures = asyncio.run(
-        _provision_all(hook, store, base_url, todo, concurrency, seed, timeout_s, cancel, on_progress)
+        _provision_all(hook, store, base_url, todo, concurrency, seed, timeout_s, cancel, on_progress, pacer)
     )
     elapsed = time.monotonic() - started
     return ProvisioningResult(
@@ -98,6 +101,7 @@ async def _provision_all(
     timeout_s: float,
     cancel: threading.Event | None,
     on_progress: Callable[[int, int], None] | None,
+    pacer: RequestPacer | None,
 ) -> tuple[int, list[str]]:
     created = 0
     failures: list[str] = []
@@ -105,7 +109,8 @@ async def _provision_all(
     for index in todo:
         queue.put_nowait(index)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
+    hooks = {"request": [pacer.wait_async]} if pacer is not None else {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, event_hooks=hooks) as client:
 
         async def worker() -> None:
             nonlocal created

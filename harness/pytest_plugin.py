@@ -26,16 +26,23 @@ Hypothesis profile ``"scaleready"``
 ``SCALEREADY_SEED``
     Same effect as ``--hypothesis-seed``: every property draws the same examples on a rerun.
     An explicit ``--hypothesis-seed`` wins.
+``request_hooks()``
+    httpx event hooks that keep a client under the pack's ``target.max_rps`` (handed down by the
+    audit as ``SCALEREADY_MAX_RPS``); the ``http`` fixture has them, and clients a pack's
+    conftest builds itself should take them too.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
 import pytest
+
+from harness.pacing import RequestPacer, pacer_from_env
 
 ENV_TARGET_URL = "SCALEREADY_TARGET_URL"
 ENV_REQUEST_TIMEOUT_S = "SCALEREADY_REQUEST_TIMEOUT_S"
@@ -67,6 +74,21 @@ def configured_target_url(config: pytest.Config) -> str | None:
         ENV_TARGET_URL, ""
     )
     return url.strip().rstrip("/") or None
+
+
+@functools.cache
+def _shared_pacer() -> RequestPacer | None:
+    return pacer_from_env()
+
+
+def request_hooks() -> dict[str, list[Callable[[httpx.Request], None]]]:
+    """httpx event hooks that hold a client to the audit's ``target.max_rps`` (none without one).
+
+    Give them to every client your tests build, ``httpx.Client(..., event_hooks=request_hooks())``:
+    the clients of one test process share one pacer, so together they keep the cap.
+    """
+    pacer = _shared_pacer()
+    return {"request": [pacer.wait]} if pacer is not None else {}
 
 
 def request_timeout_s(environ: Mapping[str, str] = os.environ) -> float:
@@ -169,6 +191,7 @@ def target_url(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def http(target_url: str) -> Iterator[httpx.Client]:
-    """An unauthenticated client for the target; the session closes it."""
-    with httpx.Client(base_url=target_url, timeout=request_timeout_s()) as client:
+    """An unauthenticated client for the target; the session closes it. Under an audit of a pack
+    with ``target.max_rps`` its requests are paced to it (``harness.pacing``)."""
+    with httpx.Client(base_url=target_url, timeout=request_timeout_s(), event_hooks=request_hooks()) as client:
         yield client

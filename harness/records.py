@@ -129,6 +129,7 @@ class GeneratorHealth:
     # machine - generator - target, when the harness sampled the target (harness.tiers)
     other_cpu_pct: float | None = None
     crowded: bool = False  # steal or other work past its limit (``reasons`` says which)
+    held_by_max_rps: int = 0  # requests the engine held back to keep the pack's max_rps
 
     @property
     def clean(self) -> bool:

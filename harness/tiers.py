@@ -21,6 +21,7 @@ from harness.config import Profile
 from harness.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.stage import run_load
+from harness.pacing import RequestPacer
 from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     ErrorSample,
@@ -61,6 +62,7 @@ class TierContext:
     persona_weights: Mapping[str, float]
     workers: int = 0
     max_rps: float | None = None
+    pacer: RequestPacer | None = None  # max_rps for the requests sent outside the load engine
     stress_stop_p99_ms: float | None = None
     target_alive: Callable[[], bool] | None = None
     target_samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
@@ -78,9 +80,12 @@ def run_tier(
     cancel: threading.Event,
     on_progress: TierProgress | None = None,
     requests_before: int = 0,
+    requests_per_iteration: float | None = None,
 ) -> TierResult:
     """Measure one tier. `requests_before`: requests the load engine completed in earlier tiers,
-    so that the target's resource samples count requests served across the whole audit."""
+    so that the target's resource samples count requests served across the whole audit.
+    `requests_per_iteration`: measured at earlier tiers (None: not yet), to keep the arrivals
+    under the pack's max_rps, which counts requests."""
     offered = customers * ctx.per_customer_rps
     started = time.time()
     notify = on_progress or (lambda kind, data: None)
@@ -96,6 +101,7 @@ def run_tier(
         timeout_s=ctx.request_timeout_s,
         cancel=cancel,
         on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
+        pacer=ctx.pacer,
     )
     alive_now = ctx.target_alive() if ctx.target_alive is not None else True
     if prov.customers < customers and prov.customers > 0 and alive_now and not cancel.is_set():
@@ -105,7 +111,7 @@ def run_tier(
         again = provision(
             ctx.provision_hook, ctx.store, base_url=ctx.base_url, upto=customers,
             concurrency=RETRY_PROVISION_CONCURRENCY, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
-            cancel=cancel,
+            cancel=cancel, pacer=ctx.pacer,
             on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
         )  # fmt: skip
         prov = replace(
@@ -126,7 +132,7 @@ def run_tier(
             reason = "the target exited while provisioning; " + reason
         return _unmeasured(customers, offered, prov, "invalid", reason)
 
-    plan = _plan(customers, offered, ctx)
+    plan = _plan(customers, offered, ctx, requests_per_iteration)
     outcome = run_load(plan, on_progress=lambda p: notify("load", _progress_dict(p)), cancel=cancel)
 
     phases = outcome.phases
@@ -162,6 +168,12 @@ def run_tier(
         steady = with_other_work(steady, samples)
     if status == "passed" and steady is not None and steady.generator.saturated:
         status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
+    elif status == "passed" and steady is not None and steady.offered_rps < 0.999 * offered:
+        status, reason = "invalid", (
+            f"the pack's max_rps ({ctx.max_rps:g} requests/s) held this tier to {steady.offered_rps:.4g} of "
+            f"its {offered:.4g} arrivals/s (an action makes about {requests_per_iteration or 1:.2g} requests), "
+            "so the tier was not measured at its own load; raise max_rps or leave the tier out"
+        )
     return TierResult(
         customers=customers,
         status=status,  # type: ignore[arg-type]
@@ -219,9 +231,20 @@ def _unmeasured(
     )
 
 
-def _plan(customers: int, offered: float, ctx: TierContext) -> LoadPlan:
+def max_arrivals(max_rps: float | None, requests_per_iteration: float | None) -> float:
+    """The arrival rate (iterations/s) that keeps requests under ``max_rps``; inf without a cap.
+
+    Before any tier has measured how many requests an iteration makes, one is assumed: the
+    engine still holds back any request past the cap, and says so (``GeneratorHealth``).
+    """
+    if max_rps is None:
+        return float("inf")
+    return max_rps / max(1.0, requests_per_iteration or 1.0)
+
+
+def _plan(customers: int, offered: float, ctx: TierContext, requests_per_iteration: float | None) -> LoadPlan:
     profile = ctx.profile
-    cap = ctx.max_rps or float("inf")
+    cap = max_arrivals(ctx.max_rps, requests_per_iteration)
     phases = []
     if profile.warmup_s > 0:
         phases.append(PhasePlan("warmup", "warmup", min(offered, cap), profile.warmup_s))
@@ -244,6 +267,7 @@ def _plan(customers: int, offered: float, ctx: TierContext) -> LoadPlan:
         window_s=profile.window_s,
         max_users=profile.max_users,
         request_timeout_s=ctx.request_timeout_s,
+        max_rps=ctx.max_rps,
         stress_stop_p99_ms=ctx.stress_stop_p99_ms,
         workers=ctx.workers,
         env={**ctx.env, LEDGER_DIR_ENV: str(ledger_dir(out))},
@@ -307,7 +331,8 @@ def replay_server_errors(
                 samples.append(sample)
     customers = {int(c["index"]): c for c in ctx.store.all()}
     replays = []
-    with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s) as client:
+    hooks = {"request": [ctx.pacer.wait]} if ctx.pacer is not None else {}
+    with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s, event_hooks=hooks) as client:
         for sample in samples[:MAX_REPLAYS]:
             headers: dict[str, str] = {}
             index = getattr(sample, "customer_index", None)

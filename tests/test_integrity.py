@@ -32,6 +32,7 @@ from harness.integrity import (
     violation,
 )
 from harness.ledger import Ledger, Operation, content_digest
+from harness.pacing import RequestPacer
 from harness.records import IntegrityResult
 
 PACK_INVARIANTS = Path(__file__).resolve().parent.parent / "scenarios" / "booking" / "invariants.py"
@@ -156,6 +157,16 @@ def test_a_healthy_target_passes_and_says_what_it_checked(api: FakeBookingApi, l
     assert result.checks["set"] == 6 and result.checks["deleted"] == 1
     assert result.checks["unique"] >= 9 and result.checks["isolation"] > 0
     assert result.checked > 9  # 9 operations plus every read made
+
+
+def test_every_read_of_the_check_takes_a_slot_of_the_packs_max_rps(api: FakeBookingApi, ledger_dir: Path) -> None:
+    for i in range(6):
+        api.add(10 + i, i, practitioner=i, patient=100 + i, start=f"{DAY}T09:00")
+    write_ledger(ledger_dir, *(create(i, 10 + i, i, 100 + i, f"{DAY}T09:00") for i in range(6)))
+    pacer = RequestPacer(2000.0)
+    result = check(api, ledger_dir, pacer=pacer)
+    assert result.status == "passed", result
+    assert api.requests > 0 and pacer.requests == api.requests
 
 
 def test_an_acknowledged_booking_that_is_gone_is_a_lost_write(api: FakeBookingApi, ledger_dir: Path) -> None:

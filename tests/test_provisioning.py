@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from harness.nulltarget import run_null_target
+from harness.pacing import RequestPacer
 from harness.provisioning import CustomerStore, provision
 
 
@@ -78,3 +79,19 @@ def test_cancel_stops_provisioning_early(tmp_path: Path, base_url: str) -> None:
     cancel.set()
     result = run(CustomerStore(tmp_path / "c.jsonl"), base_url, 50, cancel=cancel)
     assert result.created == 0 and result.customers == 0
+
+
+def test_the_packs_max_rps_holds_the_hooks_requests_whatever_the_concurrency(tmp_path: Path, base_url: str) -> None:
+    # Eight customers at once, two requests each, under a cap of 40 requests/s: 32 requests take
+    # at least 31 paced intervals, and every one of them went through the pacer.
+    async def two_requests(client: httpx.AsyncClient, index: int, rng: random.Random, marker: str) -> dict[str, Any]:
+        for _ in range(2):
+            (await client.get(f"/customers/{index}")).raise_for_status()
+        return {"id": index, "marker": marker}
+
+    pacer = RequestPacer(40.0)
+    store = CustomerStore(tmp_path / "customers.jsonl", run_token="ab12")
+    result = run(store, base_url, 16, hook=two_requests, pacer=pacer)
+    assert result.created == 16
+    assert pacer.requests == 32
+    assert result.duration_s >= 31 / 40 - 0.05

@@ -4,7 +4,7 @@ to judge (a busy machine only adds latency), and never saturated: the generator 
 from __future__ import annotations
 
 from harness.records import ResourceSample
-from harness.tiers import OTHER_CPU_LIMIT_PCT, with_other_work
+from harness.tiers import OTHER_CPU_LIMIT_PCT, max_arrivals, with_other_work
 from tests.factories import T0, generator_health, phase
 
 
@@ -61,3 +61,12 @@ def test_a_crowded_stress_step_is_named_and_left_to_the_capacity_model_to_judge(
     g = with_other_work(step, target_cpu(60.0)).generator
     assert g.crowded and not g.saturated
     assert "during stress x1.5" in g.reasons[-1]
+
+
+def test_max_rps_counts_requests_so_the_arrivals_are_kept_under_it_by_the_measured_mix() -> None:
+    # An action made 2.5 requests at the earlier tiers: 100 requests/s allow 40 actions/s.
+    assert max_arrivals(100.0, 2.5) == 40.0
+    # Before any tier measured it, one request an action (the engine holds back the rest).
+    assert max_arrivals(100.0, None) == 100.0
+    assert max_arrivals(100.0, 0.5) == 100.0  # never more actions than requests
+    assert max_arrivals(None, 2.5) == float("inf")

@@ -807,6 +807,24 @@ def test_a_measured_lower_bound_short_of_the_margin_is_explained_by_the_usl_coef
     assert [f.category for f in j.findings if f.category == "contention"] == (["contention"] if explained else [])
 
 
+@pytest.mark.parametrize(
+    ("sigma", "sigma_se", "past_knee", "named"),
+    [
+        (0.68, 0.18, 1.0, True),  # a global lock on a fast machine: 3x headroom, yet serialised
+        (0.68, 0.18, 0.0, False),  # no phase past the knee: the fit extrapolates, nothing to say
+        (0.30, 0.14, 1.0, False),  # within two standard errors of the 0.05 threshold
+    ],
+)
+def test_ample_headroom_still_names_a_contention_the_measurements_show_clearly(
+    sigma: float, sigma_se: float, past_knee: float, named: bool
+) -> None:
+    params = {"sigma": sigma, "sigma_se": sigma_se, "kappa": 0.0003, "n_max": 800.0, "past_knee_points": past_knee}
+    j = run(cap=capacity(3.0, method="lower-bound", params=params))
+    found = [f for f in j.findings if f.category == "contention"]
+    assert [f.severity for f in found] == (["low"] if named else [])
+    assert j.verdict == "READY"  # named, not judged: the headroom decides
+
+
 # --- commands, ids, categories, scores --------------------------------------------------------
 
 

@@ -96,11 +96,14 @@ from harness.loadkit import (
     CustomerUser,
     load_customers,
 )
+from harness.pacing import RequestPacer
 
 log = logging.getLogger("scaleready.engine")
 
 RESULT_FILE = "load-result.json"
 LOG_SAMPLE_INTERVAL_S = 0.05
+# How far ahead of its paced slot a request may go under the pack's max_rps (harness.pacing).
+PACER_BURST_S = 0.1
 # While every user is busy the dispatcher sleeps up to this long between wake-ups instead of
 # waking for each token (see Engine._dispatch); a user that runs out of tokens wakes it at once.
 DISPATCH_PARK_S = 0.005
@@ -167,6 +170,17 @@ class LiveTally:
         self.lag_ms: list[float] = []
         self.rss_max_mb = 0.0
         self.notes: list[str] = []
+        # max_rps: the engine's pacer, its counters when the phase began, and, once the phase is
+        # closed, what it held back during it (requests, held, seconds waited)
+        self.pacer: RequestPacer | None = None
+        self.pacer_base = (0, 0, 0.0)
+        self.paced: tuple[int, int, float] | None = None
+
+    def paced_so_far(self) -> tuple[int, int, float] | None:
+        if self.paced is not None or self.pacer is None:
+            return self.paced
+        r, h, w = self.pacer_base
+        return self.pacer.requests - r, self.pacer.held - h, self.pacer.waited_s - w
 
     def to_wall(self, perf: float) -> float:
         return self.started_at + (perf - self.started_perf)
@@ -254,10 +268,19 @@ class LiveTally:
                         if self.machine_first is not None and self.machine_last is not None
                         else {}
                     ),
+                    **self._paced_dict(),
                 }
             ],
         }
 
+
+    def _paced_dict(self) -> dict[str, Any]:
+        paced = self.paced_so_far()
+        if paced is None or self.pacer is None:
+            return {}
+        requests, held, waited_s = paced
+        return {"max_rps": self.pacer.max_rps, "paced_requests": requests, "paced_held": held,
+                "paced_wait_s": round(waited_s, 6)}  # fmt: skip
 
 class ResponseTooLarge(ConnectionError):
     """A body passed ``max_response_bytes``: reading stopped there and the connection was closed.
@@ -300,8 +323,9 @@ def classify(exception: BaseException | None, response: Any, length: int, max_by
     return name or "error"
 
 
-def bound_responses(user: Any, timeout_s: float, max_bytes: int) -> None:
-    """Give every request of ``user`` a total deadline and a body size limit.
+def bound_responses(user: Any, timeout_s: float, max_bytes: int, pacer: RequestPacer | None = None) -> None:
+    """Give every request of ``user`` a total deadline and a body size limit, and with ``pacer``
+    hold it until the pack's max_rps allows it (the wait is before the deadline starts).
 
     Locust's socket timeouts bound each read, not the response: a target that drips one byte a
     second never times out, and a 50 MB body is read whole into memory. Here the whole exchange
@@ -320,6 +344,10 @@ def bound_responses(user: Any, timeout_s: float, max_bytes: int) -> None:
     spare: list[gevent.Timeout] = []
 
     def _urlopen(request: Any) -> Any:
+        if pacer is not None:
+            held = pacer.reserve()
+            if held > 0:
+                gevent.sleep(held)
         deadline = spare.pop() if spare else gevent.Timeout(timeout_s)
         response = None
         deadline.start()
@@ -472,6 +500,13 @@ class Engine:
         self.process = psutil.Process()
         self.scanner = _marker_scanner()
         self.max_response_bytes = plan.max_response_bytes
+        # The pack's max_rps, this process's share of it. The arrivals are planned under it; this
+        # catches what the plan could not know (an action making more requests than measured).
+        # A tenth of a second's burst: open-model arrivals bunch, and a load under the cap should
+        # pass untouched.
+        self.pacer = (
+            RequestPacer(plan.max_rps / max(1, plan.workers), burst_s=PACER_BURST_S) if plan.max_rps else None
+        )
         self.ledger = shared_ledger()
         recording.prepare()  # build the percentile lookup table before any load, not during it
         # Thousands of customer records, the locustfile and Locust itself are long-lived: move them
@@ -566,7 +601,7 @@ class Engine:
                 return
             user = pool.user_class(self.env)
             user._scaleready_pool = pool  # type: ignore[attr-defined]
-            bound_responses(user, self.plan.request_timeout_s, self.plan.max_response_bytes)
+            bound_responses(user, self.plan.request_timeout_s, self.plan.max_response_bytes, self.pacer)
             pool.users.append(user)
             user.start(self.group)
 
@@ -662,6 +697,9 @@ class Engine:
         """
         tally = LiveTally(phase, rate, self.plan.window_s)
         tally.rss_max_mb = self.process.memory_info().rss / 1e6
+        if self.pacer is not None:
+            tally.pacer = self.pacer
+            tally.pacer_base = (self.pacer.requests, self.pacer.held, self.pacer.waited_s)
         self.current = tally
         self.size_pools(rate)
         tally.max_users = self.user_count
@@ -705,6 +743,7 @@ class Engine:
                 it = pool.queue.queue.popleft()
                 if it is not None:
                     it.tally.dropped += 1
+        tally.paced = tally.paced_so_far()
         tally.closed = True
         tally.ended_at = time.time()
         for g in helpers:

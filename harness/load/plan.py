@@ -61,6 +61,9 @@ class LoadPlan:
     # requests
     request_timeout_s: float = 10.0
     max_response_bytes: int = 5_000_000  # larger bodies are counted as "oversized" errors
+    # the pack's target.max_rps: requests/s the engine never passes, whatever the arrivals plan
+    # (shared out between workers); a request held back to keep it is counted (generator health)
+    max_rps: float | None = None
     # stress stop conditions (checked at every window of a stress step)
     stress_stop_error_rate: float | None = 0.05
     stress_stop_p99_ms: float | None = None
@@ -85,6 +88,8 @@ class LoadPlan:
             )
         if self.workers < 0:
             raise ConfigError(f"workers = {self.workers}: must be 0 (one process) or more")
+        if self.max_rps is not None and not self.max_rps > 0:
+            raise ConfigError(f"max_rps = {self.max_rps}: must be a positive number of requests per second")
         if self.arrivals not in ("constant", "poisson"):
             raise ConfigError(f"arrivals = {self.arrivals!r}: use 'constant' or 'poisson'")
 

@@ -154,6 +154,17 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
             f"(limit {thresholds.dropped_ratio:.0%}): the user pool was full; raise max_users, "
             "or the target is too slow for this rate."
         )
+    paced = sum(p.get("paced_requests", 0) for p in procs)
+    held = sum(p.get("paced_held", 0) for p in procs)
+    if paced and held / paced > thresholds.dropped_ratio:
+        cap = sum(p.get("max_rps", 0.0) for p in procs)
+        waited_ms = 1000.0 * sum(p.get("paced_wait_s", 0.0) for p in procs) / held
+        reasons.append(
+            f"The pack's max_rps ({cap:g} requests/s) held back {held} of {paced} requests "
+            f"({held / paced:.1%}, {waited_ms:.1f} ms each on average; limit {thresholds.dropped_ratio:.0%}): "
+            "their latency includes the harness's own wait; the arrivals ran over the cap "
+            "(an action made more requests than measured before), so lower the tier's load or raise max_rps."
+        )
     lost = tally.get("workers_lost", 0)
     if lost:
         reasons.append(
@@ -184,6 +195,7 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         steal_pct=None if steal is None else round(steal, 2),
         machine_cpu_pct=None if machine_cpu is None else round(machine_cpu, 1),
         crowded=bool(busy),
+        held_by_max_rps=held,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.pytest_plugin import configured_target_url, request_timeout_s
+from harness.pytest_plugin import configured_target_url, request_hooks, request_timeout_s
 
 pytest_plugins = ["harness.pytest_plugin"]
 
@@ -184,7 +184,8 @@ def new_clinic(target_url: str, transport: httpx.HTTPTransport) -> NewClinic:
     Session-scoped so Hypothesis properties may call it from inside an example.
     """
     timeout = request_timeout_s()
-    signup = httpx.Client(base_url=target_url, timeout=timeout, transport=transport)
+    # request_hooks(): under an audit with target.max_rps, every client keeps it together.
+    signup = httpx.Client(base_url=target_url, timeout=timeout, transport=transport, event_hooks=request_hooks())
 
     def make(name: str | None = None, **fields: Any) -> Clinic:
         marker = fields.pop("marker", None) or unique("sr-booking")
@@ -196,6 +197,7 @@ def new_clinic(target_url: str, transport: httpx.HTTPTransport) -> NewClinic:
             timeout=timeout,
             headers={API_KEY_HEADER: created["api_key"]},
             transport=transport,
+            event_hooks=request_hooks(),
         )
         return Clinic(
             id=created["id"],

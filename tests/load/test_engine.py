@@ -101,6 +101,46 @@ def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> No
     assert any("CPU core" in r or "event loop" in r for r in health.reasons)
 
 
+THREE_GETS = """
+from harness.loadkit import CustomerUser, task
+
+class Browser(CustomerUser):
+    @task
+    def three_pages(self):
+        for page in ("/a", "/b", "/c"):
+            self.client.get(page, name="GET " + page)
+"""
+
+
+def test_max_rps_holds_requests_an_arrivals_plan_sends_past_it_and_says_so(tmp_path: Path) -> None:
+    # 30 actions/s of three requests each is 90 requests/s against a cap of 45: the engine keeps
+    # the cap (a tenth of a second's burst aside), and the phase is not the target's latency.
+    lf = locustfile(tmp_path, THREE_GETS)
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 30, 3.0), max_rps=45.0,
+                                max_users=200))  # fmt: skip
+    assert outcome.error is None
+    (steady,) = outcome.phases
+    assert steady.requests <= 45 * (3.0 + 0.1) + 1 + 45 * 2  # the window, and what the drain finished
+    assert steady.achieved_rps <= 45 * 1.1
+    health = steady.generator
+    assert health.saturated and health.held_by_max_rps > steady.requests / 4
+    assert any("max_rps (45 requests/s) held back" in r for r in health.reasons)
+
+
+def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
+    # 20 actions/s x 3 = 60 requests/s, well under 100: open-model arrivals bunch, and the
+    # burst allowance lets them through without holding any beyond the 1 % limit.
+    lf = locustfile(tmp_path, THREE_GETS)
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 20, 3.0), max_rps=100.0,
+                                arrivals="poisson", seed=3))  # fmt: skip
+    (steady,) = outcome.phases
+    assert steady.requests >= 150
+    assert not steady.generator.saturated, steady.generator.reasons
+    assert steady.generator.held_by_max_rps <= 0.01 * steady.requests
+
+
 def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
         from harness.loadkit import CustomerUser, task

@@ -77,6 +77,9 @@ def test_the_packs_max_rps_caps_the_offered_load(tmp_path: Path) -> None:
     tier = card["tiers"][0]
     assert tier["achieved_rps"] <= 5 * 1.1, tier
     assert tier["stress"] == [], "stress steps above max_rps are not run"
+    # The tier was not measured at its own load: no verdict rests on it.
+    assert tier["status"] == "invalid" and "max_rps (5 requests/s) held this tier" in tier["reason"], tier
+    assert card["verdict"] == "INCONCLUSIVE"
     log = (run.run_dir() / "target.log").read_text().splitlines()
     load = [line for line in log if line == "request GET /items"]
     warmup_and_steady_s = 1 + 3

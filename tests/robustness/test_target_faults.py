@@ -6,6 +6,8 @@ Each test runs a real audit (a subprocess) against tests/faultserver.py in one f
 from __future__ import annotations
 
 import json
+import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,19 @@ def test_a_target_that_never_becomes_healthy_fails_with_exit_3_after_its_ready_t
     assert "waiting for the database migration lock" in run.stderr
     assert "--mode never-healthy" in run.stderr
     assert "Traceback" not in run.output
+
+
+def test_an_unreachable_target_leaves_no_run_folder_and_no_credentials_folder(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pack = make_pack(tmp_path / "pack", "ok")
+    toml = (pack / "scenario.toml").read_text().replace("ready_timeout_s = 10", "ready_timeout_s = 1")
+    (pack / "scenario.toml").write_text(toml)
+    state_dirs = set(Path(tempfile.gettempdir()).glob("scaleready-state-*"))
+    run = run_audit(pack, tmp_path / "reports", "--target", f"http://127.0.0.1:{port}", timeout_s=30)
+
+    assert run.code == 3, run.output[-3000:]
+    assert "did not become healthy within 1 s" in run.stderr
+    assert not [p for p in (tmp_path / "reports").iterdir() if p.is_dir()], "no empty run folder"
+    assert set(Path(tempfile.gettempdir()).glob("scaleready-state-*")) <= state_dirs
