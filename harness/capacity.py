@@ -766,6 +766,12 @@ def estimate_capacity(
     if blind:
         params["unmeasured_rps"] = min(blind)
         params["unmeasured_customers"] = to_customers(min(blind))
+    # The pack's max_rps kept the load at the goal's data volume from going further, and nothing
+    # failed below it: the floor is the cap's, not the service's.
+    capped = [t.max_rps_arrivals for t in tiers if t.customers >= at_volume and t.max_rps_arrivals is not None]
+    if capped and ceiling is None:
+        params["max_rps_arrivals"] = min(capped)
+        params["max_rps_customers"] = to_customers(min(capped))
     ordered = sorted(points, key=lambda p: p.phase.offered_rps)
     knee_rps = find_knee([p.phase.offered_rps for p in ordered], [p.latency_ms for p in ordered])
     if knee_rps is not None:

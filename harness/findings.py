@@ -1205,10 +1205,11 @@ def capacity_findings(
         + "."
     )
     out = Outcome()
-    blind = _param(capacity.params, "unmeasured_customers")
-    if h < policy.ready_headroom and capacity.method == "lower-bound" and blind is not None:
-        # The floor stops where the noise began, not where the service did: thin headroom (or
-        # none) would be the busy machine reported as the service's limit.
+    short = _stopped_short(capacity)
+    if h < policy.ready_headroom and capacity.method == "lower-bound" and short is not None:
+        # The floor stops where the measurement did, not where the service did: thin headroom
+        # (or none) would be the busy machine, or the pack's own cap, reported as the service's.
+        title_tail, why, fix = short
         return Outcome(
             findings=(
                 make_finding(
@@ -1217,20 +1218,16 @@ def capacity_findings(
                     severity="info",
                     title=(
                         f"The service carried {_about(pred)} customers' traffic ({h:.1f}x the goal of {goal}); "
-                        f"the next load, {_about(blind)} customers', was measured on a busy machine"
+                        + title_tail
                     ),
-                    detail=(
-                        f"{basis} Past that load the SLO was missed while other work took the machine's "
-                        "CPU (or the hypervisor stole it), so the miss is nobody's and the headroom is "
-                        "unknown rather than thin. Rerun when the machine is quiet."
-                    ),
+                    detail=f"{basis} {why}, so the headroom is unknown rather than thin. {fix}",
                     evidence=evidence,
                     reproduce=repro,
                 ),
             ),
             missing=(
-                f"Headroom was measured only up to {h:.2f}x the goal (under {policy.ready_headroom:g}x): the "
-                f"next load, {_about(blind)} customers', missed the SLO while the machine was busy with other work.",
+                f"Headroom was measured only up to {h:.2f}x the goal (under {policy.ready_headroom:g}x): "
+                f"{title_tail}.",
             ),
         )
     if h < 1.0:
@@ -1307,6 +1304,27 @@ def capacity_findings(
         # naming (it caps what more processes or hardware can buy), at low severity.
         out += _usl_findings(capacity, tiers, policy, repro)
     return out
+
+
+def _stopped_short(capacity: CapacityEstimate) -> tuple[str, str, str] | None:
+    """Why the measured floor is the measurement's limit rather than the service's, if it is:
+    (the end of a title, the reason, the fix)."""
+    busy = _param(capacity.params, "unmeasured_customers")
+    if busy is not None:
+        return (
+            f"the next load, {_about(busy)} customers', was measured on a busy machine",
+            "Past that load the SLO was missed while other work took the machine's CPU (or the "
+            "hypervisor stole it), so the miss is nobody's",
+            "Rerun when the machine is quiet.",
+        )
+    capped = _param(capacity.params, "max_rps_customers")
+    if capped is not None:
+        return (
+            f"the pack's max_rps kept the load at {_about(capped)} customers' traffic",
+            "No load past the pack's target.max_rps was offered, and nothing failed below it",
+            "Raise max_rps where whoever runs the target allows it, or accept the headroom as unknown.",
+        )
+    return None
 
 
 def _grounded_contention(params: dict[str, float], policy: VerdictPolicy) -> bool:

@@ -320,6 +320,8 @@ class TierResult:
     replayed_errors: tuple[ReplayedError, ...] = ()
     resources: tuple[ResourceSample, ...] = ()
     reason: str = ""  # why invalid / skipped / failed, in one sentence
+    # the arrivals/s the pack's max_rps allowed, when it held back a phase or a stress step
+    max_rps_arrivals: float | None = None
 
 
 @dataclass(frozen=True)

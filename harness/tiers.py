@@ -133,6 +133,9 @@ def run_tier(
         return _unmeasured(customers, offered, prov, "invalid", reason)
 
     plan = _plan(customers, offered, ctx, requests_per_iteration)
+    cap = max_arrivals(ctx.max_rps, requests_per_iteration)
+    wanted = offered * max([1.0, *ctx.profile.stress_factors])
+    held_by_cap = cap if cap < wanted else None  # a phase reduced or a stress step left out
     outcome = run_load(plan, on_progress=lambda p: notify("load", _progress_dict(p)), cancel=cancel)
 
     phases = outcome.phases
@@ -186,6 +189,7 @@ def run_tier(
         replayed_errors=replays,
         resources=samples,
         reason=reason,
+        max_rps_arrivals=held_by_cap,
     )
 
 

@@ -596,3 +596,18 @@ def test_capacity_analysis_imports_no_matplotlib_and_no_locust() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_floor_held_at_the_packs_max_rps_says_so_instead_of_a_limit() -> None:
+    # The goal tier's stress steps stopped at the cap (40 arrivals/s), and nothing failed below:
+    # the floor is the cap's. With a measured failure above the floor, it is the service's.
+    steady = phase(offered_rps=20.0, service_ms=2.0)
+    step = phase("stress", offered_rps=40.0, service_ms=2.0, label="x2")
+    capped = dataclasses.replace(tier(1000, steady=steady, stress=[step]), max_rps_arrivals=40.0)
+    est = estimate_capacity([capped], 0.02, 1000, latency_slo_ms=100)
+    assert est.predicted_customers == pytest.approx(2000)
+    assert est.params["max_rps_customers"] == pytest.approx(2000)
+    slow = latency_summary(400.0, count=1000, p95_ms=900.0)
+    failing = phase("stress", offered_rps=40.0, latency=slow, service=slow, label="x2")
+    failed = dataclasses.replace(tier(1000, steady=steady, stress=[failing]), max_rps_arrivals=40.0)
+    assert "max_rps_customers" not in estimate_capacity([failed], 0.02, 1000, latency_slo_ms=100).params

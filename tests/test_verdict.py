@@ -450,6 +450,14 @@ def test_thin_headroom_where_the_next_load_missed_on_a_busy_machine_is_unknown_n
     assert run(cap=capacity(1.6, method="lower-bound", params=params)).verdict == "READY"
 
 
+def test_thin_headroom_where_the_packs_max_rps_stopped_the_load_is_unknown_not_thin() -> None:
+    j = run(cap=capacity(1.2, method="lower-bound", params={"max_rps_customers": 6000.0}))
+    assert j.verdict == "INCONCLUSIVE"
+    f = only(j, "throughput")
+    assert "the pack's max_rps kept the load at 6000 customers' traffic" in f.title
+    assert any("measured only up to 1.20x" in r for r in j.reasons)
+
+
 # --- integrity --------------------------------------------------------------------------------
 
 

@@ -341,6 +341,7 @@ def _tier(t: TierResult) -> dict[str, Any]:
         "status": t.status,
         "reason": t.reason,
         "offered_rps": _rps(t.offered_rps),
+        "max_rps_arrivals": _rps(t.max_rps_arrivals) if t.max_rps_arrivals is not None else None,
         "achieved_rps": _rps(steady.achieved_rps) if steady is not None else None,
         "dropped_iterations": steady.dropped_iterations if steady is not None else 0,
         "max_users": steady.max_users if steady is not None else 0,
