@@ -27,7 +27,10 @@ The generator's self-checks (per phase, per process) and why these thresholds
     * event-loop lag p99 > 20 ms. A greenlet sleeps 50 ms and measures the overshoot. Idle, the
       overshoot is < 1 ms; under healthy load p99 stays at 1-5 ms. 20 ms is above any healthy
       value we measured and below the latencies an SLO cares about (100 ms+), so when it trips,
-      the generator - not the target - would dominate the tail.
+      the generator - not the target - would dominate the tail. Unless the generator had CPU to
+      spare (under half the CPU limit) and waited for a CPU at least 5 % of the time (run queue
+      and steal, ``results.MACHINE_DENIED_PCT``): then the machine kept it off the CPU, and the
+      phase is crowded rather than saturated, like steal below.
     * dropped iterations > 1 % of scheduled. Then the offered load was not offered: the rate
       measured is not the rate asked for (k6 reports the same as dropped_iterations).
     * hypervisor steal > 10 % of a core marks the phase crowded, not saturated: the virtual machine
