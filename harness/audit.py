@@ -73,6 +73,9 @@ class AuditOptions:
     only: tuple[str, ...] = ()  # "gate", "properties", "tiers", "tier:5000"; empty = everything
     tiers: tuple[int, ...] | None = None  # overrides the profile's and the pack's tiers
     strict: bool = False
+    # Stop where the audit is after this many seconds and write what was measured (a nightly
+    # job's time limit, kept by the audit itself rather than by a kill); None: no deadline.
+    deadline_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ def run_audit(
 
     target_info = TargetInfo(base_url=options.target_url or options.pack.config.target.base_url or "",
                              started_by_harness=options.target_url is None, command="")  # fmt: skip
+    deadline = _Deadline(options.deadline_s, cancel)
     try:
         with _target(options, run_dir, obs, cancel) as (base_url, managed):
             target_info = TargetInfo(
@@ -153,7 +157,13 @@ def run_audit(
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only if empty
         raise
+    deadline.cancel()
     interrupted = cancel.is_set()
+    if deadline.reached:
+        collected.notes.append(
+            f"The audit reached its deadline (--deadline {_duration(options.deadline_s or 0)}) and stopped "
+            "the stage it was in; give it more time or fewer tiers for a full verdict."
+        )
     if interrupted:
         collected.partial = True
         collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
@@ -168,6 +178,30 @@ def run_audit(
         redactor.sweep(run_dir)
         history.record_run(options.reports_dir, record)
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
+
+
+class _Deadline:
+    """Sets ``cancel`` after ``seconds`` (the same path as Ctrl-C: a partial report)."""
+
+    def __init__(self, seconds: float | None, cancel: threading.Event) -> None:
+        self.reached = False
+        self._cancel = cancel
+        self._timer = threading.Timer(seconds, self._fire) if seconds else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.reached = not self._cancel.is_set()
+        self._cancel.set()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def _tiers(options: AuditOptions, profile: Profile) -> tuple[int, ...]:

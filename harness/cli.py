@@ -127,10 +127,12 @@ def main() -> None:
 @click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Folder that receives the run folder and the history.")
 @click.option("--strict", is_flag=True, help="Exit 1 on AT RISK as well as on NOT READY.")
+@click.option("--deadline", "deadline_text", metavar="DURATION",
+              help="Stop after this long (e.g. 90s, 40m, 1.5h) and write what was measured, as Ctrl-C does (exit 5).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: str | None,
           only: tuple[str, ...], tiers_text: str | None, seed: int | None, reports_dir: Path,
-          strict: bool, debug: bool) -> None:  # fmt: skip
+          strict: bool, deadline_text: str | None, debug: bool) -> None:  # fmt: skip
     """Audit PACK (a folder or a name under scenarios/; default scenarios/booking).
 
     Starts the pack's service (unless --target), runs the regression gate, the properties,
@@ -140,7 +142,7 @@ def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: s
     """
     console = Console(stderr=True)
     _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, workers, flaw, only,
-                                              tiers_text, seed, reports_dir, strict))  # fmt: skip
+                                              tiers_text, seed, reports_dir, strict, deadline_text))  # fmt: skip
 
 
 def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> None:
@@ -162,7 +164,7 @@ def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> Non
 
 def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, workers: int,
            flaw: str | None, only: tuple[str, ...], tiers_text: str | None, seed: int | None,
-           reports_dir: Path, strict: bool) -> int:  # fmt: skip
+           reports_dir: Path, strict: bool, deadline_text: str | None = None) -> int:  # fmt: skip
     from harness.audit import AuditOptions, run_audit
     from harness.config import check_tiers
     from harness.pack import load_pack
@@ -172,9 +174,10 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     for stage in only:
         if stage not in ("gate", "properties", "tiers") and not stage.startswith("tier:"):
             raise ConfigError(f"--only {stage}: use gate, properties, tiers or tier:N")
+    deadline_s = parse_duration(deadline_text, "--deadline") if deadline_text else None
     options = AuditOptions(pack=loaded, profile_name=profile, reports_dir=reports_dir,
                            target_url=target_url, workers=workers, flaw=flaw, seed=seed,
-                           only=only, tiers=tiers, strict=strict)  # fmt: skip
+                           only=only, tiers=tiers, strict=strict, deadline_s=deadline_s)  # fmt: skip
     cancel = threading.Event()
     with _signals(cancel, console):
         live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
@@ -200,6 +203,20 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     out.print(f"Report: {outcome.paths.report_html}")
     out.print(f"Scorecard: {outcome.paths.scorecard_md}")
     return exit_code_for(record.verdict, strict=strict, interrupted=outcome.interrupted)
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds from "90", "90s", "40m" or "1.5h"; a ConfigError naming ``option`` otherwise."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    raw = text.strip().lower()
+    number, unit = (raw[:-1], raw[-1]) if raw[-1:] in units else (raw, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not (seconds > 0 and seconds < float("inf")):
+        raise ConfigError(f"{option} {text}: write a positive duration such as 90s, 40m or 1.5h")
+    return seconds
 
 
 def _parse_tiers(text: str, check: Any) -> tuple[int, ...]:

@@ -1205,7 +1205,7 @@ def capacity_findings(
         + "."
     )
     out = Outcome()
-    short = _stopped_short(capacity)
+    short = _stopped_short(capacity, h)
     if h < policy.ready_headroom and capacity.method == "lower-bound" and short is not None:
         # The floor stops where the measurement did, not where the service did: thin headroom
         # (or none) would be the busy machine, or the pack's own cap, reported as the service's.
@@ -1306,7 +1306,7 @@ def capacity_findings(
     return out
 
 
-def _stopped_short(capacity: CapacityEstimate) -> tuple[str, str, str] | None:
+def _stopped_short(capacity: CapacityEstimate, headroom: float) -> tuple[str, str, str] | None:
     """Why the measured floor is the measurement's limit rather than the service's, if it is:
     (the end of a title, the reason, the fix)."""
     busy = _param(capacity.params, "unmeasured_customers")
@@ -1323,6 +1323,14 @@ def _stopped_short(capacity: CapacityEstimate) -> tuple[str, str, str] | None:
             f"the pack's max_rps kept the load at {_about(capped)} customers' traffic",
             "No load past the pack's target.max_rps was offered, and nothing failed below it",
             "Raise max_rps where whoever runs the target allows it, or accept the headroom as unknown.",
+        )
+    if headroom < 1.0 and _param(capacity.params, "ceiling_customers") is None:
+        # Below the goal with nothing measured failing: the goal's load was simply never
+        # offered (an interrupted audit, --only, a tier left out). Not a failure on evidence.
+        return (
+            "the goal's traffic was never offered at the goal's data volume",
+            "No measured phase failed, and none offered the goal's load",
+            "Let the audit run every tier up to the goal.",
         )
     return None
 

@@ -450,6 +450,17 @@ def test_thin_headroom_where_the_next_load_missed_on_a_busy_machine_is_unknown_n
     assert run(cap=capacity(1.6, method="lower-bound", params=params)).verdict == "READY"
 
 
+def test_a_floor_below_the_goal_with_nothing_measured_failing_is_missing_evidence_not_a_failure() -> None:
+    # An audit stopped (Ctrl-C, --deadline) after a small tier: the floor it measured is below
+    # the goal only because the goal's load was never offered.
+    j = run(cap=capacity(0.5, method="lower-bound"))
+    assert j.verdict == "INCONCLUSIVE"
+    assert "never offered" in only(j, "throughput").title
+    # A measured failure above the floor is evidence: below the goal, NOT READY.
+    j = run(cap=capacity(0.5, method="lower-bound", params={"ceiling_customers": 3000.0}))
+    assert j.verdict == "NOT READY"
+
+
 def test_thin_headroom_where_the_packs_max_rps_stopped_the_load_is_unknown_not_thin() -> None:
     j = run(cap=capacity(1.2, method="lower-bound", params={"max_rps_customers": 6000.0}))
     assert j.verdict == "INCONCLUSIVE"
@@ -808,9 +819,12 @@ def test_usl_findings(sigma: float, kappa: float, n_max: float, expected: list[s
 def test_a_measured_lower_bound_short_of_the_margin_is_explained_by_the_usl_coefficients(
     headroom: float, explained: bool
 ) -> None:
-    # No phase past the knee: capacity is the measured floor, yet the coefficients fitted to the
-    # same points still say why throughput flattens (a global lock shows as sigma).
-    cap = capacity(headroom, method="lower-bound", params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    # No phase past the knee: capacity is the measured floor (the next step failed), yet the
+    # coefficients fitted to the same points still say why throughput flattens (a global lock
+    # shows as sigma).
+    failed_at = headroom * GOAL * 1.5
+    cap = capacity(headroom, method="lower-bound",
+                   params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0, "ceiling_customers": failed_at})  # fmt: skip
     j = run(cap=cap)
     assert [f.category for f in j.findings if f.category == "contention"] == (["contention"] if explained else [])
 

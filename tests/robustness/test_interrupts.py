@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.robustness.faultpack import make_pack, scorecard, start_audit
+from tests.robustness.faultpack import make_pack, run_audit, scorecard, start_audit
 
 STOP_WITHIN_S = 15.0
 
@@ -99,3 +99,26 @@ def test_a_signal_while_waiting_for_the_target_to_become_healthy_stops_at_once(t
     assert card["partial"] is True and card["verdict"] == "INCONCLUSIVE"
 
 
+
+
+def test_a_deadline_stops_the_audit_where_it_is_and_writes_a_partial_report(tmp_path: Path) -> None:
+    # The steady window alone is 30 s; a 12 s deadline lands inside the first tier's load.
+    pack = make_pack(tmp_path / "pack", "ok", steady_s=30.0)
+    reports = tmp_path / "reports"
+    started = time.monotonic()
+    run = run_audit(pack, reports, "--tiers", "3,6", "--deadline", "12s", timeout_s=60)
+    took = time.monotonic() - started
+    assert run.code == 5, run.output[-3000:]
+    assert took < 12 + STOP_WITHIN_S, took
+    card = scorecard(run.run_dir())
+    assert card["partial"] is True and card["verdict"] == "INCONCLUSIVE"
+    assert any("reached its deadline (--deadline 12 s)" in note for note in card["notes"]), card["notes"]
+    wait_for(lambda: not processes_mentioning(str(reports)), 5, "no leftover process")
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-5m", "3x"])
+def test_a_deadline_that_is_not_a_duration_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    run = run_audit(make_pack(tmp_path / "pack", "ok"), tmp_path / "reports", "--deadline", text, timeout_s=30)
+    assert run.code == 2, run.output[-2000:]
+    assert f"--deadline {text}: write a positive duration such as 90s, 40m or 1.5h" in run.stderr
+    assert "Traceback" not in run.output
