@@ -583,9 +583,7 @@ def _usable_points(
     for tier in tiers:
         phases = ([tier.steady] if tier.steady is not None else []) + list(tier.stress)
         for phase in phases:
-            if phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
-                continue
-            if phase.generator.saturated:
+            if phase.generator.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
                 continue  # not a measurement of the target
             error_rate = phase.error_rate
             # Offered load counts iterations (one persona action, one or more requests); goodput
@@ -763,9 +761,9 @@ def estimate_capacity(
         and (ceiling is None or rps < ceiling.phase.offered_rps)
     ]  # fmt: skip
     blind_rps = min(blind) if blind else None
-    if blind:
-        params["unmeasured_rps"] = min(blind)
-        params["unmeasured_customers"] = to_customers(min(blind))
+    if blind_rps is not None:
+        params["unmeasured_rps"] = blind_rps
+        params["unmeasured_customers"] = to_customers(blind_rps)
     # The pack's max_rps kept the load at the goal's data volume from going further, and nothing
     # failed below it: the floor is the cap's, not the service's.
     capped = [t.max_rps_arrivals for t in tiers if t.customers >= at_volume and t.max_rps_arrivals is not None]
@@ -979,8 +977,7 @@ def endpoint_trends(
     k − 2 dof (t = 12.7 for three tiers: deliberately wide; two tiers give no interval).
     Linear or worse gets ``breaks_at_customers``, where the fitted power law crosses the SLO.
     Tiers without a steady phase or measured with a saturated generator or on a busy machine are
-    left out, and so are
-    steady windows the service did not keep up with (errors over ``max_error_rate``, or goodput
+    left out, and so are steady windows the service did not keep up with (errors over ``max_error_rate``, or goodput
     under ``PAST_KNEE_RATIO`` of the offered rate): there every endpoint waits in the same queue,
     and its latency measures the load, not the data.
     """

@@ -451,12 +451,12 @@ def assess_tier(
     saturated = steady is not None and steady.generator.saturated
     # A busy machine only adds latency: a crowded window that met its SLOs is judged as measured
     # (an upper bound), one that missed them cannot be told from the noise.
-    crowded_miss = (
-        steady is not None
-        and not saturated
-        and steady.generator.crowded
-        and bool(_judge_steady(tier, steady, policy, noise_floor, repro).failures)
+    crowded_outcome = (
+        _judge_steady(tier, steady, policy, noise_floor, repro)
+        if steady is not None and not saturated and steady.generator.crowded
+        else None
     )
+    crowded_miss = crowded_outcome is not None and bool(crowded_outcome.failures)
     if where is not None and nominal and saturated and not _mentions_unavailable(tier.reason):
         # Connection errors from a saturated generator may be the generator's own (ports, fds).
         invalid.append(f"connection errors dominated {where}, but the generator was saturated")
@@ -553,7 +553,11 @@ def assess_tier(
         invalid.append(tier.reason or "the load stage marked the measurement invalid")
     elif not (where is not None and nominal):
         judged = True
-        outcome = _judge_steady(tier, steady, policy, noise_floor, repro)
+        outcome = (
+            crowded_outcome
+            if crowded_outcome is not None
+            else _judge_steady(tier, steady, policy, noise_floor, repro)
+        )
         findings += outcome.findings
         failures += outcome.failures
         notes += outcome.notes

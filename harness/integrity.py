@@ -68,7 +68,7 @@ import httpx
 from harness.errors import ConfigError
 from harness.isolation import MarkerScanner
 from harness.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
-from harness.pacing import RequestPacer
+from harness.pacing import RequestPacer, request_hooks
 from harness.pack import import_module_file
 from harness.records import IntegrityResult, IntegrityViolation
 
@@ -602,7 +602,7 @@ class _Session:
             base_url=base_url,
             timeout=timeout_s,
             limits=limits,
-            event_hooks={"request": [self._on_request, *([pacer.wait] if pacer is not None else [])]},
+            event_hooks={"request": [self._on_request, *request_hooks(pacer).get("request", [])]},
             transport=transport,
         )
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_RPS_ENV", "RequestPacer", "pacer_from_env"]
+__all__ = ["MAX_RPS_ENV", "Hooks", "RequestPacer", "async_request_hooks", "pacer_from_env", "request_hooks"]
 
 # How the audit hands the cap to the processes it starts (the pack's tests, the properties).
 MAX_RPS_ENV = "SCALEREADY_MAX_RPS"
@@ -74,6 +74,19 @@ class RequestPacer:
         delay = self.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+Hooks = dict[str, list[Callable[..., Any]]]
+
+
+def request_hooks(pacer: RequestPacer | None) -> Hooks:
+    """httpx ``event_hooks`` that pace a client to ``pacer`` (none without one)."""
+    return {"request": [pacer.wait]} if pacer is not None else {}
+
+
+def async_request_hooks(pacer: RequestPacer | None) -> Hooks:
+    """The same for an ``httpx.AsyncClient``."""
+    return {"request": [pacer.wait_async]} if pacer is not None else {}
 
 
 def pacer_from_env(environ: dict[str, str] | None = None) -> RequestPacer | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from harness.pacing import RequestPacer
+from harness.pacing import RequestPacer, async_request_hooks
 from harness.records import ProvisioningResult
 
 CreateCustomer = Callable[[httpx.AsyncClient, int, random.Random, str], Awaitable[dict[str, Any]]]
@@ -109,7 +109,7 @@ async def _provision_all(
     for index in todo:
         queue.put_nowait(index)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    hooks = {"request": [pacer.wait_async]} if pacer is not None else {}
+    hooks = async_request_hooks(pacer)
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, event_hooks=hooks) as client:
 
         async def worker() -> None:

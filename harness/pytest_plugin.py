@@ -37,12 +37,12 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import httpx
 import pytest
 
-from harness.pacing import RequestPacer, pacer_from_env
+from harness import pacing
 
 ENV_TARGET_URL = "SCALEREADY_TARGET_URL"
 ENV_REQUEST_TIMEOUT_S = "SCALEREADY_REQUEST_TIMEOUT_S"
@@ -77,18 +77,17 @@ def configured_target_url(config: pytest.Config) -> str | None:
 
 
 @functools.cache
-def _shared_pacer() -> RequestPacer | None:
-    return pacer_from_env()
+def _shared_pacer() -> pacing.RequestPacer | None:
+    return pacing.pacer_from_env()
 
 
-def request_hooks() -> dict[str, list[Callable[[httpx.Request], None]]]:
+def request_hooks() -> pacing.Hooks:
     """httpx event hooks that hold a client to the audit's ``target.max_rps`` (none without one).
 
     Give them to every client your tests build, ``httpx.Client(..., event_hooks=request_hooks())``:
     the clients of one test process share one pacer, so together they keep the cap.
     """
-    pacer = _shared_pacer()
-    return {"request": [pacer.wait]} if pacer is not None else {}
+    return pacing.request_hooks(_shared_pacer())
 
 
 def request_timeout_s(environ: Mapping[str, str] = os.environ) -> float:

@@ -21,7 +21,7 @@ from harness.config import Profile
 from harness.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.stage import run_load
-from harness.pacing import RequestPacer
+from harness.pacing import RequestPacer, request_hooks
 from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     ErrorSample,
@@ -132,8 +132,8 @@ def run_tier(
             reason = "the target exited while provisioning; " + reason
         return _unmeasured(customers, offered, prov, "invalid", reason)
 
-    plan = _plan(customers, offered, ctx, requests_per_iteration)
     cap = max_arrivals(ctx.max_rps, requests_per_iteration)
+    plan = _plan(customers, offered, ctx, cap)
     wanted = offered * max([1.0, *ctx.profile.stress_factors])
     held_by_cap = cap if cap < wanted else None  # a phase reduced or a stress step left out
     outcome = run_load(plan, on_progress=lambda p: notify("load", _progress_dict(p)), cancel=cancel)
@@ -246,9 +246,9 @@ def max_arrivals(max_rps: float | None, requests_per_iteration: float | None) ->
     return max_rps / max(1.0, requests_per_iteration or 1.0)
 
 
-def _plan(customers: int, offered: float, ctx: TierContext, requests_per_iteration: float | None) -> LoadPlan:
+def _plan(customers: int, offered: float, ctx: TierContext, cap: float) -> LoadPlan:
+    """The tier's load plan, every phase's arrivals at most ``cap`` (``max_arrivals``)."""
     profile = ctx.profile
-    cap = max_arrivals(ctx.max_rps, requests_per_iteration)
     phases = []
     if profile.warmup_s > 0:
         phases.append(PhasePlan("warmup", "warmup", min(offered, cap), profile.warmup_s))
@@ -335,7 +335,7 @@ def replay_server_errors(
                 samples.append(sample)
     customers = {int(c["index"]): c for c in ctx.store.all()}
     replays = []
-    hooks = {"request": [ctx.pacer.wait]} if ctx.pacer is not None else {}
+    hooks = request_hooks(ctx.pacer)
     with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s, event_hooks=hooks) as client:
         for sample in samples[:MAX_REPLAYS]:
             headers: dict[str, str] = {}

@@ -35,8 +35,8 @@ The generator's self-checks (per phase, per process) and why these thresholds
       measured is not the rate asked for (k6 reports the same as dropped_iterations).
     * hypervisor steal > 10 % of a core marks the phase crowded, not saturated: the virtual machine
       was paused, and the pauses were timed as latency, which only makes the target look slower
-      (the verdict judges it: ``GeneratorHealth``). Also read each second, and reported: the generator's own wait for a CPU and the
-      machine's busy CPU (``harness.load.machine``); the audit uses the latter to tell whether
+      (the verdict judges it: ``GeneratorHealth``). Also read each second, and reported: the
+      generator's own wait for a CPU and the machine's busy CPU (``harness.load.machine``); the audit uses the latter to tell whether
       other work on the machine took the CPU (``harness.tiers.with_other_work``).
     Measured again on 2026-11-23 with the timerfd dispatcher: at 1000 req/s the engine used 45-55 %
     of a core; p50 0.8 ms against a true 0.25 ms, p99 1-6 ms from run to run on a quiet machine.
@@ -276,7 +276,6 @@ class LiveTally:
             ],
         }
 
-
     def _paced_dict(self) -> dict[str, Any]:
         paced = self.paced_so_far()
         if paced is None or self.pacer is None:
@@ -284,6 +283,7 @@ class LiveTally:
         requests, held, waited_s = paced
         return {"max_rps": self.pacer.max_rps, "paced_requests": requests, "paced_held": held,
                 "paced_wait_s": round(waited_s, 6)}  # fmt: skip
+
 
 class ResponseTooLarge(ConnectionError):
     """A body passed ``max_response_bytes``: reading stopped there and the connection was closed.

@@ -150,22 +150,22 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
             f"{thresholds.cpu_pct:.0f}%): its own queueing shows up as latency; add workers "
             "(--workers 2) or a second machine."
         )
-    if lag_p99 > thresholds.loop_lag_p99_ms and cpu_mean < thresholds.cpu_pct / 2 and denied >= MACHINE_DENIED_PCT:
-        # A generator with CPU to spare that runs late was kept off the CPU (run queue, steal):
-        # its sends are late, so latency only grows (iterations it could not start are judged
-        # on their own, below).
-        busy.append(
-            f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit "
-            f"{thresholds.loop_lag_p99_ms:.0f} ms) while it used {cpu_mean:.0f}% of a core and waited "
-            f"for one {denied:.1f}% of the time (run queue and steal): the machine, not the generator, "
-            "was busy; requests were sent and timed late, so latency is an upper bound."
-        )
-    elif lag_p99 > thresholds.loop_lag_p99_ms:
-        reasons.append(
-            f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit "
-            f"{thresholds.loop_lag_p99_ms:.0f} ms): requests were sent and timed late; "
-            "reduce per-request work in the locustfile or add workers."
-        )
+    if lag_p99 > thresholds.loop_lag_p99_ms:
+        late = f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit {thresholds.loop_lag_p99_ms:.0f} ms)"
+        if cpu_mean < thresholds.cpu_pct / 2 and denied >= MACHINE_DENIED_PCT:
+            # A generator with CPU to spare that runs late was kept off the CPU (run queue,
+            # steal): its sends are late, so latency only grows (iterations it could not start
+            # are judged on their own, below).
+            busy.append(
+                f"{late} while it used {cpu_mean:.0f}% of a core and waited for one {denied:.1f}% of the "
+                "time (run queue and steal): the machine, not the generator, was busy; requests were "
+                "sent and timed late, so latency is an upper bound."
+            )
+        else:
+            reasons.append(
+                f"{late}: requests were sent and timed late; reduce per-request work in the locustfile "
+                "or add workers."
+            )
     scheduled = tally["scheduled"]
     dropped = tally["dropped"]
     if scheduled and dropped / scheduled > thresholds.dropped_ratio:
