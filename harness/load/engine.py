@@ -61,7 +61,6 @@ import socket
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,6 +79,7 @@ from harness import recording
 from harness.errors import ConfigError
 from harness.isolation import MarkerScanner
 from harness.ledger import close_shared_ledger, shared_ledger
+from harness.load.bounding import RequestDeadlines, ResponseTooLarge, bound_responses
 from harness.load.machine import MachineReading, read_machine, shares
 from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan, PhasePlan
 from harness.load.results import (
@@ -115,6 +115,10 @@ DISPATCH_PARK_S = 0.005
 # (py-spy, throughput case). Starting up to 0.2 ms early shifts the arrival, never the latency:
 # an iteration's lag is never below zero, so no request is timed as faster than it was.
 EARLY_PUT_S = 0.0002
+# Latencies are buffered and recorded this many at a time (harness.recording.record_many_ms):
+# a tenth of the per-request cost, and at 15k req/s a batch is under 0.1 s of requests, so
+# readers (the stress stop check, each window's snapshot) flush first and never see stale counts.
+RECORD_BATCH = 512
 MAX_BODY_EXCERPT = 500
 MAX_REQUEST_BODY = 2048
 
@@ -165,6 +169,9 @@ class LiveTally:
         self.errors = 0
         self.endpoints: dict[str, list[Any]] = {}  # name -> [requests, errors, reasons, lat, svc]
         self.windows: dict[int, list[Any]] = {}  # index -> [requests, errors, lat, svc]
+        # Latencies not yet in the histograms, per (endpoint, window): recorded in bulk (flush)
+        self.buffered: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
+        self.buffered_count = 0
         self.samples: list[dict[str, Any]] = []
         self.max_users = 0
         self.cpu: list[float] = []
@@ -189,30 +196,51 @@ class LiveTally:
         return self.started_at + (perf - self.started_perf)
 
     def record(self, name: str, latency_ms: float, service_ms: float, reason: str | None) -> None:
+        idx = int((time.perf_counter() - self.started_perf) / self.window_s)
+        pending = self.buffered.get((name, idx))
+        if pending is None:
+            pending = self.buffered[(name, idx)] = ([], [])
+        pending[0].append(latency_ms)
+        pending[1].append(service_ms)
+        self.requests += 1
+        if reason is not None:
+            self.errors += 1
+            e, w = self._slots(name, idx)
+            e[1] += 1
+            w[1] += 1
+            e[2][reason] = e[2].get(reason, 0) + 1
+        self.buffered_count += 1
+        if self.buffered_count >= RECORD_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the buffered latencies into their endpoint's and window's histograms."""
+        for (name, idx), (latencies, services) in self.buffered.items():
+            e, w = self._slots(name, idx)
+            e[0] += len(latencies)
+            w[0] += len(latencies)
+            recording.record_many_ms((e[3], w[2]), latencies)
+            recording.record_many_ms((e[4], w[3]), services)
+        self.buffered = {}
+        self.buffered_count = 0
+
+    def _slots(self, name: str, idx: int) -> tuple[list[Any], list[Any]]:
         e = self.endpoints.get(name)
         if e is None:
             e = self.endpoints[name] = [0, 0, {}, recording.new_histogram(), recording.new_histogram()]
-        idx = int((time.perf_counter() - self.started_perf) / self.window_s)
         w = self.windows.get(idx)
         if w is None:
             w = self.windows[idx] = [0, 0, recording.new_histogram(), recording.new_histogram()]
-        e[0] += 1
-        w[0] += 1
-        self.requests += 1
-        if reason is not None:
-            e[1] += 1
-            w[1] += 1
-            self.errors += 1
-            e[2][reason] = e[2].get(reason, 0) + 1
-        recording.record_ms_pair(e[3], w[2], latency_ms)
-        recording.record_ms_pair(e[4], w[3], service_ms)
+        return e, w
 
     def latency_p99_ms(self) -> float:
+        self.flush()
         hist = recording.merge(e[3] for e in self.endpoints.values())
         return recording.percentiles_us(hist, (99.0,))[99.0] / 1000.0
 
     def snapshot(self, workers: int = 0) -> dict[str, Any]:
         """The JSON-able tally (see harness.load.results)."""
+        self.flush()
         now = time.time()
         elapsed = self.active_s or (time.perf_counter() - self.started_perf)
         lag_sorted = sorted(self.lag_ms)
@@ -285,14 +313,6 @@ class LiveTally:
                 "paced_wait_s": round(waited_s, 6)}  # fmt: skip
 
 
-class ResponseTooLarge(ConnectionError):
-    """A body passed ``max_response_bytes``: reading stopped there and the connection was closed.
-
-    A ``ConnectionError`` so that Locust's FastHttpSession turns it into a failed request (as it
-    does a reset) instead of a crashed task.
-    """
-
-
 _PACK_REASON = re.compile(r"[a-z][a-z0-9-]{1,40}")  # "invalid-json": a pack's own failure reason
 
 
@@ -324,119 +344,6 @@ def classify(exception: BaseException | None, response: Any, length: int, max_by
     if isinstance(exception, OSError) or "connection" in name or "connection" in text:
         return "connection"
     return name or "error"
-
-
-def bound_responses(user: Any, timeout_s: float, max_bytes: int, pacer: RequestPacer | None = None) -> None:
-    """Give every request of ``user`` a total deadline and a body size limit, and with ``pacer``
-    hold it until the pack's max_rps allows it (the wait is before the deadline starts).
-
-    Locust's socket timeouts bound each read, not the response: a target that drips one byte a
-    second never times out, and a 50 MB body is read whole into memory. Here the whole exchange
-    (connect, headers, body) runs under one ``gevent.Timeout`` of ``timeout_s``, and the body is
-    read in chunks and abandoned (connection closed) past ``max_bytes``: both become failed
-    requests ("timeout", "oversized") and the generator's memory and time stay bounded.
-    """
-    agent = getattr(getattr(user, "client", None), "client", None)
-    original = getattr(agent, "_urlopen", None)
-    if agent is None or original is None:
-        return  # not a FastHttpUser: nothing we know how to bound
-
-    # Idle deadlines kept for reuse (one per request in flight; a user's requests are usually
-    # sequential, so one): starting and cancelling a gevent.Timeout is cheaper than making one,
-    # and this runs for every request.
-    spare: list[gevent.Timeout] = []
-
-    def _urlopen(request: Any) -> Any:
-        if pacer is not None:
-            held = pacer.reserve()
-            if held > 0:
-                gevent.sleep(held)
-        deadline = spare.pop() if spare else gevent.Timeout(timeout_s)
-        response = None
-        deadline.start()
-        try:
-            response = original(request)
-            _read_body(response, max_bytes)
-        except BaseException:
-            if deadline.pending:
-                deadline.cancel()
-                spare.append(deadline)
-            else:  # it fired: it is (or is inside) the exception in flight, never raise it twice
-                deadline.close()
-            if response is not None:
-                _discard(response)
-            raise
-        deadline.cancel()
-        spare.append(deadline)
-        return response
-
-    agent._urlopen = _urlopen
-
-
-def _read_body(response: Any, max_bytes: int) -> None:
-    raw = response._response
-    declared = getattr(raw, "content_length", None)
-    if declared is not None and declared > max_bytes:
-        raise ResponseTooLarge(f"the response declared {declared} bytes, over the limit of {max_bytes}")
-    if declared is not None:
-        body = response.read()  # the parser stops at the declared length, checked above
-    else:  # chunked or until close: read in chunks and stop past the limit
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = response.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                raise ResponseTooLarge(f"the response passed the limit of {max_bytes} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    encoding = (response.headers.get("content-encoding") or "identity").lower()
-    if encoding in ("gzip", "deflate"):
-        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-        try:
-            inflater = zlib.decompressobj(wbits)
-            body = inflater.decompress(body, max_bytes + 1)
-        except zlib.error:
-            body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, max_bytes + 1)
-        if len(body) > max_bytes:
-            raise ResponseTooLarge(f"the decompressed response passed the limit of {max_bytes} bytes")
-    elif encoding != "identity":
-        response.release()
-        response._response = _Replay(body)  # let Locust decode it (br) from what we read
-        return
-    response._cached_content = body
-    response.release()
-
-
-class _Replay:
-    """A finished body standing in for the socket response, for encodings Locust decodes itself."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def read(self, n: int | None = None) -> bytes:
-        body, self._body = self._body, b""
-        return body
-
-    def release(self) -> None:
-        pass
-
-
-def _discard(response: Any) -> None:
-    """Close (never reuse) the connection of a response we stopped reading."""
-    raw = getattr(response, "_response", None)
-    pool, sock = getattr(raw, "_pool", None), getattr(raw, "_sock", None)
-    try:
-        if pool is not None and sock is not None:
-            pool.release_socket(sock)
-    except Exception:  # noqa: BLE001 - closing a broken socket may fail; it is dropped anyway
-        log.debug("could not close a discarded connection", exc_info=True)
-    finally:
-        if raw is not None and hasattr(raw, "_sock"):
-            raw._sock = None
-            raw._pool = None
 
 
 def _sample(
@@ -503,6 +410,7 @@ class Engine:
         self.process = psutil.Process()
         self.scanner = _marker_scanner()
         self.max_response_bytes = plan.max_response_bytes
+        self.deadlines = RequestDeadlines(plan.request_timeout_s)
         # The pack's max_rps, this process's share of it. The arrivals are planned under it; this
         # catches what the plan could not know (an action making more requests than measured).
         # A tenth of a second's burst: open-model arrivals bunch, and a load under the cap should
@@ -604,7 +512,7 @@ class Engine:
                 return
             user = pool.user_class(self.env)
             user._scaleready_pool = pool  # type: ignore[attr-defined]
-            bound_responses(user, self.plan.request_timeout_s, self.plan.max_response_bytes, self.pacer)
+            bound_responses(user, self.deadlines, self.plan.max_response_bytes, self.pacer)
             pool.users.append(user)
             user.start(self.group)
 
@@ -765,9 +673,11 @@ class Engine:
 
     def start(self) -> None:
         self.pool_manager = gevent.spawn(self._manage_pool)
+        self.deadlines.start()
 
     def shutdown(self) -> None:
         self.pool_manager.kill(block=False)
+        self.deadlines.stop()
         for pool in self.pools:
             for _ in pool.users:
                 pool.queue.put(None)

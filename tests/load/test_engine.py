@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness import recording
 from harness.load import LoadPlan, PhasePlan, run_load
 from harness.load.results import merge_tallies
 from harness.nulltarget import run_null_target
@@ -177,6 +178,9 @@ def test_each_request_gets_a_fresh_deadline_after_timeouts_and_successes(tmp_pat
     (endpoint,) = steady.endpoints
     assert set(endpoint.errors_by_reason) == {"timeout"}
     assert 0 < endpoint.errors < endpoint.requests  # some timed out, the requests after them did not
+    # a deadline fires once it has passed, not before, and soon after (the watchdog looks every 10 ms
+    # for a 0.2 s timeout; the rest is slack for a busy machine)
+    assert 200 <= endpoint.service.max_ms < 350
 
 
 def test_a_refused_connection_is_a_connection_error(tmp_path: Path) -> None:
@@ -277,6 +281,11 @@ def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> Non
     assert steady.generator.workers == 2 and steady.generator.workers_lost == 0
     assert steady.offered_rps == pytest.approx(60)
     assert sum(w.requests for w in steady.windows) == steady.requests
+    # every request's latency is in the histograms, whichever worker and batch it was recorded in
+    (endpoint,) = steady.endpoints
+    assert endpoint.latency.count == endpoint.service.count == endpoint.requests == steady.requests
+    window_counts = sum(recording.decode(w.latency_hdr).get_total_count() for w in steady.windows)
+    assert window_counts == steady.requests
 
 
 def test_merging_tallies_adds_counts_and_keeps_each_process_health() -> None:

@@ -72,14 +72,19 @@ def test_values_outside_the_range_are_clamped_not_lost() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(min_value=-1.0, max_value=5_000_000_000.0, allow_nan=False), min_size=1, max_size=200))
-def test_fast_recording_is_exactly_hdrh_record_value(values: list[float]) -> None:
-    ours, pair_a, pair_b, reference = (recording.new_histogram() for _ in range(4))
+@given(
+    st.lists(st.floats(min_value=-1.0, max_value=5_000_000_000.0, allow_nan=False), min_size=1, max_size=200),
+    st.integers(min_value=0, max_value=200),
+)
+def test_fast_recording_is_exactly_hdrh_record_value(values: list[float], split: int) -> None:
+    ours, bulk_a, bulk_b, reference = (recording.new_histogram() for _ in range(4))
     for v in values:
         recording.record_ms(ours, v)
-        recording.record_ms_pair(pair_a, pair_b, v)
         reference.record_value(min(max(int(v * 1000.0 + 0.5), recording.LOWEST_US), recording.HIGHEST_US))
-    for hist in (ours, pair_a, pair_b):
+    # in bulk, in two batches (as the engine flushes its buffer), into two histograms at once
+    recording.record_many_ms((bulk_a, bulk_b), values[:split])
+    recording.record_many_ms((bulk_a, bulk_b), values[split:])
+    for hist in (ours, bulk_a, bulk_b):
         assert list(hist.counts) == list(reference.counts)
         assert hist.get_total_count() == reference.get_total_count()
         assert hist.get_min_value() == reference.get_min_value()
@@ -94,3 +99,8 @@ def test_counts_index_matches_hdrh_at_every_bucket_edge() -> None:
         edges += [v for v in (2**k - 1, 2**k, 2**k + 1) if 1 <= v <= recording.HIGHEST_US]
     for us in [*edges, *range(1, 5000)]:
         assert recording.counts_index(us) == hist._counts_index_for(us)
+    bulk, reference = recording.new_histogram(), recording.new_histogram()
+    recording.record_many_ms((bulk,), [us / 1000.0 for us in edges])
+    for us in edges:
+        reference.record_value(us)
+    assert list(bulk.counts) == list(reference.counts)
