@@ -413,6 +413,17 @@ def _error_rate_judged(policy: VerdictPolicy, errors: int) -> bool:
     return errors >= policy.min_errors_for_error_rate
 
 
+def _unusable_window(steady: PhaseMeasurement, crowded_miss: bool) -> str:
+    """Why a steady window the generator or the machine spoiled cannot judge the target."""
+    if crowded_miss:
+        return ("the tier missed its SLOs while the machine was busy with other work, so the miss "
+                "cannot be told from the noise")
+    if steady.generator.crowded:
+        return ("other work on this machine took the CPU and the load generator fell behind, so the "
+                "latency measured is not the target's")
+    return "the load generator was saturated, so the latency measured is the generator's, not the target's"
+
+
 def assess_tier(
     tier: TierResult,
     policy: VerdictPolicy,
@@ -502,15 +513,7 @@ def assess_tier(
             invalid.append(tier.reason or "no steady window was measured")
     elif saturated or crowded_miss:
         findings.append(_saturated_finding(tier, steady, reproduce))
-        invalid.append(
-            "the tier missed its SLOs while the machine was busy with other work, so the miss "
-            "cannot be told from the noise"
-            if crowded_miss
-            else "other work on this machine took the CPU and the load generator fell behind, so the "
-            "latency measured is not the target's"
-            if steady.generator.crowded
-            else "the load generator was saturated, so the latency measured is the generator's, not the target's"
-        )
+        invalid.append(_unusable_window(steady, crowded_miss))
         # Server errors are the target's own answer even when the generator struggles.
         for e in steady.endpoints:
             server = _server_errors(e)

@@ -70,7 +70,7 @@ from harness.isolation import MarkerScanner
 from harness.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
 from harness.pacing import RequestPacer, request_hooks
 from harness.pack import import_module_file
-from harness.records import IntegrityResult, IntegrityViolation
+from harness.records import IntegrityResult, IntegrityViolation, ViolationKind
 
 __all__ = [
     "Api",
@@ -350,6 +350,11 @@ def evaluate_resource(
         return None
     ident = ops[0].ident or "?"
     customer = ops[0].customer
+
+    def violation(kind: ViolationKind, detail: str, first_seen: float, check: str) -> IntegrityViolation:
+        return IntegrityViolation(kind=kind, customer=str(customer), identifiers=(ident,), detail=detail,
+                                  first_seen=first_seen, check=check)  # fmt: skip
+
     writes = _writes(ops)
     deletes = [o for o in ops if o.op == "delete" and o.outcome in ("ok", "unknown")]
     ok_deletes = [o for o in deletes if o.outcome == "ok"]
@@ -357,10 +362,8 @@ def evaluate_resource(
     for d in ok_deletes:
         if all(w.op == "create" or (w.outcome == "ok" and w.ended < d.started) for w in writes):
             if observed is not None and res.active(observed):
-                return IntegrityViolation(
-                    kind="resurrected",
-                    customer=str(customer),
-                    identifiers=(ident,),
+                return violation(
+                    "resurrected",
                     detail=(
                         f"{res.kind} {ident}: deleted with an acknowledged {d.op} "
                         f"(HTTP {d.status}) at {_iso(d.ended)}, but the read-back shows it active again"
@@ -380,10 +383,8 @@ def evaluate_resource(
         if not acknowledged:
             return None  # only unknown writes: absent is fine
         first = acknowledged[0]
-        return IntegrityViolation(
-            kind="lost-write",
-            customer=str(customer),
-            identifiers=(ident,),
+        return violation(
+            "lost-write",
             detail=(
                 f"{res.kind} {ident}: the {first.op} was acknowledged (HTTP {first.status}) at "
                 f"{_iso(first.ended)} but the read-back does not find it"
@@ -399,10 +400,8 @@ def evaluate_resource(
         return None
     expected = next(w for w in finals if w.content is not None)
     uncertain = any(w.outcome == "unknown" for w in finals)
-    return IntegrityViolation(
-        kind="half-written" if uncertain else "lost-write",
-        customer=str(customer),
-        identifiers=(ident,),
+    return violation(
+        "half-written" if uncertain else "lost-write",
         detail=(
             f"{res.kind} {ident}: reads back as {_short(res.stable_view(observed))}, "
             f"but {'the writes of unknown outcome' if uncertain else 'the acknowledged write'} "

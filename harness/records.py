@@ -266,9 +266,12 @@ class PropertiesResult:
     output_tail: str = ""
 
 
+ViolationKind = Literal["lost-write", "duplicate", "resurrected", "isolation-leak", "half-written"]
+
+
 @dataclass(frozen=True)
 class IntegrityViolation:
-    kind: Literal["lost-write", "duplicate", "resurrected", "isolation-leak", "half-written"]
+    kind: ViolationKind
     customer: str
     identifiers: tuple[str, ...]
     detail: str
