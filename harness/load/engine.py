@@ -16,7 +16,8 @@ How one phase runs
     and counted. Latency is measured from the intended start (first request of an iteration:
     response end - intended start; later requests: their service time + the iteration's start lag),
     so a stalled target or a late generator is never hidden (coordinated omission, as in wrk2).
-    Service time is Locust's response_time. Both go to HDR histograms per endpoint and per window.
+    Service time is Locust's response_time. Both go to HDR histograms per endpoint and per window,
+    buffered and recorded in batches (``LiveTally.flush``; every reader flushes first).
 
 The generator's self-checks (per phase, per process) and why these thresholds
     * CPU mean > 90 % of one core. gevent runs on one core; near 100 % every ready greenlet waits
