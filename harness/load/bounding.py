@@ -79,7 +79,8 @@ class RequestDeadlines:
         # only into the request that was found late.
         if self.due.get(glet) == _EXPIRING:
             del self.due[glet]
-            glet.throw(gevent.Timeout(self.timeout_s))
+            if not glet.dead:  # a dead greenlet's throw would land in the hub
+                glet.throw(gevent.Timeout(self.timeout_s))
 
 
 def bound_responses(
