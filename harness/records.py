@@ -129,12 +129,28 @@ class GeneratorHealth:
     # machine - generator - target, when the harness sampled the target (harness.tiers)
     other_cpu_pct: float | None = None
     crowded: bool = False  # steal or other work past its limit (``reasons`` says which)
+    # What crowded it: "steal", "other-work" (both slow the target too), "cpu-wait" (the
+    # generator was kept off the CPU while it had CPU to spare; only its own timing is late)
+    crowded_by: tuple[str, ...] = ()
     held_by_max_rps: int = 0  # requests the engine held back to keep the pack's max_rps
 
     @property
     def clean(self) -> bool:
         """Neither saturated nor crowded: the latency is the target's to within the noise floor."""
         return not (self.saturated or self.crowded)
+
+    @property
+    def crowding_slowed_target(self) -> bool:
+        """Could what crowded the machine have slowed the target as well as the generator?
+
+        Steal pauses both, and other work takes CPU from both. A generator kept waiting for a CPU
+        by the harness's own processes (the other work measured within its limit) is late only in
+        its own timing, by at most its event loop's lateness; where the target's share of the CPU
+        is unknown (a target the harness did not start), it may have been anyone's doing.
+        """
+        if not self.crowded:
+            return False
+        return "cpu-wait" not in self.crowded_by or len(self.crowded_by) > 1 or self.other_cpu_pct is None
 
 
 @dataclass(frozen=True)

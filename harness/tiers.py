@@ -217,7 +217,8 @@ def with_other_work(phase: PhaseMeasurement, samples: Sequence[ResourceSample]) 
         f"{OTHER_CPU_LIMIT_PCT:.0f}%): the generator and the target shared the CPU with it, so the "
         "latency measured is an upper bound on the target's; rerun when the machine is quiet."
     )
-    crowded = replace(g, other_cpu_pct=round(other, 1), crowded=True, reasons=(*g.reasons, reason))
+    crowded = replace(g, other_cpu_pct=round(other, 1), crowded=True, reasons=(*g.reasons, reason),
+                      crowded_by=(*g.crowded_by, "other-work"))  # fmt: skip
     return replace(phase, generator=crowded)
 
 

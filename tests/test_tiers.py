@@ -30,6 +30,7 @@ def test_cpu_that_neither_the_generator_nor_the_target_used_over_half_a_core_mak
     # 200 % busy: generator 30, target 40, so others took 130 % of a core.
     g = with_other_work(steady_on(200.0), target_cpu(40.0)).generator
     assert g.crowded and not g.saturated and not g.clean and g.other_cpu_pct == 130.0
+    assert g.crowded_by == ("other-work",) and g.crowding_slowed_target
     reason = g.reasons[-1]
     assert "130% of a core" in reason and "the generator 30%" in reason and "the target 40%" in reason
     assert "rerun when the machine is quiet" in reason

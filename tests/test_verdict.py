@@ -430,6 +430,51 @@ def test_a_window_that_missed_its_slos_on_a_busy_machine_is_inconclusive_not_a_f
     assert "--workers" not in f.reproduce  # more load processes would not help
 
 
+def kept_waiting(**overrides: Any) -> Any:
+    """The machine kept the generator off the CPU (its loop ran up to 300 ms late) while the other
+    work measured was small: the harness's own target took the CPU."""
+    return busy(**{"other_cpu_pct": 1.0, "cpu_wait_pct": 22.0, "loop_lag_max_ms": 300.0,
+                   "crowded_by": ("cpu-wait",), "reasons": ("event loop ran late while it waited",),
+                   **overrides})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("p95", "health", "verdict"),
+    [
+        (10_000.0, {}, "NOT READY"),  # 9.9 s over: twice 300 ms of lateness cannot explain it
+        (500.0, {}, "INCONCLUSIVE"),  # 400 ms over: it could be the generator's lateness
+        (10_000.0, {"other_cpu_pct": None}, "INCONCLUSIVE"),  # whose CPU it was is unknown
+        (10_000.0, {"crowded_by": ("cpu-wait", "steal"), "steal_pct": 14.0}, "INCONCLUSIVE"),  # paused the target too
+    ],
+)
+def test_a_miss_larger_than_a_busy_machine_could_add_to_the_generators_timing_is_the_targets(
+    p95: float, health: dict[str, Any], verdict: str
+) -> None:
+    slow = good_tier(5000, steady(ep(p95=p95, p99=p95), generator=kept_waiting(**health)))
+    j = run(replace_tier={5000: slow})
+    assert j.verdict == verdict
+    assert ("slo-latency" in categories(j)) is (verdict == "NOT READY")
+    if verdict == "NOT READY":
+        assert any("larger than twice that, the most it could add" in n for n in j.reasons)
+
+
+def test_a_pool_a_slow_target_filled_is_judged_on_its_service_time_on_a_machine_it_kept_busy() -> None:
+    # The target took both cores, the pool filled with users waiting on it (iterations dropped:
+    # saturated), and the generator's loop ran late for want of a CPU. Its median service time of
+    # 10 s is still 9.7 s more than the lateness could add.
+    slow = EndpointMeasurement(
+        name="GET /items", requests=2000, errors=0, errors_by_reason={},
+        latency=latency_summary(10_000.0, count=2000, p50_ms=10_000.0),
+        service=latency_summary(10_000.0, count=2000, p50_ms=10_000.0),
+        latency_hdr="", service_hdr="",
+    )
+    gen = kept_waiting(saturated=True, reasons=("446 of 5400 iterations could not start",))
+    t = good_tier(5000, steady(slow, generator=gen), status="invalid")
+    j = run(replace_tier={5000: t})
+    assert j.verdict == "NOT READY"
+    assert "never lagged more than 300 ms" in only(j, "slo-latency").detail
+
+
 def test_a_busy_machine_does_not_excuse_server_errors() -> None:
     erring = good_tier(5000, steady(ep(requests=2000, errors=200, reasons={"http-500": 200}), generator=busy()))
     j = run(replace_tier={5000: erring})

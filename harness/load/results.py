@@ -143,6 +143,7 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
     # The machine's business, not the generator's: judged by the verdict (a phase that met its
     # SLOs on a busy machine still met them), so it crowds the phase rather than saturating it.
     busy: list[str] = []
+    crowded_by: list[str] = []
     denied = (cpu_wait or 0.0) + (steal or 0.0)
     if cpu_mean > thresholds.cpu_pct:
         reasons.append(
@@ -156,6 +157,8 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
             # A generator with CPU to spare that runs late was kept off the CPU (run queue,
             # steal): its sends are late, so latency only grows (iterations it could not start
             # are judged on their own, below).
+            # Steal pauses the target too; the run queue alone delays only this process.
+            crowded_by.append("steal" if (steal or 0.0) >= (cpu_wait or 0.0) else "cpu-wait")
             busy.append(
                 f"{late} while it used {cpu_mean:.0f}% of a core and waited for one {denied:.1f}% of the "
                 "time (run queue and steal): the machine, not the generator, was busy; requests were "
@@ -193,6 +196,8 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         )
     reasons.extend(tally.get("notes", []))
     if steal is not None and steal > thresholds.steal_pct:
+        if "steal" not in crowded_by:
+            crowded_by.append("steal")
         busy.append(
             f"The hypervisor took {steal:.1f}% of a core from this virtual machine (steal time, "
             f"limit {thresholds.steal_pct:.0f}%): the generator and the target were paused at random "
@@ -212,6 +217,7 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         steal_pct=None if steal is None else round(steal, 2),
         machine_cpu_pct=None if machine_cpu is None else round(machine_cpu, 1),
         crowded=bool(busy),
+        crowded_by=tuple(crowded_by),
         held_by_max_rps=held,
     )
 
@@ -294,6 +300,7 @@ def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
     """Inverse of :func:`phase_to_dict` (tolerates fields added later with defaults)."""
     gen = dict(d["generator"])
     gen["reasons"] = tuple(gen.get("reasons", ()))
+    gen["crowded_by"] = tuple(gen.get("crowded_by", ()))
     return PhaseMeasurement(
         kind=d["kind"],
         label=d["label"],

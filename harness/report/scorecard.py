@@ -290,6 +290,7 @@ def _generator(g: GeneratorHealth | None) -> dict[str, Any] | None:
         "machine_cpu_pct": _num(g.machine_cpu_pct, 1),
         "other_cpu_pct": _num(g.other_cpu_pct, 1),
         "crowded": g.crowded,
+        "crowded_by": list(g.crowded_by),
         "held_by_max_rps": g.held_by_max_rps,
     }
 

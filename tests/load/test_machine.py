@@ -116,6 +116,7 @@ def test_steal_by_the_hypervisor_over_its_limit_makes_the_phase_crowded_not_satu
     health = _health(tally_with(runqueue_wait_pct=0.5, steal_pct=12.0, machine_cpu_pct=90.0), Thresholds())
     assert health.crowded and not health.saturated
     assert any("steal" in r for r in health.reasons)
+    assert health.crowded_by == ("steal",)
 
 
 def test_a_quiet_machine_or_one_that_gives_no_reading_raises_nothing() -> None:
@@ -126,19 +127,20 @@ def test_a_quiet_machine_or_one_that_gives_no_reading_raises_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cpu_mean", "cpu_wait", "steal", "crowded", "saturated"),
+    ("cpu_mean", "cpu_wait", "steal", "crowded_by", "saturated"),
     [
-        (20.0, 6.0, 0.5, True, False),  # CPU to spare, kept off it: the machine was busy
-        (20.0, 1.0, 6.0, True, False),  # the hypervisor paused the virtual machine
-        (20.0, 1.0, 0.5, False, True),  # late with nothing to blame outside: the generator's own
-        (60.0, 6.0, 0.5, False, True),  # busy itself as well: its own queueing may be part of it
+        (20.0, 6.0, 0.5, ("cpu-wait",), False),  # CPU to spare, kept off it: the machine was busy
+        (20.0, 1.0, 6.0, ("steal",), False),  # the hypervisor paused the virtual machine
+        (20.0, 1.0, 0.5, (), True),  # late with nothing to blame outside: the generator's own
+        (60.0, 6.0, 0.5, (), True),  # busy itself as well: its own queueing may be part of it
     ],
 )
 def test_an_event_loop_running_late_is_the_machines_doing_only_when_the_generator_was_kept_off_the_cpu(
-    cpu_mean: float, cpu_wait: float, steal: float, crowded: bool, saturated: bool
+    cpu_mean: float, cpu_wait: float, steal: float, crowded_by: tuple[str, ...], saturated: bool
 ) -> None:
     tally = tally_with(runqueue_wait_pct=cpu_wait, steal_pct=steal, machine_cpu_pct=150.0)
     tally["processes"][0].update(cpu_mean=cpu_mean, lag_p99_ms=35.0)  # type: ignore[index]
     health = _health(tally, Thresholds())
-    assert (health.crowded, health.saturated) == (crowded, saturated)
+    assert (health.crowded, health.saturated) == (bool(crowded_by), saturated)
+    assert health.crowded_by == crowded_by
     assert any("event loop ran 35.0 ms late" in r for r in health.reasons)
