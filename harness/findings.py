@@ -522,6 +522,7 @@ def assess_tier(
         if where is None or not nominal:
             invalid.append(tier.reason or "no steady window was measured")
     elif saturated or crowded_miss:
+        saturated_at = len(findings)
         findings.append(_saturated_finding(tier, steady, reproduce))
         invalid.append(_unusable_window(steady, crowded_miss))
         # Server errors are the target's own answer even when the generator struggles.
@@ -543,6 +544,7 @@ def assess_tier(
         # Other work on the machine (or steal) has no such bound: it slows the target itself.
         lag = steady.generator.loop_lag_max_ms
         judge_service = not steady.generator.crowding_slowed_target
+        target_slower = False
         for e in sorted(steady.endpoints, key=lambda e: e.name) if judge_service else ():
             slo = _slo_for(policy, e.name)
             if e.requests >= policy.min_requests_for_p50 and e.service.p50_ms - lag > slo.p95_ms:
@@ -562,6 +564,9 @@ def assess_tier(
                     f"{e.name} median service time was {_ms(e.service.p50_ms)} ms with a saturated generator "
                     f"lagging at most {_ms(lag)} ms, over its p95 SLO of {_ms(slo.p95_ms)} ms"
                 )
+                target_slower = True
+        if target_slower:
+            findings[saturated_at] = _saturated_finding(tier, steady, reproduce, target_slower=True)
     elif tier.status == "invalid" and not (where is not None and not nominal):
         # The stage says the measurement is unusable (interrupted, the load engine failed, ...).
         invalid.append(tier.reason or "the load stage marked the measurement invalid")
@@ -1116,11 +1121,28 @@ def _busy(g: GeneratorHealth) -> str:
 
 
 def _saturated_finding(
-    tier: TierResult, steady: PhaseMeasurement, ctx: ReproduceContext
+    tier: TierResult, steady: PhaseMeasurement, ctx: ReproduceContext, target_slower: bool = False
 ) -> Finding:
+    """``target_slower``: the target's service time exceeded the limit by more than the
+    generator's lag could add, so the tier failed on the target's account all the same."""
     g = steady.generator
     suggested = max(2, g.workers * 2)
-    if g.held_by_max_rps and g.saturated:
+    judged = (
+        "so the tier is marked invalid and its latency is not judged (server errors and integrity still are)"
+    )
+    if target_slower:
+        # Users waiting on a slow target fill the pool (iterations dropped) and a target that takes
+        # every core keeps the generator waiting: the overload may well be the target's doing.
+        title = (
+            f"The load generator fell behind at {tier.customers} customers, but the service's own slowness "
+            "there is larger than anything the generator could add"
+        )
+        fix = "Fix the service's slowness first (the slo-latency finding of this tier), then rerun."
+        judged = (
+            "so the tier's latency is judged only where the median service time exceeds the limit by more "
+            "than the generator's worst lag"
+        )
+    elif g.held_by_max_rps and g.saturated:
         title = (
             f"The pack's max_rps held back {g.held_by_max_rps} requests at {tier.customers} customers, so that "
             "tier's latency includes the harness's own wait"
@@ -1153,7 +1175,7 @@ def _saturated_finding(
     return make_finding(
         "generator-saturated",
         [tier.customers],
-        severity="medium",
+        severity="low" if target_slower else "medium",
         title=title,
         detail=(
             f"During the steady window the generator reached {g.cpu_max_pct:.0f}% CPU, its event loop lagged "
@@ -1161,8 +1183,7 @@ def _saturated_finding(
             f"{steady.iterations_scheduled} iterations could not start"
             + (f" ({'; '.join(g.reasons)})" if g.reasons else "")
             + ". A generator that cannot run on time sends late and times late: the latency it records "
-            "includes its own waiting, so the tier is marked invalid and its latency is not judged (server "
-            f"errors and integrity still are). {fix}"
+            f"includes its own waiting, {judged}. {fix}"
         ),
         evidence={
             "customers": tier.customers,

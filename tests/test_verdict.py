@@ -473,6 +473,8 @@ def test_a_pool_a_slow_target_filled_is_judged_on_its_service_time_on_a_machine_
     j = run(replace_tier={5000: t})
     assert j.verdict == "NOT READY"
     assert "never lagged more than 300 ms" in only(j, "slo-latency").detail
+    behind = only(j, "generator-saturated")  # said, but not as if the tier told nothing
+    assert behind.severity == "low" and "larger than anything the generator could add" in behind.title
 
 
 def test_a_busy_machine_does_not_excuse_server_errors() -> None:
