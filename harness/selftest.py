@@ -33,7 +33,7 @@ from harness import history
 from harness.audit import AuditObserver, AuditOptions, run_audit
 from harness.errors import ConfigError
 from harness.pack import Pack
-from harness.records import AuditRecord
+from harness.records import AuditRecord, Finding
 from harness.report.writer import atomic_write_text
 
 HEALTHY = "healthy"
@@ -121,7 +121,10 @@ def scaled_pack(pack: Pack, tiers: Sequence[int]) -> Pack:
 
 
 def judge_row(flaw: str, record: AuditRecord, wall_s: float, run_dir: Path,
-              expectations: Mapping[str, Expectation]) -> MatrixRow:  # fmt: skip
+              expectations: Mapping[str, Expectation],
+              healthy: Sequence[Finding] = ()) -> MatrixRow:  # fmt: skip
+    """One row of the matrix. ``healthy``: the findings of the healthy audit in the same matrix. A
+    finding the healthy service got as well says nothing about the flaw, so it does not count."""
     categories = tuple(sorted({f.category for f in record.findings}))
     if flaw == HEALTHY:
         detected = record.verdict == "READY"
@@ -129,16 +132,27 @@ def judge_row(flaw: str, record: AuditRecord, wall_s: float, run_dir: Path,
         return MatrixRow(flaw, record.verdict, categories, ("READY",), detected, round(wall_s, 1),
                          str(run_dir), (), note)  # fmt: skip
     expectation = expectations[flaw]
-    matched = [
+    named = [
         f for f in record.findings
         if f.category in expectation.categories
         and (expectation.endpoint is None or f.endpoint in (None, expectation.endpoint))
     ]  # fmt: skip
+    matched = [f for f in named if not any(_same_cause(f, h) for h in healthy)]
     note = "" if matched else f"expected {' or '.join(expectation.categories)}"
     if not matched and expectation.endpoint:
         note += f" on {expectation.endpoint}"
+    if named and not matched:
+        note += f", but the healthy service got {_names(named)} too: not specific to the flaw"
     return MatrixRow(flaw, record.verdict, categories, expectation.categories, bool(matched),
                      round(wall_s, 1), str(run_dir), tuple(f.title for f in matched), note)  # fmt: skip
+
+
+def _same_cause(found: Finding, healthy: Finding) -> bool:
+    return found.category == healthy.category and found.endpoint == healthy.endpoint
+
+
+def _names(findings: Sequence[Finding]) -> str:
+    return " and ".join(sorted({f.category for f in findings}))
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -199,6 +213,7 @@ def run_selftest(
     audits_dir = run_dir / "audits"
     cancel = cancel or threading.Event()
     rows: list[MatrixRow] = []
+    healthy_findings: Sequence[Finding] = ()
     for flaw in ([HEALTHY] if healthy else []) + chosen:
         if cancel.is_set():
             break
@@ -208,7 +223,10 @@ def run_selftest(
         )  # fmt: skip
         started = time.monotonic()
         outcome = run_audit(options, observer, cancel)
-        row = judge_row(flaw, outcome.record, time.monotonic() - started, outcome.run_dir, expectations)
+        row = judge_row(flaw, outcome.record, time.monotonic() - started, outcome.run_dir, expectations,
+                        healthy_findings)  # fmt: skip
+        if flaw == HEALTHY:
+            healthy_findings = outcome.record.findings
         rows.append(row)
         _write_resources(run_dir / "resources" / f"{flaw}.json", outcome.record)
         write_matrix(run_dir, rows, profile=profile, tiers=run_tiers, pack=audited)

@@ -72,6 +72,25 @@ def test_a_flaw_is_detected_only_by_its_expected_category_on_its_endpoint() -> N
     assert either.detected and either.categories == ("slo-latency",)
 
 
+def test_a_finding_the_healthy_service_got_too_does_not_count_as_detecting_the_flaw() -> None:
+    # A single-process server is serialised by its interpreter: the healthy demo can show
+    # contention too, and then contention says nothing about a global lock.
+    lock = finding("contention", title="about 60% of each request's work is serialised")
+    healthy = [finding("contention", title="about 77% of each request's work is serialised")]
+    both = judge_row("global-lock", audit_record(findings=[lock], verdict="READY"), 1.0, Path("x"),
+                     BOOKING_EXPECTATIONS, healthy)  # fmt: skip
+    assert not both.detected
+    assert "the healthy service got contention too: not specific to the flaw" in both.note
+    alone = judge_row("global-lock", audit_record(findings=[lock], verdict="READY"), 1.0, Path("x"),
+                      BOOKING_EXPECTATIONS, [finding("throughput", severity="info")])  # fmt: skip
+    assert alone.detected
+    # on another endpoint than the healthy one's, a trend is the flaw's
+    search = finding("data-volume-scaling", endpoint="GET /patients?q")
+    elsewhere = [finding("data-volume-scaling", endpoint="GET /slots")]
+    assert judge_row("missing-index", audit_record(findings=[search], verdict="NOT READY"), 1.0, Path("x"),
+                     BOOKING_EXPECTATIONS, elsewhere).detected  # fmt: skip
+
+
 def test_healthy_must_be_ready() -> None:
     ready = judge_row(HEALTHY, audit_record(verdict="READY", findings=[finding("throughput", severity="info")]),
                       5.0, Path("x"), BOOKING_EXPECTATIONS)  # fmt: skip
