@@ -768,8 +768,8 @@ def estimate_capacity(
     # failed below it: the floor is the cap's, not the service's.
     capped = [t.max_rps_arrivals for t in tiers if t.customers >= at_volume and t.max_rps_arrivals is not None]
     if capped and ceiling is None:
-        params["max_rps_arrivals"] = min(capped)
-        params["max_rps_customers"] = to_customers(min(capped))
+        params["max_rps_arrivals"] = lowest = min(capped)
+        params["max_rps_customers"] = to_customers(lowest)
     ordered = sorted(points, key=lambda p: p.phase.offered_rps)
     knee_rps = find_knee([p.phase.offered_rps for p in ordered], [p.latency_ms for p in ordered])
     if knee_rps is not None:

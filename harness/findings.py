@@ -522,8 +522,7 @@ def assess_tier(
         if where is None or not nominal:
             invalid.append(tier.reason or "no steady window was measured")
     elif saturated or crowded_miss:
-        saturated_at = len(findings)
-        findings.append(_saturated_finding(tier, steady, reproduce))
+        saturated_at = len(findings)  # its finding goes here once we know whether the target was slower
         invalid.append(_unusable_window(steady, crowded_miss))
         # Server errors are the target's own answer even when the generator struggles.
         for e in steady.endpoints:
@@ -565,8 +564,7 @@ def assess_tier(
                     f"lagging at most {_ms(lag)} ms, over its p95 SLO of {_ms(slo.p95_ms)} ms"
                 )
                 target_slower = True
-        if target_slower:
-            findings[saturated_at] = _saturated_finding(tier, steady, reproduce, target_slower=True)
+        findings.insert(saturated_at, _saturated_finding(tier, steady, reproduce, target_slower))
     elif tier.status == "invalid" and not (where is not None and not nominal):
         # The stage says the measurement is unusable (interrupted, the load engine failed, ...).
         invalid.append(tier.reason or "the load stage marked the measurement invalid")

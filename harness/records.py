@@ -128,7 +128,7 @@ class GeneratorHealth:
     machine_cpu_pct: float | None = None  # every process on the machine, % of one core
     # machine - generator - target, when the harness sampled the target (harness.tiers)
     other_cpu_pct: float | None = None
-    crowded: bool = False  # steal or other work past its limit (``reasons`` says which)
+    crowded: bool = False  # steal, other work or the run queue past its limit (``crowded_by`` says which)
     # What crowded it: "steal", "other-work" (both slow the target too), "cpu-wait" (the
     # generator was kept off the CPU while it had CPU to spare; only its own timing is late)
     crowded_by: tuple[str, ...] = ()
@@ -150,7 +150,7 @@ class GeneratorHealth:
         """
         if not self.crowded:
             return False
-        return "cpu-wait" not in self.crowded_by or len(self.crowded_by) > 1 or self.other_cpu_pct is None
+        return self.crowded_by != ("cpu-wait",) or self.other_cpu_pct is None
 
 
 @dataclass(frozen=True)

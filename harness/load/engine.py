@@ -37,8 +37,9 @@ The generator's self-checks (per phase, per process) and why these thresholds
     * hypervisor steal > 10 % of a core marks the phase crowded, not saturated: the virtual machine
       was paused, and the pauses were timed as latency, which only makes the target look slower
       (the verdict judges it: ``GeneratorHealth``). Also read each second, and reported: the
-      generator's own wait for a CPU and the machine's busy CPU (``harness.load.machine``); the audit uses the latter to tell whether
-      other work on the machine took the CPU (``harness.tiers.with_other_work``).
+      generator's own wait for a CPU and the machine's busy CPU (``harness.load.machine``); the
+      audit uses the latter to tell whether other work on the machine took the CPU
+      (``harness.tiers.with_other_work``).
     Measured again on 2026-11-23 with the timerfd dispatcher: at 1000 req/s the engine used 45-55 %
     of a core; p50 0.8 ms against a true 0.25 ms, p99 1-6 ms from run to run on a quiet machine.
 

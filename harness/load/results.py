@@ -196,8 +196,7 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         )
     reasons.extend(tally.get("notes", []))
     if steal is not None and steal > thresholds.steal_pct:
-        if "steal" not in crowded_by:
-            crowded_by.append("steal")
+        crowded_by.append("steal")
         busy.append(
             f"The hypervisor took {steal:.1f}% of a core from this virtual machine (steal time, "
             f"limit {thresholds.steal_pct:.0f}%): the generator and the target were paused at random "
@@ -217,7 +216,7 @@ def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
         steal_pct=None if steal is None else round(steal, 2),
         machine_cpu_pct=None if machine_cpu is None else round(machine_cpu, 1),
         crowded=bool(busy),
-        crowded_by=tuple(crowded_by),
+        crowded_by=tuple(dict.fromkeys(crowded_by)),  # steal may be named by both checks
         held_by_max_rps=held,
     )
 
