@@ -583,7 +583,7 @@ def _usable_points(
     for tier in tiers:
         phases = ([tier.steady] if tier.steady is not None else []) + list(tier.stress)
         for phase in phases:
-            if phase.generator.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
+            if phase.validity.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
                 continue  # not a measurement of the target
             error_rate = phase.error_rate
             # Offered load counts iterations (one persona action, one or more requests); goodput
@@ -593,7 +593,7 @@ def _usable_points(
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
             met = latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee
-            if phase.generator.crowded and not met:
+            if phase.validity.crowded and not met:
                 unmeasured.append((tier.customers, phase.offered_rps))
                 continue
             points.append(
@@ -639,7 +639,7 @@ def requests_per_iteration(tiers: Sequence[TierResult]) -> float:
     """
     phases = [
         p for t in tiers for p in (t.steady, *t.stress)
-        if p is not None and p.iterations_started > 0 and p.requests > 0 and not p.generator.saturated
+        if p is not None and p.iterations_started > 0 and p.requests > 0 and not p.validity.saturated
     ]  # fmt: skip
     if not phases:
         return 1.0
@@ -987,7 +987,7 @@ def endpoint_trends(
     for tier in sorted(tiers, key=lambda t: t.customers):
         steady = tier.steady
         # A busy machine inflates one tier and not the next: a slope from that is noise.
-        if steady is None or not steady.generator.clean or tier.customers <= 0:
+        if steady is None or not steady.validity.clean or tier.customers <= 0:
             continue
         if _overloaded(steady, max_error_rate):
             continue

@@ -73,7 +73,7 @@ def _phases(tier: TierResult) -> list[PhaseMeasurement]:
 
 
 def _measured(phase: PhaseMeasurement) -> bool:
-    return phase.achieved_rps > 0 and not phase.generator.saturated
+    return phase.achieved_rps > 0 and not phase.validity.saturated
 
 
 def _goal_rps(record: AuditRecord) -> tuple[int, float] | None:
@@ -124,8 +124,8 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         for color, tier in zip(colors, tiers, strict=True):
             phases = [p for p in _phases(tier) if p.achieved_rps > 0]
             completed.update({id(p): completed_iterations_per_s(p, per_iteration) for p in phases})
-            saturated += [p for p in phases if p.generator.saturated]
-            good = [p for p in phases if not p.generator.saturated]
+            saturated += [p for p in phases if p.validity.saturated]
+            good = [p for p in phases if not p.validity.saturated]
             all_x += [p.offered_rps for p in phases] + [completed[id(p)] for p in phases]
             if good:
                 ax.scatter(
@@ -236,8 +236,8 @@ def latency_chart(record: AuditRecord) -> Figure | None:
     at their p99: that latency was the generator's, not the target's.
     """
     phases = [p for t in record.tiers for p in _phases(t) if p.achieved_rps > 0 and p.latency.count > 0]
-    good = sorted((p for p in phases if not p.generator.saturated), key=lambda p: p.offered_rps)
-    saturated = [p for p in phases if p.generator.saturated]
+    good = sorted((p for p in phases if not p.validity.saturated), key=lambda p: p.offered_rps)
+    saturated = [p for p in phases if p.validity.saturated]
     if not phases:
         return None
     with matplotlib.rc_context(cast(Any, _STYLE)):

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from harness.errors import ConfigError, HarnessError
-from harness.records import SEVERITY_ORDER
+from harness.records import severity_rank
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_TARGET, EXIT_INTERNAL, EXIT_INCONCLUSIVE = range(6)
 VERDICT_EXIT = {"READY": EXIT_READY, "AT RISK": EXIT_READY, "NOT READY": EXIT_NOT_READY,
@@ -198,7 +198,7 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     if record.partial:
         line.append("  [partial]", style="yellow")
     out.print(line)
-    for finding in sorted(record.findings, key=lambda f: SEVERITY_ORDER.index(f.severity))[:8]:
+    for finding in sorted(record.findings, key=lambda f: severity_rank(f.severity))[:8]:
         out.print(f"  - [{finding.category}] {finding.title}")
     out.print(f"Report: {outcome.paths.report_html}")
     out.print(f"Scorecard: {outcome.paths.scorecard_md}")

@@ -19,6 +19,11 @@ PhaseKind = Literal["warmup", "steady", "stress"]
 
 SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
+
+def severity_rank(severity: str) -> int:
+    """0 for critical ... 4 for info; an unknown severity sorts last."""
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
 # The closed list of finding categories (DESIGN.md). Extend deliberately, never rename.
 CATEGORIES: tuple[str, ...] = (
     "regression",
@@ -103,14 +108,10 @@ class WindowMeasurement:
 
 @dataclass(frozen=True)
 class GeneratorHealth:
-    """The load generator's own state during a phase.
+    """What the load generator read of itself and of the machine during a phase.
 
-    ``saturated``: the generator could not keep its own schedule (CPU, event-loop lag, dropped
-    iterations, a lost worker), so the latency it recorded is partly its own and is never judged
-    as the target's. ``crowded``: the machine was busy with something else (the hypervisor's
-    steal, other processes' CPU). That only ever adds latency and takes capacity away, so a phase
-    that met its SLOs anyway still shows the target met them (an upper bound), while one that
-    missed them cannot be told from the noise and is not judged.
+    Readings only: whether they make the phase the target's own measurement, an upper bound, or
+    spoiled is decided once, by :mod:`harness.validity`, into the phase's ``validity``.
     """
 
     cpu_max_pct: float
@@ -118,8 +119,6 @@ class GeneratorHealth:
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
     rss_max_mb: float
-    saturated: bool
-    reasons: tuple[str, ...] = ()
     workers: int = 0
     workers_lost: int = 0
     # Was the generator denied a CPU (harness.load.machine)? None where the OS does not say.
@@ -128,29 +127,55 @@ class GeneratorHealth:
     machine_cpu_pct: float | None = None  # every process on the machine, % of one core
     # machine - generator - target, when the harness sampled the target (harness.tiers)
     other_cpu_pct: float | None = None
-    crowded: bool = False  # steal, other work or the run queue past its limit (``crowded_by`` says which)
-    # What crowded it: "steal", "other-work" (both slow the target too), "cpu-wait" (the
-    # generator was kept off the CPU while it had CPU to spare; only its own timing is late)
-    crowded_by: tuple[str, ...] = ()
     held_by_max_rps: int = 0  # requests the engine held back to keep the pack's max_rps
+    paced_requests: int = 0  # requests that passed the engine's max_rps pacer
+    paced_wait_s: float = 0.0  # the time the held requests waited, in all
+    max_rps: float | None = None  # the cap the pacer kept, summed over the processes
+    notes: tuple[str, ...] = ()  # what the engine itself noticed (a lost worker, late responses)
+
+
+ValidityKind = Literal["own", "upper-bound", "spoiled"]
+CrowdedBy = Literal["steal", "other-work", "cpu-wait"]
+
+
+@dataclass(frozen=True)
+class PhaseValidity:
+    """Whose latency a phase measured, decided once by :mod:`harness.validity`.
+
+    ``own``: the target's, to within the noise floor. ``upper-bound``: the machine was busy
+    (``crowded_by``: the hypervisor's steal, other work, or the generator kept waiting for a CPU);
+    that only adds latency, so a phase that met its SLOs anyway shows the target met them, and a
+    miss is the target's only where it exceeds ``latency_bound_ms``. ``spoiled``: the generator
+    could not keep its own schedule (its CPU, its event loop, dropped arrivals, a lost worker, the
+    pack's max_rps holding requests back), so its latency is never judged as the target's; a
+    service time over a limit by more than ``service_bound_ms`` still is.
+    """
+
+    kind: ValidityKind
+    spoiled_by: tuple[str, ...] = ()  # why it is spoiled, one sentence each
+    crowding: tuple[str, ...] = ()  # what crowded the machine, one sentence each
+    crowded_by: tuple[CrowdedBy, ...] = ()
+    # The most the generator and the machine can have added to one intended-start latency, and to
+    # one service time; None when nothing bounds it (steal and other work slow the target too).
+    latency_bound_ms: float | None = 0.0
+    service_bound_ms: float | None = 0.0
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.spoiled_by + self.crowding
+
+    @property
+    def saturated(self) -> bool:
+        return self.kind == "spoiled"
+
+    @property
+    def crowded(self) -> bool:
+        return bool(self.crowded_by)
 
     @property
     def clean(self) -> bool:
-        """Neither saturated nor crowded: the latency is the target's to within the noise floor."""
-        return not (self.saturated or self.crowded)
-
-    @property
-    def crowding_slowed_target(self) -> bool:
-        """Could what crowded the machine have slowed the target as well as the generator?
-
-        Steal pauses both, and other work takes CPU from both. A generator kept waiting for a CPU
-        by the harness's own processes (the other work measured within its limit) is late only in
-        its own timing, by at most its event loop's lateness; where the target's share of the CPU
-        is unknown (a target the harness did not start), it may have been anyone's doing.
-        """
-        if not self.crowded:
-            return False
-        return self.crowded_by != ("cpu-wait",) or self.other_cpu_pct is None
+        """Neither spoiled nor crowded: the latency is the target's to within the noise floor."""
+        return self.kind == "own"
 
 
 @dataclass(frozen=True)
@@ -169,6 +194,7 @@ class PhaseMeasurement:
     endpoints: tuple[EndpointMeasurement, ...]
     windows: tuple[WindowMeasurement, ...]
     generator: GeneratorHealth
+    validity: PhaseValidity
     latency: LatencySummary  # all endpoints together, from intended start
     service: LatencySummary
     error_samples: tuple[ErrorSample, ...] = ()

@@ -32,14 +32,9 @@ from harness.records import (
     ResourceSample,
     TierResult,
 )
+from harness.validity import with_other_work
 
 MAX_REPLAYS = 20
-# CPU used on the generator's machine by anything but the generator and the target, in % of one
-# core, above which the steady window is not a clean measurement. Quiet, that remainder (the
-# kernel's loopback networking, the harness's own parent process) measured 5-15 here, up to the
-# 5000-customer tier's stress steps; a second load test beside an audit took 100-200 and made a
-# healthy service look NOT READY (p95 59-100 ms against 5 ms). Half a core is well clear of both.
-OTHER_CPU_LIMIT_PCT = 50.0
 # The second provisioning pass, for customers a parallel first pass could not create.
 RETRY_PROVISION_CONCURRENCY = 2
 
@@ -166,12 +161,10 @@ def run_tier(
     samples = count_requests(samples, phases, requests_before)
     # A crowded phase is still a measurement: the verdict and the capacity model use it only if
     # it met its SLOs anyway (busy-machine noise only adds latency).
-    stress = tuple(with_other_work(step, samples) for step in stress)
+    stress = tuple(with_other_work(step, step.target_cpu_pct(samples)) for step in stress)
     if steady is not None:
-        steady = with_other_work(steady, samples)
-    if status == "passed" and steady is not None and steady.generator.saturated:
-        status, reason = "invalid", "the load generator was saturated: " + "; ".join(steady.generator.reasons)
-    elif status == "passed" and steady is not None and steady.offered_rps < 0.999 * offered:
+        steady = with_other_work(steady, steady.target_cpu_pct(samples))
+    if status == "passed" and steady is not None and steady.offered_rps < 0.999 * offered:
         status, reason = "invalid", (
             f"the pack's max_rps ({ctx.max_rps:g} requests/s) held this tier to {steady.offered_rps:.4g} of "
             f"its {offered:.4g} arrivals/s (an action makes about {requests_per_iteration or 1:.2g} requests), "
@@ -191,35 +184,6 @@ def run_tier(
         reason=reason,
         max_rps_arrivals=held_by_cap,
     )
-
-
-def with_other_work(phase: PhaseMeasurement, samples: Sequence[ResourceSample]) -> PhaseMeasurement:
-    """The phase with the CPU that other work used on the machine during it, and, past
-    ``OTHER_CPU_LIMIT_PCT``, marked crowded (with the reason).
-
-    Other work = the machine's busy CPU - the generator's - the target's. Only judged when the
-    harness sampled the target's processes (it started them) and the OS reported the machine's
-    CPU: with ``--target`` the target's own CPU cannot be told apart from anyone else's. A
-    database server on the same machine counts as other work.
-    """
-    g = phase.generator
-    target = phase.target_cpu_pct(samples)
-    if g.machine_cpu_pct is None or target is None:
-        return phase
-    generator = g.cpu_mean_pct * max(1, g.workers)
-    other = max(0.0, g.machine_cpu_pct - generator - target)
-    if other <= OTHER_CPU_LIMIT_PCT:
-        return replace(phase, generator=replace(g, other_cpu_pct=round(other, 1)))
-    during = "the steady window" if phase.kind == "steady" else phase.label
-    reason = (
-        f"Other work on this machine used {other:.0f}% of a core during {during} (the machine "
-        f"{g.machine_cpu_pct:.0f}%, the generator {generator:.0f}%, the target {target:.0f}%; limit "
-        f"{OTHER_CPU_LIMIT_PCT:.0f}%): the generator and the target shared the CPU with it, so the "
-        "latency measured is an upper bound on the target's; rerun when the machine is quiet."
-    )
-    crowded = replace(g, other_cpu_pct=round(other, 1), crowded=True, reasons=(*g.reasons, reason),
-                      crowded_by=(*g.crowded_by, "other-work"))  # fmt: skip
-    return replace(phase, generator=crowded)
 
 
 def _unmeasured(

@@ -8,11 +8,14 @@ consistent (requests = achieved rate x duration, percentiles grow from the mean)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from harness import validity
 from harness.records import (
     AreaScore,
     AuditRecord,
     CapacityEstimate,
+    CrowdedBy,
     EndpointMeasurement,
     EndpointTrend,
     ErrorSample,
@@ -26,6 +29,7 @@ from harness.records import (
     NoiseFloor,
     PhaseKind,
     PhaseMeasurement,
+    PhaseValidity,
     PropertiesResult,
     ReplayedError,
     ResourceSample,
@@ -62,19 +66,40 @@ def latency_summary(
     )
 
 
-def generator_health(saturated: bool = False, **overrides: object) -> GeneratorHealth:
+@dataclass(frozen=True)
+class GeneratorState:
+    """A phase's generator readings and the validity they were classified as."""
+
+    health: GeneratorHealth
+    validity: PhaseValidity
+
+
+def generator_health(
+    saturated: bool = False,
+    *,
+    crowded: bool = False,
+    crowded_by: Sequence[CrowdedBy] | None = None,
+    reasons: Sequence[str] | None = None,
+    **readings: object,
+) -> GeneratorState:
+    """Readings (a saturated generator: high CPU and lag) and their validity: ``saturated`` makes
+    it spoiled (``reasons`` its sentences), ``crowded`` an upper bound (``crowded_by`` defaults to
+    other work); the bounds follow from the readings as harness.validity derives them."""
     values: dict[str, object] = {
         "cpu_max_pct": 95.0 if saturated else 40.0,
         "cpu_mean_pct": 90.0 if saturated else 30.0,
         "loop_lag_p99_ms": 80.0 if saturated else 2.0,
         "loop_lag_max_ms": 200.0 if saturated else 5.0,
         "rss_max_mb": 120.0,
-        "saturated": saturated,
-        "reasons": ("cpu above 90 %",) if saturated else (),
         "workers": 1,
     }
-    values.update(overrides)
-    return GeneratorHealth(**values)  # type: ignore[arg-type]
+    values.update(readings)
+    health = GeneratorHealth(**values)  # type: ignore[arg-type]
+    by: tuple[CrowdedBy, ...] = tuple(crowded_by) if crowded_by is not None else (("other-work",) if crowded else ())
+    texts = list(reasons) if reasons is not None else (["cpu above 90 %"] if saturated else [])
+    spoiled_by = texts if saturated else []
+    crowding = [] if saturated else texts
+    return GeneratorState(health, validity.from_parts(health, spoiled_by, crowding, by))
 
 
 def endpoint(
@@ -120,7 +145,7 @@ def phase(
     started_at: float = T0,
     aborted: str | None = None,
     error_samples: Sequence[ErrorSample] = (),
-    generator: GeneratorHealth | None = None,
+    generator: GeneratorState | None = None,
 ) -> PhaseMeasurement:
     """One phase; by default a single endpoint carries all requests, achieved = offered."""
     achieved = offered_rps if achieved_rps is None else achieved_rps
@@ -142,7 +167,8 @@ def phase(
         dropped_iterations=dropped_iterations,
         endpoints=tuple(endpoints),
         windows=(),
-        generator=generator or generator_health(saturated),
+        generator=(generator or generator_health(saturated)).health,
+        validity=(generator or generator_health(saturated)).validity,
         latency=latency,
         service=service,
         error_samples=tuple(error_samples),
@@ -497,3 +523,8 @@ def endpoint_trend(
         breaks_at_customers=breaks_at,
         slo_p95_ms=slo_p95_ms,
     )
+
+
+def with_generator(p: PhaseMeasurement, state: GeneratorState) -> PhaseMeasurement:
+    """``p`` measured with another generator state."""
+    return replace(p, generator=state.health, validity=state.validity)

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from factories import generator_health, latency_summary, phase, tier
+from factories import GeneratorState, generator_health, latency_summary, phase, tier, with_generator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
@@ -23,7 +23,7 @@ from harness.capacity import (
     find_knee,
     fit_usl,
 )
-from harness.records import EndpointMeasurement, GeneratorHealth, TierResult
+from harness.records import EndpointMeasurement, TierResult
 
 # --- a synthetic service that follows the USL exactly -----------------------------------------
 
@@ -354,7 +354,7 @@ class TestEstimateCapacity:
         assert "missed the SLO while the machine was busy" in est.note
         # The same x2 miss on a quiet machine is the service's: it caps the band.
         quiet = tier(5000, steady=steady, stress=[phase("stress", offered_rps=337.5, service_ms=2.0, label="x1.5"),
-                                                 dataclasses.replace(goal.stress[1], generator=generator_health())])  # fmt: skip
+                                                 with_generator(goal.stress[1], generator_health())])  # fmt: skip
         est = estimate_capacity([quiet], 0.045, 5000, latency_slo_ms=100)
         assert est.high == pytest.approx(10_000) and "unmeasured_customers" not in est.params
 
@@ -576,11 +576,11 @@ class TestEndpointTrends:
         ],
         ids=["saturated-generator", "busy-machine"],
     )
-    def test_tiers_not_measured_cleanly_are_left_out(self, generator: GeneratorHealth) -> None:
+    def test_tiers_not_measured_cleanly_are_left_out(self, generator: GeneratorState) -> None:
         tiers = trend_tiers({"GET /a": [2.0, 20.0, 2000.0]})
         last = tiers[-1]
         assert last.steady is not None
-        tiers[-1] = tier(last.customers, steady=dataclasses.replace(last.steady, generator=generator))
+        tiers[-1] = tier(last.customers, steady=with_generator(last.steady, generator))
         (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=200.0)
         assert [c for c, _ in trend.points] == [50, 500]
 

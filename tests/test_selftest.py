@@ -148,8 +148,8 @@ def _tier_with_rss(n: int, rss: list[float], start_requests: int) -> TierResult:
 
 
 def _leak(tiers: list[TierResult]) -> bool:
-    from harness.findings import resource_leak
     from harness.verdict import EndpointSlo, ReproduceContext, VerdictPolicy
+    from harness.verdict.rules.resources import resource_leak
 
     policy = VerdictPolicy(default_slo=EndpointSlo(100.0, 300.0), endpoint_slos={}, max_error_rate=0.01,
                            goal_customers=1000)  # fmt: skip
@@ -186,8 +186,8 @@ def test_memory_held_while_the_target_is_overloaded_is_not_a_leak() -> None:
 
 
 def test_server_errors_only_past_the_nominal_load_are_named_but_do_not_decide() -> None:
-    from harness.findings import assess_tier
     from harness.verdict import EndpointSlo, ReproduceContext, VerdictPolicy
+    from harness.verdict.tier import assess_tier
 
     policy = VerdictPolicy(default_slo=EndpointSlo(100.0, 300.0), endpoint_slos={}, max_error_rate=0.01,
                            goal_customers=1000)  # fmt: skip

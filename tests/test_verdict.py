@@ -985,7 +985,7 @@ def test_error_sample_is_quoted_in_the_errors_finding() -> None:
 
 def test_verdict_is_pure() -> None:
     code = (
-        "import sys, harness.verdict, harness.findings; "
+        "import sys, harness.verdict, harness.validity; "
         "bad = {'locust', 'matplotlib', 'gevent', 'httpx'} & set(sys.modules); "
         "assert not bad, bad"
     )

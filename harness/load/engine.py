@@ -86,7 +86,6 @@ from harness.load.machine import MachineReading, read_machine, shares
 from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan, PhasePlan
 from harness.load.results import (
     MAX_ERROR_SAMPLES,
-    Thresholds,
     merge_tallies,
     phase_to_dict,
     stop_reason,
@@ -102,6 +101,7 @@ from harness.loadkit import (
     load_customers,
 )
 from harness.pacing import RequestPacer
+from harness.validity import Thresholds
 
 log = logging.getLogger("scaleready.engine")
 
@@ -781,7 +781,7 @@ def _thresholds(plan: LoadPlan) -> Thresholds:
 
 def _should_stop_stress(plan: LoadPlan, phase_dict: dict[str, Any]) -> bool:
     """After a stress step: stop further steps if it tripped a condition or the generator saturated."""
-    return bool(phase_dict.get("aborted")) or phase_dict["generator"]["saturated"]
+    return bool(phase_dict.get("aborted")) or phase_dict["validity"]["kind"] == "spoiled"
 
 
 # --- single process --------------------------------------------------------------------------------

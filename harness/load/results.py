@@ -20,13 +20,14 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from harness import recording
+from harness import recording, validity
 from harness.records import (
     EndpointMeasurement,
     ErrorSample,
     GeneratorHealth,
     LatencySummary,
     PhaseMeasurement,
+    PhaseValidity,
     WindowMeasurement,
 )
 
@@ -34,34 +35,11 @@ MAX_ERROR_SAMPLES = 50
 
 __all__ = [
     "MAX_ERROR_SAMPLES",
-    "Thresholds",
     "merge_tallies",
     "phase_from_dict",
     "phase_to_dict",
     "tally_to_phase",
 ]
-
-
-# Share of wall time the generator waited for a CPU (run queue + steal), in %, past which an
-# event loop running late is the machine's doing: quiet, 0.4-0.7 % here; one busy loop beside
-# it, 2.3 %; two, 6.6-7.4 % (harness.load.machine).
-MACHINE_DENIED_PCT = 5.0
-
-
-class Thresholds:
-    """When the generator is judged saturated (see ``harness.load.engine`` for the reasoning)."""
-
-    def __init__(
-        self,
-        cpu_pct: float = 90.0,
-        loop_lag_p99_ms: float = 20.0,
-        dropped_ratio: float = 0.01,
-        steal_pct: float = 10.0,
-    ) -> None:
-        self.cpu_pct = cpu_pct
-        self.loop_lag_p99_ms = loop_lag_p99_ms
-        self.dropped_ratio = dropped_ratio
-        self.steal_pct = steal_pct
 
 
 def merge_tallies(tallies: list[dict[str, Any]]) -> dict[str, Any]:
@@ -129,96 +107,31 @@ def merge_tallies(tallies: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _health(tally: dict[str, Any], thresholds: Thresholds) -> GeneratorHealth:
+def _health(tally: dict[str, Any]) -> GeneratorHealth:
+    """The generator's readings of one phase: the worst process's, so one saturated worker is not
+    averaged away (what they mean is harness.validity's call)."""
     procs = tally.get("processes") or []
-    cpu_max = max((p["cpu_max"] for p in procs), default=0.0)
-    cpu_mean = max((p["cpu_mean"] for p in procs), default=0.0)
-    lag_p99 = max((p["lag_p99_ms"] for p in procs), default=0.0)
-    lag_max = max((p["lag_max_ms"] for p in procs), default=0.0)
-    rss = sum(p["rss_max_mb"] for p in procs)
-    cpu_wait = _worst(procs, "runqueue_wait_pct")
-    steal = _worst(procs, "steal_pct")
-    machine_cpu = _worst(procs, "machine_cpu_pct")
-    reasons: list[str] = []
-    # The machine's business, not the generator's: judged by the verdict (a phase that met its
-    # SLOs on a busy machine still met them), so it crowds the phase rather than saturating it.
-    busy: list[str] = []
-    crowded_by: list[str] = []
-    denied = (cpu_wait or 0.0) + (steal or 0.0)
-    if cpu_mean > thresholds.cpu_pct:
-        reasons.append(
-            f"The load generator used {cpu_mean:.0f}% of a CPU core on average (limit "
-            f"{thresholds.cpu_pct:.0f}%): its own queueing shows up as latency; add workers "
-            "(--workers 2) or a second machine."
-        )
-    if lag_p99 > thresholds.loop_lag_p99_ms:
-        late = f"The generator's event loop ran {lag_p99:.1f} ms late at p99 (limit {thresholds.loop_lag_p99_ms:.0f} ms)"
-        if cpu_mean < thresholds.cpu_pct / 2 and denied >= MACHINE_DENIED_PCT:
-            # A generator with CPU to spare that runs late was kept off the CPU (run queue,
-            # steal): its sends are late, so latency only grows (iterations it could not start
-            # are judged on their own, below).
-            # Steal pauses the target too; the run queue alone delays only this process.
-            crowded_by.append("steal" if (steal or 0.0) >= (cpu_wait or 0.0) else "cpu-wait")
-            busy.append(
-                f"{late} while it used {cpu_mean:.0f}% of a core and waited for one {denied:.1f}% of the "
-                "time (run queue and steal): the machine, not the generator, was busy; requests were "
-                "sent and timed late, so latency is an upper bound."
-            )
-        else:
-            reasons.append(
-                f"{late}: requests were sent and timed late; reduce per-request work in the locustfile "
-                "or add workers."
-            )
-    scheduled = tally["scheduled"]
-    dropped = tally["dropped"]
-    if scheduled and dropped / scheduled > thresholds.dropped_ratio:
-        reasons.append(
-            f"{dropped} of {scheduled} iterations ({dropped / scheduled:.1%}) could not start "
-            f"(limit {thresholds.dropped_ratio:.0%}): the user pool was full; raise max_users, "
-            "or the target is too slow for this rate."
-        )
-    paced = sum(p.get("paced_requests", 0) for p in procs)
-    held = sum(p.get("paced_held", 0) for p in procs)
-    if paced and held / paced > thresholds.dropped_ratio:
-        cap = sum(p.get("max_rps", 0.0) for p in procs)
-        waited_ms = 1000.0 * sum(p.get("paced_wait_s", 0.0) for p in procs) / held
-        reasons.append(
-            f"The pack's max_rps ({cap:g} requests/s) held back {held} of {paced} requests "
-            f"({held / paced:.1%}, {waited_ms:.1f} ms each on average; limit {thresholds.dropped_ratio:.0%}): "
-            "their latency includes the harness's own wait; the arrivals ran over the cap "
-            "(an action made more requests than measured before), so lower the tier's load or raise max_rps."
-        )
-    lost = tally.get("workers_lost", 0)
-    if lost:
-        reasons.append(
-            f"{lost} load worker(s) died or went missing during the phase: their unsent data "
-            "is missing from the totals, so the measurement is incomplete; rerun the tier."
-        )
-    reasons.extend(tally.get("notes", []))
-    if steal is not None and steal > thresholds.steal_pct:
-        crowded_by.append("steal")
-        busy.append(
-            f"The hypervisor took {steal:.1f}% of a core from this virtual machine (steal time, "
-            f"limit {thresholds.steal_pct:.0f}%): the generator and the target were paused at random "
-            "moments and those pauses were timed as latency; rerun when the host is quieter."
-        )
     return GeneratorHealth(
-        cpu_max_pct=round(cpu_max, 1),
-        cpu_mean_pct=round(cpu_mean, 1),
-        loop_lag_p99_ms=round(lag_p99, 3),
-        loop_lag_max_ms=round(lag_max, 3),
-        rss_max_mb=round(rss, 1),
-        saturated=bool(reasons),
-        reasons=(*reasons, *busy),
+        cpu_max_pct=round(max((p["cpu_max"] for p in procs), default=0.0), 1),
+        cpu_mean_pct=round(max((p["cpu_mean"] for p in procs), default=0.0), 1),
+        loop_lag_p99_ms=round(max((p["lag_p99_ms"] for p in procs), default=0.0), 3),
+        loop_lag_max_ms=round(max((p["lag_max_ms"] for p in procs), default=0.0), 3),
+        rss_max_mb=round(sum(p["rss_max_mb"] for p in procs), 1),
         workers=tally.get("workers", 0),
-        workers_lost=lost,
-        cpu_wait_pct=None if cpu_wait is None else round(cpu_wait, 2),
-        steal_pct=None if steal is None else round(steal, 2),
-        machine_cpu_pct=None if machine_cpu is None else round(machine_cpu, 1),
-        crowded=bool(busy),
-        crowded_by=tuple(dict.fromkeys(crowded_by)),  # steal may be named by both checks
-        held_by_max_rps=held,
+        workers_lost=tally.get("workers_lost", 0),
+        cpu_wait_pct=_rounded(_worst(procs, "runqueue_wait_pct"), 2),
+        steal_pct=_rounded(_worst(procs, "steal_pct"), 2),
+        machine_cpu_pct=_rounded(_worst(procs, "machine_cpu_pct"), 1),
+        held_by_max_rps=sum(p.get("paced_held", 0) for p in procs),
+        paced_requests=sum(p.get("paced_requests", 0) for p in procs),
+        paced_wait_s=sum(p.get("paced_wait_s", 0.0) for p in procs),
+        max_rps=sum(p.get("max_rps", 0.0) for p in procs) or None,
+        notes=tuple(tally.get("notes", [])),
     )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _worst(procs: list[dict[str, Any]], key: str) -> float | None:
@@ -227,9 +140,9 @@ def _worst(procs: list[dict[str, Any]], key: str) -> float | None:
     return max(values) if values else None
 
 
-def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) -> PhaseMeasurement:
+def tally_to_phase(tally: dict[str, Any], thresholds: validity.Thresholds | None = None) -> PhaseMeasurement:
     """Build the :class:`PhaseMeasurement` record from a (merged) tally."""
-    thresholds = thresholds or Thresholds()
+    generator = _health(tally)
     endpoints = []
     for name in sorted(tally["endpoints"]):
         e = tally["endpoints"][name]
@@ -272,7 +185,10 @@ def tally_to_phase(tally: dict[str, Any], thresholds: Thresholds | None = None) 
         dropped_iterations=tally["dropped"],
         endpoints=tuple(endpoints),
         windows=windows,
-        generator=_health(tally, thresholds),
+        generator=generator,
+        validity=validity.classify(
+            generator, scheduled=tally["scheduled"], dropped=tally["dropped"], thresholds=thresholds
+        ),
         latency=recording.summarise(all_lat),
         service=recording.summarise(all_svc),
         error_samples=tuple(ErrorSample(**s) for s in tally["samples"]),
@@ -298,8 +214,10 @@ def _summary(d: dict[str, Any]) -> LatencySummary:
 def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
     """Inverse of :func:`phase_to_dict` (tolerates fields added later with defaults)."""
     gen = dict(d["generator"])
-    gen["reasons"] = tuple(gen.get("reasons", ()))
-    gen["crowded_by"] = tuple(gen.get("crowded_by", ()))
+    gen["notes"] = tuple(gen.get("notes", ()))
+    valid = dict(d["validity"])
+    for key in ("spoiled_by", "crowding", "crowded_by"):
+        valid[key] = tuple(valid.get(key, ()))
     return PhaseMeasurement(
         kind=d["kind"],
         label=d["label"],
@@ -321,6 +239,7 @@ def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
         ),
         windows=tuple(WindowMeasurement(**w) for w in d["windows"]),
         generator=GeneratorHealth(**gen),
+        validity=PhaseValidity(**valid),
         latency=_summary(d["latency"]),
         service=_summary(d["service"]),
         error_samples=tuple(ErrorSample(**s) for s in d.get("error_samples", ())),

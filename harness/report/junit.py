@@ -205,10 +205,10 @@ def _tier_suite(tier: TierResult, findings: list[Finding]) -> _Suite:
     if steady is not None:
         case = _Case("load generator kept up", cls)
         hits = take(lambda f: f.category == "generator-saturated")
-        if steady.generator.saturated or hits:
+        if steady.validity.saturated or hits:
             case.outcome = "error"
             case.type = "generator-saturated"
-            reasons = "; ".join(steady.generator.reasons)
+            reasons = "; ".join(steady.validity.reasons)
             case.message = hits[0].title if hits else f"load generator saturated: {reasons}"
             case.text = _finding_text(hits[0]) if hits else reasons
         suite.cases.append(case)

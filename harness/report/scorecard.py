@@ -34,19 +34,18 @@ from harness.records import (
     ErrorSample,
     Finding,
     GateResult,
-    GeneratorHealth,
     IntegrityResult,
     NoiseFloor,
     PhaseMeasurement,
     PropertiesResult,
     TierResult,
+    severity_rank,
 )
 
 __all__ = [
     "MAX_ERROR_SAMPLES",
     "MAX_VIOLATIONS",
     "SCHEMA_VERSION",
-    "SEVERITY_ORDER",
     "build_scorecard",
     "fmt_count",
     "fmt_customers",
@@ -66,7 +65,6 @@ MAX_VIOLATIONS = 100
 MAX_ERROR_SAMPLES = 20
 MAX_WHY = 5
 
-SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
 
 # --- small formatting rules -----------------------------------------------------------------
@@ -138,7 +136,7 @@ def _jsonable(value: object, depth: int = 0) -> Any:
 
 def ordered_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Most severe first; the record's own order is kept within a severity (stable sort)."""
-    return sorted(findings, key=lambda f: SEVERITY_ORDER.get(f.severity, len(SEVERITY_ORDER)))
+    return sorted(findings, key=lambda f: severity_rank(f.severity))
 
 
 # --- display: how the Markdown and HTML reports print the scorecard's numbers --------------
@@ -266,32 +264,34 @@ def _stress_step(p: PhaseMeasurement) -> dict[str, Any]:
         "p99_ms": _ms(p.latency.p99_ms) if p.latency.count else None,
         "error_rate": _rate(p.error_rate),
         "dropped_iterations": p.dropped_iterations,
-        "saturated": p.generator.saturated,
-        "crowded": p.generator.crowded,
+        "saturated": p.validity.saturated,
+        "crowded": p.validity.crowded,
         "aborted": p.aborted,
     }
 
 
-def _generator(g: GeneratorHealth | None) -> dict[str, Any] | None:
-    if g is None:
+def _generator(phase: PhaseMeasurement | None) -> dict[str, Any] | None:
+    if phase is None:
         return None
+    g, v = phase.generator, phase.validity
     return {
         "cpu_max_pct": _num(g.cpu_max_pct, 1),
         "cpu_mean_pct": _num(g.cpu_mean_pct, 1),
         "loop_lag_p99_ms": _ms(g.loop_lag_p99_ms),
         "loop_lag_max_ms": _ms(g.loop_lag_max_ms),
         "rss_max_mb": _num(g.rss_max_mb, 1),
-        "saturated": g.saturated,
-        "reasons": list(g.reasons),
+        "saturated": v.saturated,
+        "reasons": list(v.reasons),
         "workers": g.workers,
         "workers_lost": g.workers_lost,
         "cpu_wait_pct": _num(g.cpu_wait_pct, 2),
         "steal_pct": _num(g.steal_pct, 2),
         "machine_cpu_pct": _num(g.machine_cpu_pct, 1),
         "other_cpu_pct": _num(g.other_cpu_pct, 1),
-        "crowded": g.crowded,
-        "crowded_by": list(g.crowded_by),
+        "crowded": v.crowded,
+        "crowded_by": list(v.crowded_by),
         "held_by_max_rps": g.held_by_max_rps,
+        "validity": v.kind,
     }
 
 
@@ -364,7 +364,7 @@ def _tier(t: TierResult) -> dict[str, Any]:
         "aborted": steady.aborted if steady is not None else None,
         "endpoints": [_endpoint(e) for e in steady.endpoints] if steady is not None else [],
         "stress": [_stress_step(p) for p in t.stress],
-        "generator": _generator(steady.generator if steady is not None else None),
+        "generator": _generator(steady),
         "integrity": _integrity(t.integrity),
         "provisioning": (
             {

@@ -61,8 +61,8 @@ def test_iterations_that_find_no_free_user_are_dropped_and_counted(tmp_path: Pat
     # throughput counts the iterations that finished while arrivals were offered, not the drain
     assert 0 < steady.iterations_completed <= steady.iterations_started
     assert steady.achieved_ips == pytest.approx(steady.achieved_rps, rel=0.01)  # one request each
-    assert steady.generator.saturated
-    assert any("could not start" in r for r in steady.generator.reasons)
+    assert steady.validity.saturated
+    assert any("could not start" in r for r in steady.validity.reasons)
 
 
 def test_a_backlog_finished_after_the_window_is_latency_not_throughput(tmp_path: Path) -> None:
@@ -97,9 +97,9 @@ def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> No
         outcome = run_load(plan(tmp_path, lf, url, PhasePlan("steady", "steady", 60, 3.0)))
     (steady,) = outcome.phases
     health = steady.generator
-    assert health.saturated
+    assert steady.validity.saturated
     assert health.cpu_mean_pct > 90 or health.loop_lag_p99_ms > 20
-    assert any("CPU core" in r or "event loop" in r for r in health.reasons)
+    assert any("CPU core" in r or "event loop" in r for r in steady.validity.reasons)
 
 
 THREE_GETS = """
@@ -125,8 +125,8 @@ def test_max_rps_holds_requests_an_arrivals_plan_sends_past_it_and_says_so(tmp_p
     assert steady.achieved_rps <= 45 * 1.1  # while arrivals were offered
     assert steady.requests == 3 * steady.iterations_started  # held back, never dropped
     health = steady.generator
-    assert health.saturated and health.held_by_max_rps > steady.requests / 4
-    assert any("max_rps (45 requests/s) held back" in r for r in health.reasons)
+    assert steady.validity.saturated and health.held_by_max_rps > steady.requests / 4
+    assert any("max_rps (45 requests/s) held back" in r for r in steady.validity.reasons)
 
 
 def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
                                 arrivals="poisson", seed=3))  # fmt: skip
     (steady,) = outcome.phases
     assert steady.requests >= 150
-    assert not steady.generator.saturated, steady.generator.reasons
+    assert not steady.validity.saturated, steady.validity.reasons
     assert steady.generator.held_by_max_rps <= 0.01 * steady.requests
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 
 from harness.load.machine import MachineReading, read_machine, shares
-from harness.load.results import Thresholds, _health
 
 BUSY_LOOP = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="needs /proc schedstat")
@@ -95,52 +94,3 @@ def test_readings_the_os_does_not_give_are_none_not_zero() -> None:
     last = MachineReading(at=2.0, runqueue_wait_s=None, steal_s=None, busy_s=1.5)
     got = shares(first, last)
     assert got["runqueue_wait_pct"] is None and got["steal_pct"] is None
-
-
-def tally_with(**process: float | None) -> dict[str, object]:
-    base = {"cpu_max": 40.0, "cpu_mean": 30.0, "lag_p99_ms": 1.0, "lag_max_ms": 2.0, "rss_max_mb": 70.0}
-    return {"scheduled": 1000, "dropped": 0, "processes": [{**base, **process}]}
-
-
-def test_the_generators_cpu_wait_is_reported_but_alone_does_not_invalidate() -> None:
-    # The generator waits for a CPU whenever the target beside it is busy too (3 % measured for
-    # the healthy demo at 5000 customers on a machine 70 % busy): a reading, not a verdict. What
-    # invalidates a window is CPU used by others (harness.tiers.other_cpu_reason).
-    health = _health(tally_with(runqueue_wait_pct=4.7, steal_pct=0.2, machine_cpu_pct=110.0), Thresholds())
-    assert not health.saturated
-    assert health.cpu_wait_pct == 4.7 and health.machine_cpu_pct == 110.0
-
-
-def test_steal_by_the_hypervisor_over_its_limit_makes_the_phase_crowded_not_saturated() -> None:
-    # Steal pauses the target too and only adds latency: the verdict judges it, like other work.
-    health = _health(tally_with(runqueue_wait_pct=0.5, steal_pct=12.0, machine_cpu_pct=90.0), Thresholds())
-    assert health.crowded and not health.saturated
-    assert any("steal" in r for r in health.reasons)
-    assert health.crowded_by == ("steal",)
-
-
-def test_a_quiet_machine_or_one_that_gives_no_reading_raises_nothing() -> None:
-    quiet = _health(tally_with(runqueue_wait_pct=0.5, steal_pct=0.4, machine_cpu_pct=95.0), Thresholds())
-    unknown = _health(tally_with(), Thresholds())
-    assert quiet.clean and unknown.clean
-    assert unknown.cpu_wait_pct is None
-
-
-@pytest.mark.parametrize(
-    ("cpu_mean", "cpu_wait", "steal", "crowded_by", "saturated"),
-    [
-        (20.0, 6.0, 0.5, ("cpu-wait",), False),  # CPU to spare, kept off it: the machine was busy
-        (20.0, 1.0, 6.0, ("steal",), False),  # the hypervisor paused the virtual machine
-        (20.0, 1.0, 0.5, (), True),  # late with nothing to blame outside: the generator's own
-        (60.0, 6.0, 0.5, (), True),  # busy itself as well: its own queueing may be part of it
-    ],
-)
-def test_an_event_loop_running_late_is_the_machines_doing_only_when_the_generator_was_kept_off_the_cpu(
-    cpu_mean: float, cpu_wait: float, steal: float, crowded_by: tuple[str, ...], saturated: bool
-) -> None:
-    tally = tally_with(runqueue_wait_pct=cpu_wait, steal_pct=steal, machine_cpu_pct=150.0)
-    tally["processes"][0].update(cpu_mean=cpu_mean, lag_p99_ms=35.0)  # type: ignore[index]
-    health = _health(tally, Thresholds())
-    assert (health.crowded, health.saturated) == (bool(crowded_by), saturated)
-    assert health.crowded_by == crowded_by
-    assert any("event loop ran 35.0 ms late" in r for r in health.reasons)

@@ -136,8 +136,8 @@ def test_a_worker_killed_mid_phase_makes_it_invalid_and_keeps_what_it_reported(t
     steady, stress = outcome.phases
     health = steady.generator
     assert (health.workers, health.workers_lost) == (2, 1)
-    assert health.saturated  # the tier built on this phase is invalid (harness.tiers)
-    assert any("died or went missing" in r for r in health.reasons)
+    assert steady.validity.saturated  # the tier built on this phase is invalid (harness.tiers)
+    assert any("died or went missing" in r for r in steady.validity.reasons)
 
     per_worker = _sent(sent)
     (dead,) = (per_worker[pid] for pid in killed)
@@ -147,10 +147,10 @@ def test_a_worker_killed_mid_phase_makes_it_invalid_and_keeps_what_it_reported(t
     # the dead worker's last report (one window before it died) is in the totals, not dropped ...
     assert 0 < from_dead <= len(dead)
     # ... and the record says how much of its data is missing, as a number
-    assert any(f"{from_dead} of its requests" in r for r in health.reasons), health.reasons
+    assert any(f"{from_dead} of its requests" in r for r in steady.validity.reasons), steady.validity.reasons
 
     # the next phase ran on the survivor alone: also marked, because it is short of a generator
     assert stress.generator.workers == 1
-    assert stress.generator.saturated
-    assert any("1 of 2 load workers" in r for r in stress.generator.reasons), stress.generator.reasons
+    assert stress.validity.saturated
+    assert any("1 of 2 load workers" in r for r in stress.validity.reasons), stress.validity.reasons
     assert stress.requests == sum(1 for t, _ in survivor if t > steady.ended_at)

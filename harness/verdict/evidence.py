@@ -1,0 +1,39 @@
+"""Everything the verdict's rules read: the audit's records, with each tier already assessed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.records import (
+    CapacityEstimate,
+    EndpointTrend,
+    Finding,
+    GateResult,
+    NoiseFloor,
+    PropertiesResult,
+    TierResult,
+)
+from harness.verdict.outcome import Outcome
+from harness.verdict.policy import ReproduceContext, VerdictPolicy
+from harness.verdict.tier import TierAssessment
+
+__all__ = ["Evidence", "Rule"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    gate: GateResult | None
+    properties: PropertiesResult | None
+    tiers: tuple[TierResult, ...]  # in increasing customers
+    assessments: tuple[TierAssessment, ...]  # one per tier, in the same order
+    capacity: CapacityEstimate | None
+    trends: tuple[EndpointTrend, ...]
+    noise_floor: NoiseFloor | None
+    partial: bool = False
+    # Findings other analyses made (the history's baseline-regression).
+    extra_findings: tuple[Finding, ...] = ()
+
+
+#: A verdict rule: pure, from the evidence to what it concludes.
+Rule = Callable[[Evidence, VerdictPolicy, ReproduceContext], Outcome]

@@ -1,0 +1,264 @@
+"""The SLOs of one steady window: each endpoint's latency from the intended start, and errors.
+
+A percentile is judged only on enough requests for it (see ``VerdictPolicy``), and a miss only
+when it is larger than the harness's own noise floor (plus, on a busy machine, what the busy
+machine can have added).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.records import (
+    EndpointMeasurement,
+    Finding,
+    NoiseFloor,
+    PhaseMeasurement,
+    TierResult,
+)
+from harness.verdict.outcome import Outcome, make_finding
+from harness.verdict.policy import EndpointSlo, VerdictPolicy
+from harness.verdict.wording import ms, names, pct
+
+__all__ = ["errors_finding", "judge_steady", "latency_finding", "server_errors", "worst_latency"]
+
+
+def server_errors(e: EndpointMeasurement) -> int:
+    return sum(n for reason, n in e.errors_by_reason.items() if reason.startswith("http-5"))
+
+
+def worst_latency(
+    steady: PhaseMeasurement, policy: VerdictPolicy
+) -> tuple[str, float, float] | None:
+    worst: tuple[str, float, float] | None = None
+    for e in steady.endpoints:
+        if e.requests < policy.min_requests_for_p95:
+            continue
+        slo = policy.slo_for(e.name).p95_ms
+        if worst is None or e.latency.p95_ms / slo > worst[1] / worst[2]:
+            worst = (e.name, e.latency.p95_ms, slo)
+    return worst
+
+
+def judge_steady(
+    tier: TierResult,
+    steady: PhaseMeasurement,
+    policy: VerdictPolicy,
+    noise_floor: NoiseFloor | None,
+    repro: str,
+    lateness_ms: float = 0.0,
+) -> Outcome:
+    """SLOs per endpoint on a valid steady window: latency from the intended start, and errors.
+
+    ``lateness_ms``: what a busy machine may have added to each latency through the generator's
+    own lateness; a miss must be larger than it, as it must be larger than the noise floor.
+    """
+    n = tier.customers
+    floor = noise_floor.p99_overhead_ms if noise_floor is not None else 0.0
+    margin = floor + lateness_ms
+    findings: list[Finding] = []
+    failures: list[str] = []
+    notes: list[str] = []
+    no_p95: list[str] = []
+    no_p99: list[str] = []
+    for e in sorted(steady.endpoints, key=lambda e: e.name):
+        slo = policy.slo_for(e.name)
+        checks: list[tuple[str, float, float]] = []
+        if e.requests >= policy.min_requests_for_p95:
+            checks.append(("p95", e.latency.p95_ms, slo.p95_ms))
+        else:
+            no_p95.append(e.name)
+            if e.requests >= policy.min_requests_for_p50:
+                # Too few for a p95, but a median above the p95 limit is a gross failure that a
+                # handful of requests shows beyond doubt (half of them over a 1-in-20 limit).
+                checks.append(("p50", e.latency.p50_ms, slo.p95_ms))
+        if e.requests >= policy.min_requests_for_percentiles:
+            checks.append(("p99", e.latency.p99_ms, slo.p99_ms))
+        else:
+            no_p99.append(e.name)
+        breaches: list[tuple[str, float, float]] = []
+        for label, value, limit in checks:
+            if value <= limit:
+                continue
+            if value - limit < margin:
+                noise = f"the harness's own noise floor ({ms(floor)} ms at p99)"
+                if lateness_ms:
+                    noise += f" plus the busy machine's lateness ({ms(lateness_ms)} ms)"
+                notes.append(
+                    f"At {n} customers {e.name}'s {label} of {ms(value)} ms is over its {ms(limit)} ms "
+                    f"SLO by {ms(value - limit)} ms, less than {noise}: not raised."
+                )
+                continue
+            breaches.append((label, value, limit))
+        if breaches:
+            findings.append(latency_finding(tier, steady, e, slo, breaches, floor, policy, repro))
+            label, value, limit = breaches[0]
+            failures.append(
+                f"{e.name} {label} was {ms(value)} ms, over its "
+                + (f"{ms(limit)} ms SLO" if label != "p50" else f"p95 SLO of {ms(limit)} ms")
+            )
+        if e.error_rate > policy.max_error_rate and policy.error_rate_judged(e.errors):
+            findings.append(errors_finding(tier, steady, e, policy, repro))
+            failures.append(
+                f"{e.name} failed {pct(e.error_rate)} of requests, over the {pct(policy.max_error_rate)} budget"
+            )
+    tier_rate = steady.error_rate
+    if (
+        tier_rate > policy.max_error_rate
+        and policy.error_rate_judged(steady.errors)
+        and not any(f.category == "slo-errors" for f in findings)
+    ):
+        findings.append(errors_finding(tier, steady, None, policy, repro))
+        failures.append(
+            f"{pct(tier_rate)} of all requests failed, over the {pct(policy.max_error_rate)} budget"
+        )
+    if no_p95:
+        notes.append(
+            f"At {n} customers the p95 of {names(no_p95)} was not judged: fewer than "
+            f"{policy.min_requests_for_p95} requests each, and a p95 needs at least 10 requests slower than it."
+        )
+    if no_p99 and len(no_p99) > len(no_p95):
+        only = [name for name in no_p99 if name not in no_p95]
+        notes.append(
+            f"At {n} customers the p99 of {names(only)} was not judged: fewer than "
+            f"{policy.min_requests_for_percentiles} requests each, and a p99 needs at least 10 requests slower than it."
+        )
+    return Outcome(findings=tuple(findings), failures=tuple(failures), notes=tuple(notes))
+
+
+def latency_finding(
+    tier: TierResult,
+    steady: PhaseMeasurement,
+    e: EndpointMeasurement,
+    slo: EndpointSlo,
+    breaches: list[tuple[str, float, float]],
+    floor: float,
+    policy: VerdictPolicy,
+    repro: str,
+) -> Finding:
+    n = tier.customers
+    label, value, limit = breaches[0]
+    share = {"p50": "half of its requests", "p95": "1 request in 20", "p99": "1 request in 100"}[
+        label
+    ]
+    verb = "take" if label == "p50" else "takes"
+    queueing = e.latency.p95_ms > 2 * max(e.service.p95_ms, 0.001)
+    cause = (
+        "Latency from the intended start is far above the service time (send to last byte): requests "
+        "waited before being served. Look for a queue in front of the handler: too few server workers, "
+        "an exhausted database connection pool, or a lock they all wait on."
+        if queueing
+        else "The service time itself is high, so the handler is slow: look at its queries (a missing "
+        "index, an N+1 query pattern, a query that grows with the customers' data) with the database's "
+        "slow-query log or EXPLAIN, and at anything it does per row."
+    )
+    return make_finding(
+        "slo-latency",
+        [n, e.name],
+        severity="medium" if n > policy.goal_customers else "high",
+        title=(
+            f"{policy.label(e.name)} is too slow at {n} customers: {share} {verb} longer than "
+            f"{ms(value)} ms, over its {ms(limit)} ms limit"
+        ),
+        detail=(
+            f"In the steady window at {steady.offered_rps:.1f} arrivals/s offered ({steady.achieved_rps:.1f} "
+            f"achieved), {e.name} served {e.requests} requests with latency measured from each "
+            f"request's intended start (coordinated omission corrected): p50 {ms(e.latency.p50_ms)} ms, "
+            f"p95 {ms(e.latency.p95_ms)} ms, p99 {ms(e.latency.p99_ms)} ms. Its SLO is p95 <= "
+            f"{ms(slo.p95_ms)} ms and p99 <= {ms(slo.p99_ms)} ms. Service time p95 was "
+            f"{ms(e.service.p95_ms)} ms. {cause}"
+        ),
+        evidence={
+            "customers": n,
+            "requests": e.requests,
+            "p50_ms": e.latency.p50_ms,
+            "p95_ms": e.latency.p95_ms,
+            "p99_ms": e.latency.p99_ms,
+            "max_ms": e.latency.max_ms,
+            "service_p95_ms": e.service.p95_ms,
+            "slo_p95_ms": slo.p95_ms,
+            "slo_p99_ms": slo.p99_ms,
+            "breached": [b[0] for b in breaches],
+            "noise_floor_ms": floor,
+            "offered_rps": steady.offered_rps,
+        },
+        reproduce=repro,
+        tier=n,
+        endpoint=e.name,
+    )
+
+
+def errors_finding(
+    tier: TierResult,
+    steady: PhaseMeasurement,
+    e: EndpointMeasurement | None,
+    policy: VerdictPolicy,
+    repro: str,
+    *,
+    server_only: bool = False,
+) -> Finding:
+    n = tier.customers
+    if e is None:
+        requests, errors = steady.requests, steady.errors
+        reasons: dict[str, int] = defaultdict(int)
+        for m in steady.endpoints:
+            for k, v in m.errors_by_reason.items():
+                reasons[k] += v
+        by_reason = dict(reasons)
+        who = "Requests fail"
+    else:
+        requests = e.requests
+        errors = server_errors(e) if server_only else e.errors
+        by_reason = dict(e.errors_by_reason)
+        who = f"{policy.label(e.name)} fails"
+    rate = errors / requests if requests else 0.0
+    top = max(by_reason.items(), key=lambda kv: kv[1])[0] if by_reason else "unknown"
+    meaning = {
+        "http-5": "server errors: see whether they pass when replayed alone (a saturation-errors "
+        "finding means capacity: a connection pool, worker timeouts, 'database is locked'; a "
+        "property finding means a bug)",
+        "timeout": "timeouts: responses slower than the request timeout, usually a queue or a lock "
+        "behind the handler",
+        "connection": "refused or reset connections: the server's accept backlog or worker limit is "
+        "full, or it restarted",
+    }
+    explain = next((v for k, v in meaning.items() if top.startswith(k)), f"errors of kind {top!r}")
+    sample = next((s for s in steady.error_samples if e is None or s.endpoint == e.name), None)
+    return make_finding(
+        "slo-errors",
+        [n, e.name if e is not None else "all"],
+        severity="medium" if n > policy.goal_customers else "high",
+        title=(
+            f"{who} too often at {n} customers: {pct(rate)} "
+            f"{'got server errors' if server_only else 'failed'}, over the {pct(policy.max_error_rate)} budget"
+        ),
+        detail=(
+            f"In the steady window at {steady.offered_rps:.1f} req/s, {errors} of {requests} requests "
+            f"{'were answered with 5xx' if server_only else 'failed'} (by reason: "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(by_reason.items())) or 'none recorded'}). "
+            f"Most are {explain}."
+            + (
+                f" Example: {sample.method} {sample.url} -> {sample.status or sample.reason}: "
+                f"{sample.body_excerpt[:200]}"
+                if sample is not None
+                else ""
+            )
+            + (
+                " The generator was saturated or the machine busy during this tier, so only server "
+                "errors were counted."
+                if server_only
+                else ""
+            )
+        ),
+        evidence={
+            "customers": n,
+            "requests": requests,
+            "errors": errors,
+            "error_rate": rate,
+            "max_error_rate": policy.max_error_rate,
+            "errors_by_reason": by_reason,
+        },
+        reproduce=repro,
+        tier=n,
+        endpoint=e.name if e is not None else None,
+    )
