@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from harness.integrity import Read, isolation_reads, listing, readback, resource
-from harness.ledger import Operation
+from harness.integrity.check import Read, isolation_reads, listing, readback, resource
+from harness.integrity.ledger import Operation
 
 API_KEY_HEADER = "X-API-Key"
 MAX_DAYS_LISTED = 20  # one GET /bookings?date= per day; more days are read back one by one

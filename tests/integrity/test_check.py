@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from harness.errors import ConfigError
-from harness.integrity import (
+from harness.integrity.check import (
     Invariants,
     Read,
     check_tier,
@@ -31,11 +31,11 @@ from harness.integrity import (
     resource,
     violation,
 )
-from harness.ledger import Ledger, Operation, content_digest
+from harness.integrity.ledger import Ledger, Operation, content_digest
 from harness.pacing import RequestPacer
 from harness.records import IntegrityResult
 
-PACK_INVARIANTS = Path(__file__).resolve().parent.parent / "scenarios" / "booking" / "invariants.py"
+PACK_INVARIANTS = Path(__file__).resolve().parents[2] / "scenarios" / "booking" / "invariants.py"
 TOKEN = "srmt01"
 DAY = "2030-01-07"
 

@@ -2,7 +2,7 @@
 
 Growth breaks data before latency: races that never happen with one user (double bookings,
 lost updates) and caches or queries that mix customers' data. After each tier, at low load,
-:func:`check_tier` compares what the load did (the operation ledger, :mod:`harness.ledger`)
+:func:`check_tier` compares what the load did (the operation ledger, :mod:`harness.integrity.ledger`)
 with what the target now says, Jepsen-style, and reads as customers to look for leaks:
 
 ========================  ===============================================  ==================
@@ -24,7 +24,7 @@ check                     what must hold                                   viola
 Packs declare what the checks need in their ``invariants.py`` with a few small declarations
 (nothing is registered globally: :func:`load_invariants` collects them from the module)::
 
-    from harness.integrity import Read, isolation_reads, listing, readback, resource
+    from harness.integrity.check import Read, isolation_reads, listing, readback, resource
 
     def auth_headers(customer):                       # found by name
         return {"X-API-Key": customer["api_key"]}
@@ -66,8 +66,8 @@ from typing import Any
 import httpx
 
 from harness.errors import ConfigError
-from harness.isolation import MarkerScanner
-from harness.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
+from harness.integrity.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
+from harness.integrity.markers import MarkerScanner
 from harness.pacing import RequestPacer, request_hooks
 from harness.pack import import_module_file
 from harness.records import IntegrityResult, IntegrityViolation, ViolationKind
