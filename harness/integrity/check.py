@@ -1,49 +1,10 @@
-"""Integrity under load: nothing acknowledged is lost or duplicated, no customer sees another's data.
+"""The integrity check of a tier: the ledger against what the target now says, over HTTP.
 
-Growth breaks data before latency: races that never happen with one user (double bookings,
-lost updates) and caches or queries that mix customers' data. After each tier, at low load,
-:func:`check_tier` compares what the load did (the operation ledger, :mod:`harness.integrity.ledger`)
-with what the target now says, Jepsen-style, and reads as customers to look for leaks:
-
-========================  ===============================================  ==================
-check                     what must hold                                   violation kinds
-========================  ===============================================  ==================
-``set``                   every acknowledged write is readable with the     lost-write,
-                          same stable content; a write of unknown outcome   half-written
-                          is there or not, never half there
-``unique``                a unique key (one active booking per slot) is     duplicate
-                          held once: from read-backs, and from the ledger
-                          (two acknowledged creates, neither deleted first)
-``deleted``               an acknowledged delete does not come back         resurrected
-``isolation``             reads with one customer's credentials carry no    isolation-leak
-                          other customer's marker; another customer's
-                          identifiers are refused (403/404)
-``isolation-under-load``  markers the load engine found in responses        isolation-leak
-========================  ===============================================  ==================
-
-Packs declare what the checks need in their ``invariants.py`` with a few small declarations
-(nothing is registered globally: :func:`load_invariants` collects them from the module)::
-
-    from harness.integrity.check import Read, isolation_reads, listing, readback, resource
-
-    def auth_headers(customer):                       # found by name
-        return {"X-API-Key": customer["api_key"]}
-
-    booking = resource("booking", stable_fields=("practitioner_id", "patient_id", "start"),
-                       unique_key=lambda b: (b["practitioner_id"], b["start"]),
-                       is_active=lambda b: b["status"] == "active")
-
-    @readback("booking")                              # one resource, None when absent/refused
-    def read_booking(client, customer, ident): ...
-
-    @listing("booking")                               # the customer's resources the ops touched
-    def list_bookings(client, customer, operations): ...
-
-    @isolation_reads                                  # what to read as each sampled customer
-    def reads(customer): return [Read("/patients", {"q": "a"})]
-
-    @invariant                                        # anything else: ops + Api -> violations
-    def reports_add_up(operations, api): ...
+After each tier, at low load, :func:`check_tier` compares what the load did (the operation
+ledger, :mod:`harness.integrity.ledger`) with what the target returns, Jepsen-style, and reads as
+customers to look for leaks. It reads the target through the pack's declarations
+(:mod:`harness.integrity.declare`) and judges what it read with the pure checkers
+(:mod:`harness.integrity.evaluate`).
 
 Every loop is bounded by count (``sample``) and time (``time_budget_s``); a target that cannot
 be read gives status ``error`` with a note, never an exception.
@@ -56,7 +17,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,506 +27,24 @@ from typing import Any
 import httpx
 
 from harness.errors import ConfigError
-from harness.integrity.ledger import LeakObservation, Operation, content_digest, read_ledger_dir
+from harness.integrity.declare import Invariants, Read, load_invariants
+from harness.integrity.evaluate import (
+    evaluate_resource,
+    final_state_duplicates,
+    leaks_under_load,
+    ledger_duplicates,
+    marker_leak,
+    natural_order,
+)
+from harness.integrity.ledger import Operation, read_ledger_dir
 from harness.integrity.markers import MarkerScanner
 from harness.pacing import RequestPacer, request_hooks
-from harness.pack import import_module_file
-from harness.records import IntegrityResult, IntegrityViolation, ViolationKind
+from harness.records import IntegrityResult, IntegrityViolation
 
-__all__ = [
-    "Api",
-    "Invariants",
-    "Read",
-    "Resource",
-    "check_tier",
-    "evaluate_resource",
-    "final_state_duplicates",
-    "invariant",
-    "isolation_reads",
-    "leaks_under_load",
-    "ledger_duplicates",
-    "listing",
-    "load_invariants",
-    "readback",
-    "resource",
-    "violation",
-]
+__all__ = ["Api", "check_tier"]
 
-_TAG = "__scaleready_integrity__"
 MAX_VIOLATIONS = 200  # kept in the result; the note says how many more there were
-MAX_GROUP = 50  # creates compared per unique key in the ledger (pairs grow quadratically)
 UNREACHABLE_AFTER = 8  # this many transport errors before any success: the target is down
-INF = float("inf")
-
-# --- the pack author's API ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A kind of resource the load writes, and what must stay true of it."""
-
-    kind: str
-    stable_fields: tuple[str, ...]  # compared between what was written and what is read
-    unique_key: Callable[[Mapping[str, Any]], Hashable | None] | None = None  # on active ones
-    is_active: Callable[[Mapping[str, Any]], bool] | None = None  # None: present = active
-    id_field: str = "id"
-    normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None  # before compare
-
-    def stable_digest(self, content: Mapping[str, Any] | None) -> str | None:
-        """Digest of the stable fields (after ``normalize``); None when content is unknown."""
-        if content is None:
-            return None
-        if self.normalize is not None:
-            content = self.normalize(content)
-        return content_digest({f: content.get(f) for f in self.stable_fields})
-
-    def stable_view(self, content: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if content is None:
-            return None
-        if self.normalize is not None:
-            content = self.normalize(content)
-        return {f: content.get(f) for f in self.stable_fields}
-
-    def active(self, item: Mapping[str, Any]) -> bool:
-        return True if self.is_active is None else bool(self.is_active(item))
-
-    def key(self, item: Mapping[str, Any]) -> Hashable | None:
-        """The unique key of an active resource (or of written content); None if none applies."""
-        if self.unique_key is None or not self.active(item):
-            return None
-        return self.unique_key(item)
-
-    def ident(self, item: Mapping[str, Any]) -> str | None:
-        value = item.get(self.id_field)
-        return None if value is None else str(value)
-
-
-def resource(
-    kind: str,
-    *,
-    stable_fields: Iterable[str],
-    unique_key: Callable[[Mapping[str, Any]], Hashable | None] | None = None,
-    is_active: Callable[[Mapping[str, Any]], bool] | None = None,
-    id_field: str = "id",
-    normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
-) -> Resource:
-    """Declare a resource kind (assign it to a module-level name in the pack's invariants.py).
-
-    ``unique_key`` receives both a read-back resource and the content a create wrote, so it
-    should use fields present in both; ``is_active`` defaults to "present means active".
-    """
-    fields_ = tuple(stable_fields)
-    if not fields_:
-        raise ConfigError(
-            f"resource({kind!r}): stable_fields is empty; name the fields a write sets and a "
-            "read-back returns unchanged, e.g. stable_fields=('practitioner_id', 'start')"
-        )
-    return Resource(kind, fields_, unique_key, is_active, id_field, normalize)
-
-
-def _tag(role: str, key: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(fn, _TAG, (role, key))
-        return fn
-
-    return mark
-
-
-def readback(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``@readback("booking") def read(client, customer, ident) -> dict | None``.
-
-    ``client`` is an ``httpx.Client`` on the target (no credentials: add the customer's);
-    return the resource, or None when it is absent or refused (404/403). Raise (e.g.
-    ``response.raise_for_status()``) on anything else: that counts as a read error, not a verdict.
-    """
-    return _tag("readback", kind)
-
-
-def listing(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``@listing("booking") def list_(client, customer, operations) -> list[dict]``.
-
-    The customer's resources of this kind that ``operations`` (the customer's ledger entries of
-    this kind) touched, in as few requests as possible. Optional: without it each identifier is
-    read back on its own. Resources it misses are read back individually before being called lost.
-    """
-    return _tag("listing", kind)
-
-
-def isolation_reads(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``@isolation_reads def reads(customer) -> list[Read | str]``: what to read as that customer."""
-    setattr(fn, _TAG, ("isolation_reads", None))
-    return fn
-
-
-def invariant(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """``@invariant def check(operations, api) -> Iterable[IntegrityViolation]``: a custom check.
-
-    ``operations`` are all ledger operations; ``api`` (:class:`Api`) reads the target as a
-    customer within the checker's budget. Build violations with :func:`violation`.
-    """
-
-    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(f, _TAG, ("invariant", name or f.__name__))
-        return f
-
-    return mark(fn) if fn is not None else mark
-
-
-@dataclass(frozen=True)
-class Read:
-    """One read to make as a customer for the isolation check."""
-
-    path: str
-    params: Mapping[str, Any] | None = None
-    method: str = "GET"
-    name: str | None = None  # how violations name it; default "GET /path"
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.method} {self.path}"
-
-
-def violation(
-    kind: str,
-    customer: int | str,
-    identifiers: Iterable[object],
-    detail: str,
-    first_seen: float | None = None,
-    check: str = "",
-) -> IntegrityViolation:
-    """An :class:`IntegrityViolation` (for custom invariants)."""
-    return IntegrityViolation(
-        kind=kind,  # type: ignore[arg-type]
-        customer=str(customer),
-        identifiers=tuple(str(i) for i in identifiers),
-        detail=detail,
-        first_seen=first_seen,
-        check=check,
-    )
-
-
-@dataclass(frozen=True)
-class Invariants:
-    """A pack's declarations, collected by :func:`load_invariants`."""
-
-    resources: Mapping[str, Resource]
-    readbacks: Mapping[str, Callable[..., Any]]
-    listings: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
-    isolation_reads: Callable[..., Any] | None = None
-    custom: tuple[tuple[str, Callable[..., Any]], ...] = ()
-    auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
-    source: str = ""
-
-    def headers(self, customer: Mapping[str, Any]) -> dict[str, str]:
-        return dict(self.auth_headers(customer)) if self.auth_headers is not None else {}
-
-
-def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
-    """Collect a pack's declarations from its invariants module (a path or an imported module).
-
-    Raises ConfigError naming the file, what is wrong and how to fix it.
-    """
-    if isinstance(source, Invariants):
-        return source
-    module = source if isinstance(source, ModuleType) else _import_path(Path(source))
-    where = getattr(module, "__file__", None) or module.__name__
-    resources: dict[str, Resource] = {}
-    readbacks: dict[str, Callable[..., Any]] = {}
-    listings: dict[str, Callable[..., Any]] = {}
-    reads: Callable[..., Any] | None = None
-    custom: list[tuple[str, Callable[..., Any]]] = []
-    for attr, value in vars(module).items():
-        if isinstance(value, Resource):
-            resources[value.kind] = value
-            continue
-        tag = getattr(value, _TAG, None) if callable(value) else None
-        if not (isinstance(tag, tuple) and len(tag) == 2):
-            continue
-        role, key = tag
-        if role == "readback":
-            readbacks[key] = value
-        elif role == "listing":
-            listings[key] = value
-        elif role == "isolation_reads":
-            if reads is not None:
-                raise ConfigError(
-                    f"{where}: two @isolation_reads functions ({attr} and another); keep one"
-                )
-            reads = value
-        elif role == "invariant":
-            custom.append((key, value))
-    for kind in sorted(set(readbacks) | set(listings)):
-        if kind not in resources:
-            raise ConfigError(
-                f"{where}: @readback/@listing for {kind!r} but no resource({kind!r}, stable_fields=...) "
-                f"declaration; declared kinds: {sorted(resources) or 'none'}"
-            )
-    for kind in sorted(resources):
-        if kind not in readbacks:
-            raise ConfigError(
-                f"{where}: resource {kind!r} has no @readback({kind!r}) function; add one "
-                "(def read(client, customer, ident) -> dict | None)"
-            )
-    auth = getattr(module, "auth_headers", None)
-    return Invariants(
-        resources=resources,
-        readbacks=readbacks,
-        listings=listings,
-        isolation_reads=reads,
-        custom=tuple(sorted(custom, key=lambda c: c[0])),
-        auth_headers=auth if callable(auth) else None,
-        source=str(where),
-    )
-
-
-def _import_path(path: Path) -> ModuleType:
-    if not path.is_file():
-        raise ConfigError(
-            f"invariants file {path}: no such file; create it or fix suite.invariants"
-        )
-    return import_module_file(path, f"scaleready_invariants_{path.parent.name}_{path.stem}", path.parent)
-
-
-# --- pure checkers (no I/O) -------------------------------------------------------------------
-
-
-def _writes(ops: Sequence[Operation]) -> list[Operation]:
-    return [o for o in ops if o.op in ("create", "update") and o.outcome in ("ok", "unknown")]
-
-
-def _end(op: Operation) -> float:
-    # An unknown write may still be applied at any later time.
-    return INF if op.outcome == "unknown" else op.ended
-
-
-def evaluate_resource(
-    res: Resource, ops: Sequence[Operation], observed: Mapping[str, Any] | None
-) -> IntegrityViolation | None:
-    """The set and deleted checks for one identifier: its ledger history against its read-back.
-
-    ``ops`` are the operations on this one identifier; ``observed`` what the target returned
-    (None: absent or refused). Returns the violation, or None when the state is explainable.
-    """
-    if not ops:
-        return None
-    ident = ops[0].ident or "?"
-    customer = ops[0].customer
-
-    def violation(kind: ViolationKind, detail: str, first_seen: float, check: str) -> IntegrityViolation:
-        return IntegrityViolation(kind=kind, customer=str(customer), identifiers=(ident,), detail=detail,
-                                  first_seen=first_seen, check=check)  # fmt: skip
-
-    writes = _writes(ops)
-    deletes = [o for o in ops if o.op == "delete" and o.outcome in ("ok", "unknown")]
-    ok_deletes = [o for o in deletes if o.outcome == "ok"]
-    # Definitely deleted: an acknowledged delete after which nothing could have rewritten it.
-    for d in ok_deletes:
-        if all(w.op == "create" or (w.outcome == "ok" and w.ended < d.started) for w in writes):
-            if observed is not None and res.active(observed):
-                return violation(
-                    "resurrected",
-                    detail=(
-                        f"{res.kind} {ident}: deleted with an acknowledged {d.op} "
-                        f"(HTTP {d.status}) at {_iso(d.ended)}, but the read-back shows it active again"
-                    ),
-                    first_seen=d.ended,
-                    check="deleted",
-                )
-            return None
-    if deletes or not writes:
-        return None  # a delete of unknown outcome: present or absent are both explainable
-    # Possible final values: writes not followed by an acknowledged write started after them.
-    finals = [
-        w for w in writes if not any(o.outcome == "ok" and o.started > _end(w) for o in writes)
-    ]
-    acknowledged = [w for w in writes if w.outcome == "ok"]
-    if observed is None:
-        if not acknowledged:
-            return None  # only unknown writes: absent is fine
-        first = acknowledged[0]
-        return violation(
-            "lost-write",
-            detail=(
-                f"{res.kind} {ident}: the {first.op} was acknowledged (HTTP {first.status}) at "
-                f"{_iso(first.ended)} but the read-back does not find it"
-            ),
-            first_seen=first.ended,
-            check="set",
-        )
-    wanted = {res.stable_digest(w.content) for w in finals if w.content is not None}
-    if not wanted:
-        return None  # contents were too large to keep: presence is all we can check
-    got = res.stable_digest(observed)
-    if got in wanted:
-        return None
-    expected = next(w for w in finals if w.content is not None)
-    uncertain = any(w.outcome == "unknown" for w in finals)
-    return violation(
-        "half-written" if uncertain else "lost-write",
-        detail=(
-            f"{res.kind} {ident}: reads back as {_short(res.stable_view(observed))}, "
-            f"but {'the writes of unknown outcome' if uncertain else 'the acknowledged write'} "
-            f"set {_short(res.stable_view(expected.content))}"
-        ),
-        first_seen=expected.ended,
-        check="set",
-    )
-
-
-def ledger_duplicates(
-    operations: Sequence[Operation], resources: Mapping[str, Resource]
-) -> list[IntegrityViolation]:
-    """The unique check from the ledger alone.
-
-    Two acknowledged creates with the same unique key and different identifiers, neither
-    deleted (or with a delete of unknown outcome) before the other completed; and one identifier
-    handed out by two acknowledged creates of different customers or different content.
-    """
-    found: list[IntegrityViolation] = []
-    by_ident: dict[tuple[str, str], list[Operation]] = defaultdict(list)
-    deletes: dict[tuple[str, str], list[Operation]] = defaultdict(list)
-    groups: dict[tuple[str, Hashable], list[Operation]] = defaultdict(list)
-    for o in operations:
-        if o.ident is not None:
-            if o.op == "delete" and o.outcome in ("ok", "unknown"):
-                deletes[(o.kind, o.ident)].append(o)
-            elif o.op == "create" and o.outcome == "ok":
-                by_ident[(o.kind, o.ident)].append(o)
-        res = resources.get(o.kind)
-        if (
-            res is None
-            or o.op != "create"
-            or o.outcome != "ok"
-            or o.ident is None
-            or o.content is None
-        ):
-            continue
-        try:
-            key = res.key(o.content)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if key is not None:
-            groups[(o.kind, key)].append(o)
-    for (kind, ident), creates in by_ident.items():
-        if len({c.customer for c in creates}) > 1 or len({c.digest for c in creates}) > 1:
-            found.append(
-                IntegrityViolation(
-                    kind="duplicate",
-                    customer=",".join(str(c) for c in sorted({c.customer for c in creates})),
-                    identifiers=(ident,),
-                    detail=f"{kind} id {ident} was handed out by {len(creates)} acknowledged creates with different content or customers",
-                    first_seen=creates[1].ended if len(creates) > 1 else None,
-                    check="unique",
-                )
-            )
-    for (kind, key), creates in groups.items():
-        creates = sorted(creates, key=lambda c: c.started)[:MAX_GROUP]
-        clash: set[str] = set()
-        when: float | None = None
-        for i, a in enumerate(creates):
-            for b in creates[i + 1 :]:
-                if a.ident == b.ident:
-                    continue
-                # either delete invoked before the other create completed explains the pair
-                if any(d.started < b.ended for d in deletes.get((kind, a.ident or ""), ())):
-                    continue
-                if any(d.started < a.ended for d in deletes.get((kind, b.ident or ""), ())):
-                    continue
-                clash.update((a.ident or "?", b.ident or "?"))
-                later = max(a.ended, b.ended)
-                when = later if when is None else min(when, later)
-        if clash:
-            members = [c for c in creates if c.ident in clash]
-            found.append(
-                IntegrityViolation(
-                    kind="duplicate",
-                    customer=",".join(str(c) for c in sorted({c.customer for c in members})),
-                    identifiers=tuple(sorted(clash, key=_natural)),
-                    detail=(
-                        f"{kind} {_short(key)}: {len(clash)} acknowledged creates for one unique key, "
-                        "none deleted before the other was created (the ledger)"
-                    ),
-                    first_seen=when,
-                    check="unique",
-                )
-            )
-    return found
-
-
-def final_state_duplicates(
-    res: Resource,
-    observed: Iterable[tuple[int, Mapping[str, Any]]],
-    operations: Sequence[Operation] = (),
-) -> list[IntegrityViolation]:
-    """The unique check on read-backs: active resources sharing a unique key.
-
-    ``observed`` is (customer index, resource) pairs; the same resource may appear more than
-    once (listed and read back). ``operations`` date the violation (the later create's ack).
-    """
-    acked = {
-        o.ident: o
-        for o in operations
-        if o.kind == res.kind and o.op == "create" and o.outcome == "ok"
-    }
-    holders: dict[Hashable, dict[str, int]] = defaultdict(dict)
-    for customer, item in observed:
-        ident = res.ident(item)
-        if ident is None:
-            continue
-        try:
-            key = res.key(item)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if key is not None:
-            holders[key][ident] = customer
-    found = []
-    for key, ids in holders.items():
-        if len(ids) < 2:
-            continue
-        idents = tuple(sorted(ids, key=_natural))
-        times = sorted(acked[i].ended for i in idents if i in acked)
-        found.append(
-            IntegrityViolation(
-                kind="duplicate",
-                customer=",".join(str(c) for c in sorted(set(ids.values()))),
-                identifiers=idents,
-                detail=f"{res.kind} {_short(key)}: {len(ids)} active resources hold one unique key: ids {', '.join(idents)}",
-                first_seen=times[1] if len(times) > 1 else (times[0] if times else None),
-                check="unique",
-            )
-        )
-    return found
-
-
-def leaks_under_load(
-    leaks: Sequence[LeakObservation], scanner: MarkerScanner | None = None
-) -> list[IntegrityViolation]:
-    """Foreign markers the load engine saw, one violation per (customer, request)."""
-    grouped: dict[tuple[int, str], list[LeakObservation]] = defaultdict(list)
-    for leak in leaks:
-        grouped[(leak.customer, leak.request)].append(leak)
-    found = []
-    for (customer, request), items in sorted(grouped.items(), key=lambda kv: kv[1][0].at):
-        foreign = sorted({i for leak in items for i in leak.foreign})
-        names = [scanner.marker(i) if scanner else f"customer {i}" for i in foreign[:10]]
-        found.append(
-            IntegrityViolation(
-                kind="isolation-leak",
-                customer=str(customer),
-                identifiers=tuple(names),
-                detail=(
-                    f"{request} returned data of {len(foreign)} other customer(s) "
-                    f"({', '.join(str(i) for i in foreign[:10])}{' ...' if len(foreign) > 10 else ''}) "
-                    f"to customer {customer}, {len(items)} time(s) during the load"
-                ),
-                first_seen=items[0].at,
-                check="isolation-under-load",
-            )
-        )
-    return found
-
-
-# --- reading the target -----------------------------------------------------------------------
 
 
 class _Stop(Exception):
@@ -824,9 +303,9 @@ def _readback_checks(
     for key in sorted(per_customer, key=priority):
         if budget <= 0:
             break
-        idents = sorted({o.ident for o in per_customer[key] if o.ident is not None}, key=_natural)
+        idents = sorted({o.ident for o in per_customer[key] if o.ident is not None}, key=natural_order)
         if len(idents) > budget:
-            idents = sorted(rng.sample(idents, budget), key=_natural)
+            idents = sorted(rng.sample(idents, budget), key=natural_order)
         plan.append((key[0], key[1], idents))
         budget -= (1 if key[1] in inv.listings else 0) + (
             0 if key[1] in inv.listings else len(idents)
@@ -877,7 +356,7 @@ def _readback_checks(
             if got is not None:
                 observed_by_kind[kind].append((customer_index, got))
         for ident in sorted(
-            {o.ident for o in per_customer[(customer_index, kind)] if o.ident}, key=_natural
+            {o.ident for o in per_customer[(customer_index, kind)] if o.ident}, key=natural_order
         ):
             if ident in by_id:
                 item: Mapping[str, Any] | None = by_id[ident]
@@ -905,11 +384,12 @@ def _readback_checks(
                 foreign = scanner.foreign(json.dumps(item, default=str), customer_index)
                 if foreign:
                     findings.violations.append(
-                        _leak(
+                        marker_leak(
                             customer_index,
                             f"read-back of {kind} {res.ident(item)}",
                             foreign,
                             scanner,
+                            time.time(),
                         )
                     )
     for kind, observed in observed_by_kind.items():
@@ -1026,32 +506,12 @@ def _isolation_checks(
                 )
     for (index, label), (markers, count, at) in sorted(leaks.items()):
         if scanner is not None:
-            v = _leak(index, label, sorted(markers), scanner, at)
+            v = marker_leak(index, label, sorted(markers), scanner, at)
             detail = f"{v.detail} ({count} reads)" if count > 1 else v.detail
             findings.violations.append(
                 IntegrityViolation(v.kind, v.customer, v.identifiers, detail, at, v.check)
             )
 
-
-def _leak(
-    customer: int,
-    what: str,
-    foreign: Sequence[int],
-    scanner: MarkerScanner,
-    at: float | None = None,
-) -> IntegrityViolation:
-    return IntegrityViolation(
-        kind="isolation-leak",
-        customer=str(customer),
-        identifiers=tuple(scanner.marker(i) for i in foreign[:10]),
-        detail=(
-            f"{what}, read with customer {customer}'s credentials, carries the markers of "
-            f"{len(foreign)} other customer(s): {', '.join(str(i) for i in foreign[:10])}"
-            f"{' ...' if len(foreign) > 10 else ''}"
-        ),
-        first_seen=time.time() if at is None else at,
-        check="isolation",
-    )
 
 
 def _result(
@@ -1112,21 +572,6 @@ def _result(
     )
 
 
-# --- small helpers ----------------------------------------------------------------------------
-
 
 def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
-
-
-def _short(value: object, limit: int = 160) -> str:
-    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _natural(ident: str) -> tuple[int, int | str]:
-    return (0, int(ident)) if ident.isdigit() else (1, ident)
