@@ -27,6 +27,7 @@ One module per concept:
 * :mod:`~harness.integrity.markers`: customer markers, and finding another customer's in a body;
 * :mod:`~harness.integrity.declare`: what a pack declares in its ``invariants.py``;
 * :mod:`~harness.integrity.evaluate`: the pure checkers (no I/O);
+* :mod:`~harness.integrity.session`: the bounded HTTP session the checks read the target with;
 * :mod:`~harness.integrity.check`: :func:`~harness.integrity.check.check_tier`, over HTTP.
 
 The package re-exports nothing, so importing the ledger or the markers (as the load engine's

@@ -158,7 +158,7 @@ def isolation_reads(fn: Callable[..., Any]) -> Callable[..., Any]:
 def invariant(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """``@invariant def check(operations, api) -> Iterable[IntegrityViolation]``: a custom check.
 
-    ``operations`` are all ledger operations; ``api`` (:class:`harness.integrity.check.Api`)
+    ``operations`` are all ledger operations; ``api`` (:class:`harness.integrity.session.Api`)
     reads the target as a customer within the checker's budget. Build violations with
     :func:`violation`.
     """

@@ -12,6 +12,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.integrity.declare import Resource
@@ -51,62 +52,100 @@ def evaluate_resource(
     """
     if not ops:
         return None
-    ident = ops[0].ident or "?"
-    customer = ops[0].customer
-
-    def violation(kind: ViolationKind, detail: str, first_seen: float, check: str) -> IntegrityViolation:
-        return IntegrityViolation(kind=kind, customer=str(customer), identifiers=(ident,), detail=detail,
-                                  first_seen=first_seen, check=check)  # fmt: skip
-
+    subject = _Subject(res, ops[0].ident or "?", ops[0].customer)
     writes = _writes(ops)
     deletes = [o for o in ops if o.op == "delete" and o.outcome in ("ok", "unknown")]
-    ok_deletes = [o for o in deletes if o.outcome == "ok"]
-    # Definitely deleted: an acknowledged delete after which nothing could have rewritten it.
-    for d in ok_deletes:
-        if all(w.op == "create" or (w.outcome == "ok" and w.ended < d.started) for w in writes):
-            if observed is not None and res.active(observed):
-                return violation(
-                    "resurrected",
-                    detail=(
-                        f"{res.kind} {ident}: deleted with an acknowledged {d.op} "
-                        f"(HTTP {d.status}) at {_iso(d.ended)}, but the read-back shows it active again"
-                    ),
-                    first_seen=d.ended,
-                    check="deleted",
-                )
-            return None
+    final_delete = _final_delete(writes, deletes)
+    if final_delete is not None:
+        return _resurrected(subject, final_delete, observed)
     if deletes or not writes:
         return None  # a delete of unknown outcome: present or absent are both explainable
+    if observed is None:
+        return _lost(subject, writes)
+    return _changed(subject, writes, observed)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """The one resource :func:`evaluate_resource` judges, and how its violations name it."""
+
+    res: Resource
+    ident: str
+    customer: int
+
+    def violation(
+        self, kind: ViolationKind, detail: str, first_seen: float, check: str
+    ) -> IntegrityViolation:
+        return IntegrityViolation(
+            kind=kind, customer=str(self.customer), identifiers=(self.ident,),
+            detail=f"{self.res.kind} {self.ident}: {detail}", first_seen=first_seen, check=check,
+        )  # fmt: skip
+
+
+def _final_delete(writes: Sequence[Operation], deletes: Sequence[Operation]) -> Operation | None:
+    """The first acknowledged delete after which nothing could have rewritten the resource."""
+    for d in deletes:
+        if d.outcome == "ok" and all(
+            w.op == "create" or (w.outcome == "ok" and w.ended < d.started) for w in writes
+        ):
+            return d
+    return None
+
+
+def _resurrected(
+    subject: _Subject, delete: Operation, observed: Mapping[str, Any] | None
+) -> IntegrityViolation | None:
+    """Definitely deleted: reading it back active again is a violation; absent or inactive is not."""
+    if observed is None or not subject.res.active(observed):
+        return None
+    return subject.violation(
+        "resurrected",
+        detail=(
+            f"deleted with an acknowledged {delete.op} (HTTP {delete.status}) at "
+            f"{_iso(delete.ended)}, but the read-back shows it active again"
+        ),
+        first_seen=delete.ended,
+        check="deleted",
+    )
+
+
+def _lost(subject: _Subject, writes: Sequence[Operation]) -> IntegrityViolation | None:
+    """Absent: lost if any write was acknowledged; only unknown writes may not have happened."""
+    acknowledged = [w for w in writes if w.outcome == "ok"]
+    if not acknowledged:
+        return None
+    first = acknowledged[0]
+    return subject.violation(
+        "lost-write",
+        detail=(
+            f"the {first.op} was acknowledged (HTTP {first.status}) at {_iso(first.ended)} but "
+            "the read-back does not find it"
+        ),
+        first_seen=first.ended,
+        check="set",
+    )
+
+
+def _changed(
+    subject: _Subject, writes: Sequence[Operation], observed: Mapping[str, Any]
+) -> IntegrityViolation | None:
+    """Present: its stable fields must be those of a write that may have been the last one."""
+    res = subject.res
     # Possible final values: writes not followed by an acknowledged write started after them.
     finals = [
         w for w in writes if not any(o.outcome == "ok" and o.started > _end(w) for o in writes)
     ]
-    acknowledged = [w for w in writes if w.outcome == "ok"]
-    if observed is None:
-        if not acknowledged:
-            return None  # only unknown writes: absent is fine
-        first = acknowledged[0]
-        return violation(
-            "lost-write",
-            detail=(
-                f"{res.kind} {ident}: the {first.op} was acknowledged (HTTP {first.status}) at "
-                f"{_iso(first.ended)} but the read-back does not find it"
-            ),
-            first_seen=first.ended,
-            check="set",
-        )
     wanted = {res.stable_digest(w.content) for w in finals if w.content is not None}
     if not wanted:
         return None  # contents were too large to keep: presence is all we can check
-    got = res.stable_digest(observed)
-    if got in wanted:
+    if res.stable_digest(observed) in wanted:
         return None
     expected = next(w for w in finals if w.content is not None)
     uncertain = any(w.outcome == "unknown" for w in finals)
-    return violation(
+    return subject.violation(
         "half-written" if uncertain else "lost-write",
         detail=(
-            f"{res.kind} {ident}: reads back as {_short(res.stable_view(observed))}, "
+            f"reads back as {_short(res.stable_view(observed))}, "
             f"but {'the writes of unknown outcome' if uncertain else 'the acknowledged write'} "
             f"set {_short(res.stable_view(expected.content))}"
         ),
@@ -124,61 +163,88 @@ def ledger_duplicates(
     deleted (or with a delete of unknown outcome) before the other completed; and one identifier
     handed out by two acknowledged creates of different customers or different content.
     """
+    creates = _LedgerCreates.of(operations, resources)
+    return [*_ids_handed_out_twice(creates), *_unique_key_clashes(creates)]
+
+
+@dataclass(frozen=True)
+class _LedgerCreates:
+    """The ledger's acknowledged creates, indexed for the unique check."""
+
+    by_ident: Mapping[tuple[str, str], list[Operation]]  # (kind, ident): creates that returned it
+    deletes: Mapping[tuple[str, str], list[Operation]]  # (kind, ident): deletes, ok or unknown
+    by_key: Mapping[tuple[str, Hashable], list[Operation]]  # (kind, unique key): creates
+
+    @classmethod
+    def of(
+        cls, operations: Sequence[Operation], resources: Mapping[str, Resource]
+    ) -> _LedgerCreates:
+        by_ident: dict[tuple[str, str], list[Operation]] = defaultdict(list)
+        deletes: dict[tuple[str, str], list[Operation]] = defaultdict(list)
+        by_key: dict[tuple[str, Hashable], list[Operation]] = defaultdict(list)
+        for o in operations:
+            if o.ident is not None:
+                if o.op == "delete" and o.outcome in ("ok", "unknown"):
+                    deletes[(o.kind, o.ident)].append(o)
+                elif o.op == "create" and o.outcome == "ok":
+                    by_ident[(o.kind, o.ident)].append(o)
+            res = resources.get(o.kind)
+            if (
+                res is None
+                or o.op != "create"
+                or o.outcome != "ok"
+                or o.ident is None
+                or o.content is None
+            ):
+                continue
+            try:
+                key = res.key(o.content)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if key is not None:
+                by_key[(o.kind, key)].append(o)
+        return cls(by_ident, deletes, by_key)
+
+
+def _ids_handed_out_twice(creates: _LedgerCreates) -> list[IntegrityViolation]:
+    """One identifier returned by acknowledged creates of different customers or content."""
     found: list[IntegrityViolation] = []
-    by_ident: dict[tuple[str, str], list[Operation]] = defaultdict(list)
-    deletes: dict[tuple[str, str], list[Operation]] = defaultdict(list)
-    groups: dict[tuple[str, Hashable], list[Operation]] = defaultdict(list)
-    for o in operations:
-        if o.ident is not None:
-            if o.op == "delete" and o.outcome in ("ok", "unknown"):
-                deletes[(o.kind, o.ident)].append(o)
-            elif o.op == "create" and o.outcome == "ok":
-                by_ident[(o.kind, o.ident)].append(o)
-        res = resources.get(o.kind)
-        if (
-            res is None
-            or o.op != "create"
-            or o.outcome != "ok"
-            or o.ident is None
-            or o.content is None
-        ):
-            continue
-        try:
-            key = res.key(o.content)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if key is not None:
-            groups[(o.kind, key)].append(o)
-    for (kind, ident), creates in by_ident.items():
-        if len({c.customer for c in creates}) > 1 or len({c.digest for c in creates}) > 1:
+    for (kind, ident), same in creates.by_ident.items():
+        if len({c.customer for c in same}) > 1 or len({c.digest for c in same}) > 1:
             found.append(
                 IntegrityViolation(
                     kind="duplicate",
-                    customer=",".join(str(c) for c in sorted({c.customer for c in creates})),
+                    customer=",".join(str(c) for c in sorted({c.customer for c in same})),
                     identifiers=(ident,),
-                    detail=f"{kind} id {ident} was handed out by {len(creates)} acknowledged creates with different content or customers",
-                    first_seen=creates[1].ended if len(creates) > 1 else None,
+                    detail=f"{kind} id {ident} was handed out by {len(same)} acknowledged creates with different content or customers",
+                    first_seen=same[1].ended if len(same) > 1 else None,
                     check="unique",
                 )
             )
-    for (kind, key), creates in groups.items():
-        creates = sorted(creates, key=lambda c: c.started)[:MAX_GROUP]
+    return found
+
+
+def _unique_key_clashes(creates: _LedgerCreates) -> list[IntegrityViolation]:
+    """Creates holding one unique key, none deleted before the other completed."""
+    found: list[IntegrityViolation] = []
+    for (kind, key), group in creates.by_key.items():
+        group = sorted(group, key=lambda c: c.started)[:MAX_GROUP]
         clash: set[str] = set()
         when: float | None = None
-        for i, a in enumerate(creates):
-            for b in creates[i + 1 :]:
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
                 if a.ident == b.ident:
                     continue
                 # either delete invoked before the other create completed explains the pair
-                if any(d.started < b.ended for d in deletes.get((kind, a.ident or ""), ())):
+                if any(d.started < b.ended for d in creates.deletes.get((kind, a.ident or ""), ())):
                     continue
-                if any(d.started < a.ended for d in deletes.get((kind, b.ident or ""), ())):
+                if any(d.started < a.ended for d in creates.deletes.get((kind, b.ident or ""), ())):
                     continue
                 clash.update((a.ident or "?", b.ident or "?"))
                 later = max(a.ended, b.ended)
                 when = later if when is None else min(when, later)
         if clash:
-            members = [c for c in creates if c.ident in clash]
+            members = [c for c in group if c.ident in clash]
             found.append(
                 IntegrityViolation(
                     kind="duplicate",
