@@ -46,7 +46,6 @@ def test_stable_fields_are_required() -> None:
         resource("order", stable_fields=())
 
 
-
 def test_invariants_can_be_given_ready_made() -> None:
     inv = load_invariants(PACK_INVARIANTS)
     assert load_invariants(inv) is inv and isinstance(inv, Invariants)
