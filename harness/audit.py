@@ -25,7 +25,7 @@ from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.config import Profile
 from harness.errors import AuditInterrupted, ConfigError, TargetError
-from harness.integrity import check_tier
+from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pacing import MAX_RPS_ENV, RequestPacer
 from harness.pack import Pack, import_pack_module, provision_hook

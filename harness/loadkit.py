@@ -133,7 +133,7 @@ class CustomerUser(FastHttpUser):
         outcome is unknown. ``content`` is what was written, compared later with what reads back.
         Outside the harness the ledger is a no-op.
         """
-        from harness.ledger import shared_ledger
+        from harness.integrity.ledger import shared_ledger
 
         index = customer.get("index") if customer is not None else self._customer_index
         if index is None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from harness.config import Profile
-from harness.ledger import LEDGER_DIR_ENV
+from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.stage import run_load
 from harness.pacing import RequestPacer, request_hooks

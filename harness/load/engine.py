@@ -79,8 +79,8 @@ from locust.user.users import User
 
 from harness import recording
 from harness.errors import ConfigError
-from harness.isolation import MarkerScanner
-from harness.ledger import close_shared_ledger, shared_ledger
+from harness.integrity.ledger import close_shared_ledger, shared_ledger
+from harness.integrity.markers import MarkerScanner
 from harness.load.bounding import RequestDeadlines, ResponseTooLarge, bound_responses
 from harness.load.machine import MachineReading, read_machine, shares
 from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan, PhasePlan

@@ -1,4 +1,4 @@
-"""The booking pack's integrity invariants (see harness.integrity for what each declaration means).
+"""The booking pack's integrity invariants (harness.integrity.declare says what each one means).
 
 * A booking, once acknowledged, reads back with the same practitioner, patient and start.
 * One active booking per practitioner slot (the unique key), even when two receptionists of a
@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from harness.integrity import Read, isolation_reads, listing, readback, resource
-from harness.ledger import Operation
+from harness.integrity.declare import Read, isolation_reads, listing, readback, resource
+from harness.integrity.ledger import Operation
 
 API_KEY_HEADER = "X-API-Key"
 MAX_DAYS_LISTED = 20  # one GET /bookings?date= per day; more days are read back one by one

@@ -1,4 +1,4 @@
-"""harness.ledger: the append-only operation ledger the load writes and the checkers read."""
+"""harness.integrity.ledger: the append-only operation ledger the load writes and the checkers read."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ledger as ledger_module
-from harness.ledger import (
+from harness.integrity import ledger as ledger_module
+from harness.integrity.ledger import (
     LEDGER_DIR_ENV,
     Ledger,
     NullLedger,
@@ -180,7 +180,7 @@ def test_it_works_in_a_gevent_patched_process(tmp_path: Path) -> None:
         from gevent import monkey
         monkey.patch_all()
         import gevent, sys
-        from harness.ledger import shared_ledger, close_shared_ledger
+        from harness.integrity.ledger import shared_ledger, close_shared_ledger
 
         def user(n):
             for i in range(200):
@@ -192,7 +192,7 @@ def test_it_works_in_a_gevent_patched_process(tmp_path: Path) -> None:
         """
     )
     env = {**os.environ, LEDGER_DIR_ENV: str(tmp_path)}
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=60
     )

@@ -1,4 +1,4 @@
-"""harness.integrity: the checkers, on hand-made ledgers and a fake in-process booking API.
+"""harness.integrity.check: check_tier end to end, on hand-made ledgers and a fake booking API.
 
 The fake API (an ``httpx.MockTransport``) speaks the demo service's booking API closely enough
 for the booking pack's own invariants.py to run against it, and each test breaks it on purpose.
@@ -16,26 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.errors import ConfigError
-from harness.integrity import (
-    Invariants,
-    Read,
-    check_tier,
-    evaluate_resource,
-    final_state_duplicates,
-    invariant,
-    isolation_reads,
-    ledger_duplicates,
-    load_invariants,
-    readback,
-    resource,
-    violation,
-)
-from harness.ledger import Ledger, Operation, content_digest
+from harness.integrity.check import check_tier
+from harness.integrity.declare import Read, invariant, isolation_reads, load_invariants, violation
+from harness.integrity.ledger import Ledger
 from harness.pacing import RequestPacer
 from harness.records import IntegrityResult
 
-PACK_INVARIANTS = Path(__file__).resolve().parent.parent / "scenarios" / "booking" / "invariants.py"
+PACK_INVARIANTS = Path(__file__).resolve().parents[2] / "scenarios" / "booking" / "invariants.py"
 TOKEN = "srmt01"
 DAY = "2030-01-07"
 
@@ -131,10 +118,6 @@ def check(api: FakeBookingApi, ledger_dir: Path, invariants: Any = PACK_INVARIAN
         invariants, base_url="http://target.test", customers=CUSTOMERS, ledger_dir=ledger_dir,
         transport=httpx.MockTransport(api.handle), **kwargs,
     )  # fmt: skip
-
-
-def kinds(result: IntegrityResult) -> list[str]:
-    return sorted(v.kind for v in result.violations)
 
 
 # --- check_tier end to end on the fake API -------------------------------------------------------
@@ -312,39 +295,10 @@ def test_a_broken_invariants_file_is_an_error_result(tmp_path: Path, api: FakeBo
     assert result.status == "error" and "ModuleNotFoundError" in result.note and "line 1" in result.note
 
 
-# --- the declaration API ------------------------------------------------------------------------
-
-
 def module_with(**attrs: Any) -> ModuleType:
     module = ModuleType("fake_invariants")
     module.__dict__.update(attrs)
     return module
-
-
-def test_load_invariants_collects_the_declarations() -> None:
-    inv = load_invariants(PACK_INVARIANTS)
-    assert set(inv.resources) == {"booking"} and set(inv.readbacks) == {"booking"}
-    assert set(inv.listings) == {"booking"} and inv.isolation_reads is not None
-    assert inv.headers({"api_key": "k"}) == {"X-API-Key": "k"}
-
-
-def test_a_readback_without_a_resource_is_refused() -> None:
-    @readback("order")
-    def read(client: Any, customer: Any, ident: str) -> None:
-        return None
-
-    with pytest.raises(ConfigError, match=r"no resource\('order'"):
-        load_invariants(module_with(read=read))
-
-
-def test_a_resource_without_a_readback_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"has no @readback\('order'\)"):
-        load_invariants(module_with(order=resource("order", stable_fields=("sku",))))
-
-
-def test_stable_fields_are_required() -> None:
-    with pytest.raises(ConfigError, match="stable_fields is empty"):
-        resource("order", stable_fields=())
 
 
 def test_custom_invariants_run_within_the_budget_and_their_failures_are_notes(
@@ -370,98 +324,6 @@ def test_custom_invariants_run_within_the_budget_and_their_failures_are_notes(
     assert (v.check, v.detail) == ("reports_add_up", "the report lost a booking")
     assert "explodes" in result.note and "RuntimeError: pack bug" in result.note
     assert result.checks["reports_add_up"] == 1 and result.checks["explodes"] == 1
-
-
-# --- the pure checkers on hand-made ledgers -------------------------------------------------------
-
-BOOKING = resource(
-    "booking",
-    stable_fields=("practitioner_id", "patient_id", "start"),
-    unique_key=lambda b: (b["practitioner_id"], b["start"]),
-    is_active=lambda b: b.get("status", "active") == "active",
-)
-
-
-def op(op_: str, outcome: str, ident: str | None, *, t0: float, t1: float, customer: int = 0, **content: Any) -> Operation:
-    body = content or None
-    return Operation(t0, t1, customer, "booking", op_, outcome, ident, content_digest(body), body, None)
-
-
-def test_a_lost_update_is_found() -> None:
-    history = [
-        op("create", "ok", "1", t0=0, t1=1, practitioner_id=1, patient_id=1, start="a"),
-        op("update", "ok", "1", t0=2, t1=3, practitioner_id=1, patient_id=2, start="a"),
-    ]
-    stale = {"id": 1, "practitioner_id": 1, "patient_id": 1, "start": "a", "status": "active"}
-    found = evaluate_resource(BOOKING, history, stale)
-    assert found is not None and found.kind == "lost-write"
-    assert evaluate_resource(BOOKING, history, {**stale, "patient_id": 2}) is None
-
-
-def test_concurrent_updates_may_end_either_way() -> None:
-    history = [
-        op("create", "ok", "1", t0=0, t1=1, practitioner_id=1, patient_id=1, start="a"),
-        op("update", "ok", "1", t0=2, t1=4, practitioner_id=1, patient_id=2, start="a"),
-        op("update", "ok", "1", t0=3, t1=5, practitioner_id=1, patient_id=3, start="a"),
-    ]
-    base = {"id": 1, "practitioner_id": 1, "start": "a"}
-    assert evaluate_resource(BOOKING, history, {**base, "patient_id": 2}) is None
-    assert evaluate_resource(BOOKING, history, {**base, "patient_id": 3}) is None
-    assert evaluate_resource(BOOKING, history, {**base, "patient_id": 1}) is not None
-
-
-def test_an_unknown_update_after_an_acknowledged_create_mixes_to_half_written() -> None:
-    history = [
-        op("create", "ok", "1", t0=0, t1=1, practitioner_id=1, patient_id=1, start="a"),
-        op("update", "unknown", "1", t0=2, t1=3, practitioner_id=2, patient_id=2, start="a"),
-    ]
-    base = {"id": 1, "start": "a"}
-    assert evaluate_resource(BOOKING, history, {**base, "practitioner_id": 1, "patient_id": 1}) is None
-    assert evaluate_resource(BOOKING, history, {**base, "practitioner_id": 2, "patient_id": 2}) is None
-    found = evaluate_resource(BOOKING, history, {**base, "practitioner_id": 1, "patient_id": 2})
-    assert found is not None and found.kind == "half-written"
-
-
-def test_overlapping_create_and_cancel_of_one_slot_are_explained() -> None:
-    # b started before a's cancel completed but after it was sent: the cancel may have come first.
-    ops = [
-        op("create", "ok", "a", t0=0, t1=1, practitioner_id=1, patient_id=1, start="s"),
-        op("delete", "ok", "a", t0=5, t1=7),
-        op("create", "ok", "b", t0=6, t1=8, practitioner_id=1, patient_id=2, start="s"),
-    ]
-    assert ledger_duplicates(ops, {"booking": BOOKING}) == []
-
-
-def test_a_cancel_sent_after_the_second_booking_was_acknowledged_does_not_excuse_it() -> None:
-    ops = [
-        op("create", "ok", "a", t0=0, t1=1, practitioner_id=1, patient_id=1, start="s"),
-        op("create", "ok", "b", t0=0.5, t1=2, practitioner_id=1, patient_id=2, start="s"),
-        op("delete", "ok", "a", t0=5, t1=6),
-    ]
-    [v] = ledger_duplicates(ops, {"booking": BOOKING})
-    assert v.kind == "duplicate" and v.identifiers == ("a", "b") and v.first_seen == 2
-
-
-def test_one_id_handed_out_to_two_customers_is_a_duplicate() -> None:
-    ops = [
-        op("create", "ok", "7", t0=0, t1=1, customer=1, practitioner_id=1, patient_id=1, start="s"),
-        op("create", "ok", "7", t0=0, t1=1, customer=2, practitioner_id=2, patient_id=2, start="t"),
-    ]
-    [v] = ledger_duplicates(ops, {"booking": BOOKING})
-    assert v.identifiers == ("7",) and v.customer == "1,2" and "handed out" in v.detail
-
-
-def test_final_state_ignores_cancelled_bookings() -> None:
-    active = {"id": 1, "practitioner_id": 1, "start": "s", "status": "active"}
-    cancelled = {"id": 2, "practitioner_id": 1, "start": "s", "status": "cancelled"}
-    assert final_state_duplicates(BOOKING, [(0, active), (0, cancelled), (0, active)]) == []
-    [v] = final_state_duplicates(BOOKING, [(0, active), (0, {**cancelled, "status": "active"})])
-    assert v.identifiers == ("1", "2")
-
-
-def test_invariants_can_be_given_ready_made() -> None:
-    inv = load_invariants(PACK_INVARIANTS)
-    assert load_invariants(inv) is inv and isinstance(inv, Invariants)
 
 
 def test_the_result_serialises(api: FakeBookingApi, ledger_dir: Path) -> None:

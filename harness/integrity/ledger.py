@@ -8,9 +8,9 @@ with its outcome, Jepsen-style:
 * ``unknown``: no answer or a server error (timeout, reset, 5xx). It may or may not have
   happened, so the checkers accept either, but never half of it.
 
-After the tier, :mod:`harness.integrity` reads the ledgers back and checks the target's data
-against them. The ledger also keeps the foreign markers the load engine saw in response bodies
-(:meth:`Ledger.observe_leak`), so a leak that only shows under concurrency is not lost.
+After the tier, :mod:`harness.integrity.check` reads the ledgers back and checks the target's
+data against them. The ledger also keeps the foreign markers the load engine saw in response
+bodies (:meth:`Ledger.observe_leak`), so a leak that only shows under concurrency is not lost.
 
 One append-only JSON-lines file per process (``ledger-<pid>-<random>.jsonl``), so Locust
 workers never share a file and :func:`read_ledgers` merges them. Records are buffered and

@@ -1,4 +1,4 @@
-"""harness.isolation: finding other customers' markers in what one customer reads."""
+"""harness.integrity.markers: finding other customers' markers in what one customer reads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.isolation import MarkerScanner, marker_prefix
+from harness.integrity.markers import MarkerScanner, marker_prefix
 
 PREFIX = "srmab12"
 

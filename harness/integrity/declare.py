@@ -1,0 +1,285 @@
+"""What a pack declares in its ``invariants.py`` for the integrity checks.
+
+A pack names the resource kinds its load writes, how to read one back as its customer, and what
+to read when looking for leaks; :func:`load_invariants` collects the declarations from the
+module (nothing is registered globally)::
+
+    from harness.integrity.declare import Read, isolation_reads, listing, readback, resource
+
+    def auth_headers(customer):                       # found by name
+        return {"X-API-Key": customer["api_key"]}
+
+    booking = resource("booking", stable_fields=("practitioner_id", "patient_id", "start"),
+                       unique_key=lambda b: (b["practitioner_id"], b["start"]),
+                       is_active=lambda b: b["status"] == "active")
+
+    @readback("booking")                              # one resource, None when absent/refused
+    def read_booking(client, customer, ident): ...
+
+    @listing("booking")                               # the customer's resources the ops touched
+    def list_bookings(client, customer, operations): ...
+
+    @isolation_reads                                  # what to read as each sampled customer
+    def reads(customer): return [Read("/patients", {"q": "a"})]
+
+    @invariant                                        # anything else: ops + Api -> violations
+    def reports_add_up(operations, api): ...
+
+Declaring imports no HTTP client: the checks that run the declarations live in
+:mod:`harness.integrity.check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.integrity.ledger import content_digest
+from harness.pack import import_module_file
+from harness.records import IntegrityViolation
+
+__all__ = [
+    "Invariants",
+    "Read",
+    "Resource",
+    "invariant",
+    "isolation_reads",
+    "listing",
+    "load_invariants",
+    "readback",
+    "resource",
+    "violation",
+]
+
+_TAG = "__scaleready_integrity__"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind of resource the load writes, and what must stay true of it."""
+
+    kind: str
+    stable_fields: tuple[str, ...]  # compared between what was written and what is read
+    unique_key: Callable[[Mapping[str, Any]], Hashable | None] | None = None  # on active ones
+    is_active: Callable[[Mapping[str, Any]], bool] | None = None  # None: present = active
+    id_field: str = "id"
+    normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None  # before compare
+
+    def stable_digest(self, content: Mapping[str, Any] | None) -> str | None:
+        """Digest of the stable fields (after ``normalize``); None when content is unknown."""
+        if content is None:
+            return None
+        if self.normalize is not None:
+            content = self.normalize(content)
+        return content_digest({f: content.get(f) for f in self.stable_fields})
+
+    def stable_view(self, content: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if content is None:
+            return None
+        if self.normalize is not None:
+            content = self.normalize(content)
+        return {f: content.get(f) for f in self.stable_fields}
+
+    def active(self, item: Mapping[str, Any]) -> bool:
+        return True if self.is_active is None else bool(self.is_active(item))
+
+    def key(self, item: Mapping[str, Any]) -> Hashable | None:
+        """The unique key of an active resource (or of written content); None if none applies."""
+        if self.unique_key is None or not self.active(item):
+            return None
+        return self.unique_key(item)
+
+    def ident(self, item: Mapping[str, Any]) -> str | None:
+        value = item.get(self.id_field)
+        return None if value is None else str(value)
+
+
+def resource(
+    kind: str,
+    *,
+    stable_fields: Iterable[str],
+    unique_key: Callable[[Mapping[str, Any]], Hashable | None] | None = None,
+    is_active: Callable[[Mapping[str, Any]], bool] | None = None,
+    id_field: str = "id",
+    normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> Resource:
+    """Declare a resource kind (assign it to a module-level name in the pack's invariants.py).
+
+    ``unique_key`` receives both a read-back resource and the content a create wrote, so it
+    should use fields present in both; ``is_active`` defaults to "present means active".
+    """
+    fields_ = tuple(stable_fields)
+    if not fields_:
+        raise ConfigError(
+            f"resource({kind!r}): stable_fields is empty; name the fields a write sets and a "
+            "read-back returns unchanged, e.g. stable_fields=('practitioner_id', 'start')"
+        )
+    return Resource(kind, fields_, unique_key, is_active, id_field, normalize)
+
+
+def _tag(role: str, key: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(fn, _TAG, (role, key))
+        return fn
+
+    return mark
+
+
+def readback(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@readback("booking") def read(client, customer, ident) -> dict | None``.
+
+    ``client`` is an ``httpx.Client`` on the target (no credentials: add the customer's);
+    return the resource, or None when it is absent or refused (404/403). Raise (e.g.
+    ``response.raise_for_status()``) on anything else: that counts as a read error, not a verdict.
+    """
+    return _tag("readback", kind)
+
+
+def listing(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@listing("booking") def list_(client, customer, operations) -> list[dict]``.
+
+    The customer's resources of this kind that ``operations`` (the customer's ledger entries of
+    this kind) touched, in as few requests as possible. Optional: without it each identifier is
+    read back on its own. Resources it misses are read back individually before being called lost.
+    """
+    return _tag("listing", kind)
+
+
+def isolation_reads(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``@isolation_reads def reads(customer) -> list[Read | str]``: what to read as that customer."""
+    setattr(fn, _TAG, ("isolation_reads", None))
+    return fn
+
+
+def invariant(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """``@invariant def check(operations, api) -> Iterable[IntegrityViolation]``: a custom check.
+
+    ``operations`` are all ledger operations; ``api`` (:class:`harness.integrity.session.Api`)
+    reads the target as a customer within the checker's budget. Build violations with
+    :func:`violation`.
+    """
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(f, _TAG, ("invariant", name or f.__name__))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read to make as a customer for the isolation check."""
+
+    path: str
+    params: Mapping[str, Any] | None = None
+    method: str = "GET"
+    name: str | None = None  # how violations name it; default "GET /path"
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.method} {self.path}"
+
+
+def violation(
+    kind: str,
+    customer: int | str,
+    identifiers: Iterable[object],
+    detail: str,
+    first_seen: float | None = None,
+    check: str = "",
+) -> IntegrityViolation:
+    """An :class:`IntegrityViolation` (for custom invariants)."""
+    return IntegrityViolation(
+        kind=kind,  # type: ignore[arg-type]
+        customer=str(customer),
+        identifiers=tuple(str(i) for i in identifiers),
+        detail=detail,
+        first_seen=first_seen,
+        check=check,
+    )
+
+
+@dataclass(frozen=True)
+class Invariants:
+    """A pack's declarations, collected by :func:`load_invariants`."""
+
+    resources: Mapping[str, Resource]
+    readbacks: Mapping[str, Callable[..., Any]]
+    listings: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    isolation_reads: Callable[..., Any] | None = None
+    custom: tuple[tuple[str, Callable[..., Any]], ...] = ()
+    auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
+    source: str = ""
+
+    def headers(self, customer: Mapping[str, Any]) -> dict[str, str]:
+        return dict(self.auth_headers(customer)) if self.auth_headers is not None else {}
+
+
+def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
+    """Collect a pack's declarations from its invariants module (a path or an imported module).
+
+    Raises ConfigError naming the file, what is wrong and how to fix it.
+    """
+    if isinstance(source, Invariants):
+        return source
+    module = source if isinstance(source, ModuleType) else _import_path(Path(source))
+    where = getattr(module, "__file__", None) or module.__name__
+    resources: dict[str, Resource] = {}
+    readbacks: dict[str, Callable[..., Any]] = {}
+    listings: dict[str, Callable[..., Any]] = {}
+    reads: Callable[..., Any] | None = None
+    custom: list[tuple[str, Callable[..., Any]]] = []
+    for attr, value in vars(module).items():
+        if isinstance(value, Resource):
+            resources[value.kind] = value
+            continue
+        tag = getattr(value, _TAG, None) if callable(value) else None
+        if not (isinstance(tag, tuple) and len(tag) == 2):
+            continue
+        role, key = tag
+        if role == "readback":
+            readbacks[key] = value
+        elif role == "listing":
+            listings[key] = value
+        elif role == "isolation_reads":
+            if reads is not None:
+                raise ConfigError(
+                    f"{where}: two @isolation_reads functions ({attr} and another); keep one"
+                )
+            reads = value
+        elif role == "invariant":
+            custom.append((key, value))
+    for kind in sorted(set(readbacks) | set(listings)):
+        if kind not in resources:
+            raise ConfigError(
+                f"{where}: @readback/@listing for {kind!r} but no resource({kind!r}, stable_fields=...) "
+                f"declaration; declared kinds: {sorted(resources) or 'none'}"
+            )
+    for kind in sorted(resources):
+        if kind not in readbacks:
+            raise ConfigError(
+                f"{where}: resource {kind!r} has no @readback({kind!r}) function; add one "
+                "(def read(client, customer, ident) -> dict | None)"
+            )
+    auth = getattr(module, "auth_headers", None)
+    return Invariants(
+        resources=resources,
+        readbacks=readbacks,
+        listings=listings,
+        isolation_reads=reads,
+        custom=tuple(sorted(custom, key=lambda c: c[0])),
+        auth_headers=auth if callable(auth) else None,
+        source=str(where),
+    )
+
+
+def _import_path(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ConfigError(
+            f"invariants file {path}: no such file; create it or fix suite.invariants"
+        )
+    return import_module_file(path, f"scaleready_invariants_{path.parent.name}_{path.stem}", path.parent)
