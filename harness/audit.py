@@ -25,6 +25,7 @@ from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.config import Profile
 from harness.errors import AuditInterrupted, ConfigError, TargetError
+from harness.files import check_writable
 from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pacing import MAX_RPS_ENV, RequestPacer
@@ -32,7 +33,7 @@ from harness.pack import Pack, import_pack_module, provision_hook
 from harness.provisioning import CustomerStore
 from harness.records import AuditRecord, IntegrityResult, NoiseFloor, TargetInfo, TierResult
 from harness.redaction import Redactor
-from harness.report.writer import ReportPaths, check_writable, write_reports
+from harness.report.writer import ReportPaths, write_reports
 from harness.suites import run_properties, run_regression_gate
 from harness.target import ManagedTarget, StartSpec, check_target_allowed, wait_healthy
 from harness.tiers import TierContext, requests_served, run_tier

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.files import atomic_write_text
 from harness.records import AuditRecord
-from harness.report.scorecard import iso_utc
-from harness.report.writer import atomic_write_text
+from harness.timestamps import iso_utc
 
 __all__ = [
     "HISTORY_FILE",

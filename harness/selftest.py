@@ -32,9 +32,9 @@ from pathlib import Path
 from harness import history
 from harness.audit import AuditObserver, AuditOptions, run_audit
 from harness.errors import ConfigError
+from harness.files import atomic_write_text
 from harness.pack import Pack
 from harness.records import AuditRecord, Finding
-from harness.report.writer import atomic_write_text
 
 HEALTHY = "healthy"
 

@@ -6,8 +6,7 @@
 - :func:`render_junit` -> ``junit.xml`` (one suite per stage and per tier, for CI)
 - ``harness.report.html.render_html`` -> ``report.html`` (self-contained, with charts; imported
   on demand because it needs matplotlib)
-- :func:`write_reports` writes all four into a run folder atomically; :func:`check_writable`
-  fails fast, before any load, when the reports folder is unusable.
+- :func:`write_reports` writes all four into a run folder atomically (harness.files).
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ from typing import Any
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.scorecard import SCHEMA_VERSION, build_scorecard
-from harness.report.writer import ReportPaths, check_writable, write_reports
+from harness.report.writer import ReportPaths, write_reports
 
 __all__ = [
     "SCHEMA_VERSION",
     "ReportPaths",
     "build_scorecard",
-    "check_writable",
     "load_schema",
     "render_junit",
     "render_markdown",

@@ -25,7 +25,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from harness.records import AuditRecord, Finding, TierResult
-from harness.report.scorecard import iso_utc, ordered_findings
+from harness.report.scorecard import ordered_findings
+from harness.timestamps import iso_utc
 
 __all__ = ["render_junit"]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from harness.records import (
@@ -41,6 +40,7 @@ from harness.records import (
     TierResult,
     severity_rank,
 )
+from harness.timestamps import iso_utc
 
 __all__ = [
     "MAX_ERROR_SAMPLES",
@@ -68,14 +68,6 @@ MAX_WHY = 5
 
 
 # --- small formatting rules -----------------------------------------------------------------
-
-
-def iso_utc(ts: float | None) -> str | None:
-    """Unix time -> ``2026-11-23T10:15:00.000Z`` (None stays None)."""
-    if ts is None or not math.isfinite(ts):
-        return None
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _num(x: float | None, digits: int = 2) -> float | None:

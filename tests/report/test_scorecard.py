@@ -15,7 +15,8 @@ import pytest
 
 from harness.records import AuditRecord
 from harness.report import SCHEMA_VERSION, build_scorecard, load_schema
-from harness.report.scorecard import MAX_VIOLATIONS, iso_utc
+from harness.report.scorecard import MAX_VIOLATIONS
+from harness.timestamps import iso_utc
 from tests.factories import (
     T0,
     audit_record,

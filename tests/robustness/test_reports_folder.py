@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.report.writer import check_writable
+from harness.files import check_writable
 from tests.robustness.faultpack import (
     ROOT,
     audit_command,
