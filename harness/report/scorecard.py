@@ -53,7 +53,6 @@ __all__ = [
     "fmt_pct",
     "fmt_rps",
     "fmt_time",
-    "iso_utc",
     "ordered_findings",
 ]
 
