@@ -10,35 +10,42 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shlex
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from harness import capacity as capacity_model
 from harness import history, verdict
-from harness.config import Profile
+from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
 from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pacing import MAX_RPS_ENV, RequestPacer
 from harness.pack import Pack, import_pack_module, provision_hook
-from harness.provisioning import CustomerStore
-from harness.records import AuditRecord, IntegrityResult, NoiseFloor, TargetInfo, TierResult
+from harness.provisioning import CreateCustomer, CustomerStore
+from harness.records import (
+    AuditRecord,
+    CapacityEstimate,
+    EndpointTrend,
+    GateResult,
+    IntegrityResult,
+    NoiseFloor,
+    PropertiesResult,
+    TargetInfo,
+    TierResult,
+)
 from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, write_reports
 from harness.suites import run_properties, run_regression_gate
-from harness.target import ManagedTarget, StartSpec, check_target_allowed, wait_healthy
+from harness.target import ManagedTarget, StartSpec, wait_healthy
 from harness.tiers import TierContext, requests_served, run_tier
-
-STAGES = ("gate", "properties", "noise-floor", "tiers")
 
 
 class AuditObserver(Protocol):
@@ -63,23 +70,6 @@ class SilentObserver:
 
 
 @dataclass(frozen=True)
-class AuditOptions:
-    pack: Pack
-    profile_name: str = "standard"
-    reports_dir: Path = Path("reports")
-    target_url: str | None = None
-    workers: int = 0
-    flaw: str | None = None
-    seed: int | None = None
-    only: tuple[str, ...] = ()  # "gate", "properties", "tiers", "tier:5000"; empty = everything
-    tiers: tuple[int, ...] | None = None  # overrides the profile's and the pack's tiers
-    strict: bool = False
-    # Stop where the audit is after this many seconds and write what was measured (a nightly
-    # job's time limit, kept by the audit itself rather than by a kill); None: no deadline.
-    deadline_s: float | None = None
-
-
-@dataclass(frozen=True)
 class AuditOutcome:
     record: AuditRecord
     run_dir: Path
@@ -91,12 +81,37 @@ class AuditOutcome:
 class _Collected:
     """What has been measured so far; the audit builds its record from this whatever happens."""
 
-    gate: Any = None
-    properties: Any = None
+    gate: GateResult | None = None
+    properties: PropertiesResult | None = None
     noise_floor: NoiseFloor | None = None
     tiers: list[TierResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     partial: bool = False
+
+
+@dataclass(frozen=True)
+class _PackHooks:
+    """The pack's provisioning code, imported before anything starts (its errors surface now)."""
+
+    create_customer: CreateCustomer
+    auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's folder and its customers (their credentials kept outside the run folder)."""
+
+    run_id: str
+    run_dir: Path
+    store: CustomerStore
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The target as it runs: where, and the process when the harness started it."""
+
+    base_url: str
+    managed: ManagedTarget | None
 
 
 def run_audit(
@@ -108,17 +123,9 @@ def run_audit(
     """Run the audit; raises ConfigError/TargetError only before anything was measured."""
     obs = observer or SilentObserver()
     cancel = cancel or threading.Event()
-    pack = options.pack
-    profile = pack.config.profile(options.profile_name)
-    tiers = _tiers(options, profile)
-    _check_flaw(options)
-    url = options.target_url or pack.config.target.base_url
-    if url is not None:  # refused before anything is created or sent
-        check_target_allowed(url, pack.config.target.allowed_hosts, str(pack.scenario_file))
+    plan = resolve_plan(options)
     check_writable(options.reports_dir)
-    hook = provision_hook(pack)  # import errors in the pack surface now, before any load
-    auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
-    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    hooks = _pack_hooks(plan.pack)
 
     started_at = clock()
     run_id = history.new_run_id(started_at)
@@ -126,24 +133,19 @@ def run_audit(
     # Customers' credentials live outside the run folder and are removed with it: reports
     # and logs must never hold them.
     state_dir = Path(tempfile.mkdtemp(prefix="scaleready-state-"))
-    store = CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:])
+    run = _Run(run_id, run_dir, CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:]))
     collected = _Collected()
-    target_info: TargetInfo
-    interrupted = False
-
-    target_info = TargetInfo(base_url=options.target_url or options.pack.config.target.base_url or "",
-                             started_by_harness=options.target_url is None, command="")  # fmt: skip
+    target_info = TargetInfo(base_url=plan.target_url or "", started_by_harness=plan.starts_target, command="")
     deadline = _Deadline(options.deadline_s, cancel)
     try:
-        with _target(options, run_dir, obs, cancel) as (base_url, managed):
+        with _target(plan, run_dir, obs, cancel) as target:
             target_info = TargetInfo(
-                base_url=base_url,
-                started_by_harness=managed is not None,
-                command=managed.command if managed else "",
+                base_url=target.base_url,
+                started_by_harness=target.managed is not None,
+                command=target.managed.command if target.managed else "",
             )
             try:
-                _run_stages(options, profile, tiers, seed, base_url, managed, hook, auth_headers,
-                            run_dir, store, collected, obs, cancel)  # fmt: skip
+                _run_stages(plan, target, hooks, run, collected, obs, cancel)
             except KeyboardInterrupt:
                 cancel.set()
     except AuditInterrupted:
@@ -169,9 +171,9 @@ def run_audit(
         collected.partial = True
         collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
 
-    redactor = Redactor.for_customers(store.all())
+    redactor = Redactor.for_customers(run.store.all())
     shutil.rmtree(state_dir, ignore_errors=True)
-    record = _judge(options, profile, tiers, seed, run_id, started_at, clock(), target_info, collected)
+    record = _judge(plan, run_id, started_at, clock(), target_info, collected)
     record = redactor.value(record)
     try:
         paths = write_reports(record, run_dir)
@@ -179,6 +181,12 @@ def run_audit(
         redactor.sweep(run_dir)
         history.record_run(options.reports_dir, record)
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
+
+
+def _pack_hooks(pack: Pack) -> _PackHooks:
+    create = provision_hook(pack)
+    auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
+    return _PackHooks(create_customer=create, auth_headers=auth_headers)
 
 
 class _Deadline:
@@ -205,170 +213,54 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-def _tiers(options: AuditOptions, profile: Profile) -> tuple[int, ...]:
-    tiers = options.tiers or tuple(profile.tiers or options.pack.config.tiers)
-    wanted = [int(o.split(":", 1)[1]) for o in options.only if o.startswith("tier:")]
-    if wanted:
-        unknown = [t for t in wanted if t not in tiers]
-        if unknown:
-            raise ConfigError(
-                f"--only tier:{unknown[0]}: no such tier; the tiers are {', '.join(map(str, tiers))}"
-            )
-        # A tier's data includes the smaller tiers' customers, so provisioning still grows to N.
-        return tuple(t for t in tiers if t in wanted)
-    return tiers
-
-
-def _check_flaw(options: AuditOptions) -> None:
-    flaws = options.pack.config.target.flaws
-    if options.flaw is None:
-        return
-    if options.target_url is not None:
-        raise ConfigError(
-            f"--flaw {options.flaw}: flaws apply to a target the harness starts; drop --target"
-        )
-    if options.flaw not in flaws:
-        from harness.config import suggest
-
-        raise ConfigError(
-            f"--flaw {options.flaw}: the pack '{options.pack.name}' has no such flaw"
-            f"{suggest(options.flaw, flaws)}; known flaws: {', '.join(flaws) or 'none'}"
-        )
-
-
 @contextlib.contextmanager
 def _target(
-    options: AuditOptions, run_dir: Path, obs: AuditObserver, cancel: threading.Event | None = None
-) -> Iterator[tuple[str, ManagedTarget | None]]:
-    config = options.pack.config.target
-    url = options.target_url or config.base_url
-    if url is not None:
-        where = f"{options.pack.scenario_file}"
-        check_target_allowed(url, config.allowed_hosts, where)
-        obs.stage("preflight", f"waiting for {Redactor().text(url)}")  # no password on a console
-        wait_healthy(url, config.health_path, config.ready_timeout_s, cancel=cancel)
-        yield url.rstrip("/"), None
+    plan: AuditPlan, run_dir: Path, obs: AuditObserver, cancel: threading.Event | None = None
+) -> Iterator[_Target]:
+    config = plan.pack.config.target
+    if plan.target_url is not None:
+        obs.stage("preflight", f"waiting for {Redactor().text(plan.target_url)}")  # no password on a console
+        wait_healthy(plan.target_url, config.health_path, config.ready_timeout_s, cancel=cancel)
+        yield _Target(plan.target_url, None)
         return
-    if config.start is None:
-        raise ConfigError(
-            f"{options.pack.scenario_file}: target.start is not set and no --target URL was given; "
-            "set one of them"
-        )
+    assert config.start is not None  # resolve_plan refused a pack with neither
     spec = StartSpec(
         command=config.start,
-        cwd=options.pack.target_cwd,
+        cwd=plan.pack.target_cwd,
         health_path=config.health_path,
         ready_timeout_s=config.ready_timeout_s,
         env=config.env,
-        flaw=options.flaw,
+        flaw=plan.options.flaw,
         flaw_env=config.flaw_env,
     )
     managed = ManagedTarget(spec, log_path=run_dir / "target.log")
     obs.stage("preflight", f"starting the target: {managed.command}")
     managed.start(cancel=cancel)
     try:
-        yield managed.base_url, managed
+        yield _Target(managed.base_url, managed)
     finally:
         managed.stop()
 
 
-def _wanted(options: AuditOptions, stage: str) -> bool:
-    if not options.only:
-        return True
-    if stage == "tiers":
-        return any(o == "tiers" or o.startswith("tier:") for o in options.only)
-    if stage == "noise-floor":
-        return _wanted(options, "tiers")
-    return stage in options.only
-
-
 def _run_stages(
-    options: AuditOptions,
-    profile: Profile,
-    tiers: tuple[int, ...],
-    seed: int,
-    base_url: str,
-    managed: ManagedTarget | None,
-    hook: Any,
-    auth_headers: Any,
-    run_dir: Path,
-    store: CustomerStore,
+    plan: AuditPlan,
+    target: _Target,
+    hooks: _PackHooks,
+    run: _Run,
     collected: _Collected,
     obs: AuditObserver,
     cancel: threading.Event,
 ) -> None:
-    pack = options.pack
-    config = pack.config
-    suite_env = {
-        "SCALEREADY_TARGET_URL": base_url,
-        "SCALEREADY_SEED": str(seed),
-        "SCALEREADY_REQUEST_TIMEOUT_S": str(config.target.request_timeout_s),
-    }
-    max_rps = config.target.max_rps
-    if max_rps is not None:
-        suite_env[MAX_RPS_ENV] = f"{max_rps:g}"  # the pytest plugin's `http` client keeps it
+    max_rps = plan.pack.config.target.max_rps
     # One pacer for every request this process sends outside the load engine: the stages that
     # use it run one after another, so together they keep the cap.
     pacer = RequestPacer(max_rps) if max_rps is not None else None
-    regression_dir = pack.suite_dir("regression")
-    if _wanted(options, "gate") and regression_dir is not None and not cancel.is_set():
-        obs.stage("gate", f"pytest {regression_dir.relative_to(pack.root)}")
-        collected.gate = run_regression_gate(
-            regression_dir, rootdir=pack.root, run_dir=run_dir, env=suite_env,
-            timeout_s=profile.stage_timeout_s, cancel=cancel,
-        )  # fmt: skip
-        obs.note(f"regression gate: {collected.gate.status} ({collected.gate.passed} passed, "
-                 f"{collected.gate.failed} failed)")  # fmt: skip
-    properties_dir = pack.suite_dir("properties")
-    if _wanted(options, "properties") and properties_dir is not None and not cancel.is_set():
-        obs.stage("properties", f"{profile.hypothesis_examples} examples per property")
-        collected.properties = run_properties(
-            properties_dir, rootdir=pack.root, run_dir=run_dir, env=suite_env,
-            examples=profile.hypothesis_examples, timeout_s=profile.stage_timeout_s,
-            reproduce_prefix=_pytest_replay(pack, properties_dir, base_url, managed, seed),
-            cancel=cancel,
-        )  # fmt: skip
-        obs.note(f"properties: {collected.properties.status} ({collected.properties.passed} passed, "
-                 f"{collected.properties.failed} falsified)")  # fmt: skip
-
-    if not _wanted(options, "tiers") or cancel.is_set():
+    _run_suites(plan, target, run.run_dir, collected, obs, cancel)
+    if not plan.runs("tiers") or cancel.is_set():
         return
-    goal_rate = config.customers.goal * config.customers.peak_rps_per_customer
-    if profile.noise_floor_s > 0:
-        obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} arrivals/s")
-        from harness.nulltarget import measure_noise_floor
-
-        try:
-            collected.noise_floor = measure_noise_floor(
-                rps=min(goal_rate, 2000.0), duration_s=profile.noise_floor_s, cancel=cancel
-            )
-        except RuntimeError as exc:
-            collected.notes.append(f"The harness's noise floor could not be measured: {exc}")
-
-    ctx = TierContext(
-        base_url=base_url,
-        run_dir=run_dir,
-        locustfile=pack.locustfile,
-        provision_hook=hook,
-        auth_headers=auth_headers,
-        store=store,
-        profile=profile,
-        per_customer_rps=config.customers.peak_rps_per_customer,
-        provision_concurrency=config.customers.provision_concurrency,
-        request_timeout_s=config.target.request_timeout_s,
-        seed=seed,
-        persona_weights=config.customers.personas,
-        workers=options.workers,
-        max_rps=config.target.max_rps,
-        pacer=pacer,
-        stress_stop_p99_ms=_stress_stop_p99(config),
-        target_alive=managed.alive if managed else None,
-        target_samples=managed.samples if managed else None,
-        integrity_check=_integrity_check(pack, base_url, store, profile, config.target.request_timeout_s, seed,
-                                         pacer),  # fmt: skip
-        env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
-    )
-    for customers in tiers:
+    _measure_noise_floor(plan, collected, obs, cancel)
+    ctx = _tier_context(plan, target, hooks, run, pacer)
+    for customers in plan.tiers:
         if cancel.is_set():
             break
         obs.stage("tier", f"{customers} customers at {customers * ctx.per_customer_rps:g} arrivals/s")
@@ -376,6 +268,7 @@ def _run_stages(
         per_iteration = capacity_model.requests_per_iteration(collected.tiers) if collected.tiers else None
         result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served,
                           requests_per_iteration=per_iteration)  # fmt: skip
+        managed = target.managed
         if managed is not None and not managed.alive():
             when = _when(managed.exited_at)
             result = replace(result, reason=f"{result.reason} (the process exited with code "
@@ -393,6 +286,89 @@ def _run_stages(
             break
 
 
+def _suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:
+    config = plan.pack.config
+    env = {
+        "SCALEREADY_TARGET_URL": base_url,
+        "SCALEREADY_SEED": str(plan.seed),
+        "SCALEREADY_REQUEST_TIMEOUT_S": str(config.target.request_timeout_s),
+    }
+    if config.target.max_rps is not None:
+        env[MAX_RPS_ENV] = f"{config.target.max_rps:g}"  # the pytest plugin's `http` client keeps it
+    return env
+
+
+def _run_suites(
+    plan: AuditPlan, target: _Target, run_dir: Path, collected: _Collected, obs: AuditObserver,
+    cancel: threading.Event,
+) -> None:
+    """The regression gate and the properties, each a pytest run against the target."""
+    pack, profile = plan.pack, plan.profile
+    env = _suite_env(plan, target.base_url)
+    regression_dir = pack.suite_dir("regression")
+    if plan.runs("gate") and regression_dir is not None and not cancel.is_set():
+        obs.stage("gate", f"pytest {regression_dir.relative_to(pack.root)}")
+        collected.gate = run_regression_gate(
+            regression_dir, rootdir=pack.root, run_dir=run_dir, env=env,
+            timeout_s=profile.stage_timeout_s, cancel=cancel,
+        )  # fmt: skip
+        obs.note(f"regression gate: {collected.gate.status} ({collected.gate.passed} passed, "
+                 f"{collected.gate.failed} failed)")  # fmt: skip
+    properties_dir = pack.suite_dir("properties")
+    if plan.runs("properties") and properties_dir is not None and not cancel.is_set():
+        obs.stage("properties", f"{profile.hypothesis_examples} examples per property")
+        collected.properties = run_properties(
+            properties_dir, rootdir=pack.root, run_dir=run_dir, env=env,
+            examples=profile.hypothesis_examples, timeout_s=profile.stage_timeout_s,
+            reproduce_prefix=_pytest_replay(plan, properties_dir, target.base_url), cancel=cancel,
+        )  # fmt: skip
+        obs.note(f"properties: {collected.properties.status} ({collected.properties.passed} passed, "
+                 f"{collected.properties.failed} falsified)")  # fmt: skip
+
+
+def _measure_noise_floor(plan: AuditPlan, collected: _Collected, obs: AuditObserver, cancel: threading.Event) -> None:
+    customers = plan.pack.config.customers
+    goal_rate = customers.goal * customers.peak_rps_per_customer
+    if plan.profile.noise_floor_s <= 0:
+        return
+    obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} arrivals/s")
+    from harness.nulltarget import measure_noise_floor
+
+    try:
+        collected.noise_floor = measure_noise_floor(
+            rps=min(goal_rate, 2000.0), duration_s=plan.profile.noise_floor_s, cancel=cancel
+        )
+    except RuntimeError as exc:
+        collected.notes.append(f"The harness's noise floor could not be measured: {exc}")
+
+
+def _tier_context(plan: AuditPlan, target: _Target, hooks: _PackHooks, run: _Run, pacer: RequestPacer | None) -> TierContext:
+    config = plan.pack.config
+    managed = target.managed
+    return TierContext(
+        base_url=target.base_url,
+        run_dir=run.run_dir,
+        locustfile=plan.pack.locustfile,
+        provision_hook=hooks.create_customer,
+        auth_headers=hooks.auth_headers,
+        store=run.store,
+        profile=plan.profile,
+        per_customer_rps=config.customers.peak_rps_per_customer,
+        provision_concurrency=config.customers.provision_concurrency,
+        request_timeout_s=config.target.request_timeout_s,
+        seed=plan.seed,
+        persona_weights=config.customers.personas,
+        workers=plan.options.workers,
+        max_rps=config.target.max_rps,
+        pacer=pacer,
+        stress_stop_p99_ms=_stress_stop_p99(plan),
+        target_alive=managed.alive if managed else None,
+        target_samples=managed.samples if managed else None,
+        integrity_check=_integrity_check(plan, target.base_url, run.store, pacer),
+        env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
+    )
+
+
 def _when(at: float | None) -> str:
     if at is None:
         return ""
@@ -400,10 +376,9 @@ def _when(at: float | None) -> str:
 
 
 def _integrity_check(
-    pack: Pack, base_url: str, store: CustomerStore, profile: Profile, timeout_s: float, seed: int,
-    pacer: RequestPacer | None = None,
+    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
 ) -> Callable[[int, Path], IntegrityResult] | None:
-    invariants_file = pack.invariants_file
+    invariants_file = plan.pack.invariants_file
     if invariants_file is None:
         return None
 
@@ -413,62 +388,37 @@ def _integrity_check(
             base_url=base_url,
             customers=[c for c in store.all() if int(c["index"]) < customers],
             ledger_dir=ledger,
-            sample=profile.integrity_sample,
-            request_timeout_s=timeout_s,
-            seed=seed + customers,
+            sample=plan.profile.integrity_sample,
+            request_timeout_s=plan.pack.config.target.request_timeout_s,
+            seed=plan.seed + customers,
             pacer=pacer,
         )
 
     return check
 
 
-def _stress_stop_p99(config: Any) -> float:
+def _stress_stop_p99(plan: AuditPlan) -> float:
     # Stop stress steps once latency is far past every SLO: the knee is behind us.
-    worst = max([config.slo.p99_ms, *[s.p99_ms for s in config.slo.endpoints.values()]])
-    return 4 * worst
+    slo = plan.pack.config.slo
+    return 4 * max([slo.p99_ms, *[s.p99_ms for s in slo.endpoints.values()]])
 
 
-def _pytest_replay(pack: Pack, folder: Path, base_url: str, managed: ManagedTarget | None, seed: int) -> str:
-    target = "SCALEREADY_TARGET_URL=<url of a running target>" if managed else f"SCALEREADY_TARGET_URL={base_url}"
+def _pytest_replay(plan: AuditPlan, folder: Path, base_url: str) -> str:
+    target = ("SCALEREADY_TARGET_URL=<url of a running target>" if plan.starts_target
+              else f"SCALEREADY_TARGET_URL={base_url}")  # fmt: skip
     return (
-        f"{target} SCALEREADY_SEED={seed} python -m pytest {shlex.quote(str(folder))} "
+        f"{target} SCALEREADY_SEED={plan.seed} python -m pytest {shlex.quote(str(folder))} "
         f"-p harness.pytest_plugin"
     )
 
 
 def _judge(
-    options: AuditOptions,
-    profile: Profile,
-    tiers: tuple[int, ...],
-    seed: int,
-    run_id: str,
-    started_at: float,
-    finished_at: float,
-    target: TargetInfo,
-    collected: _Collected,
+    plan: AuditPlan, run_id: str, started_at: float, finished_at: float, target: TargetInfo, collected: _Collected
 ) -> AuditRecord:
-    config = options.pack.config
-    policy = verdict_policy(options)
-    measured = [t for t in collected.tiers if t.steady is not None]
-    capacity = None
-    trends: tuple = ()
-    if measured:
-        capacity = capacity_model.estimate_capacity(
-            collected.tiers,
-            per_customer_rps=config.customers.peak_rps_per_customer,
-            goal_customers=config.customers.goal,
-            latency_slo_ms=config.slo.p95_ms,
-            max_error_rate=config.slo.error_rate,
-        )
-        trends = capacity_model.endpoint_trends(
-            collected.tiers,
-            slo_p95_ms={k: v.p95_ms for k, v in config.slo.endpoints.items()},
-            default_slo_p95_ms=config.slo.p95_ms,
-            noise_floor_ms=max(1.0, collected.noise_floor.p99_overhead_ms) if collected.noise_floor else 1.0,
-            max_error_rate=config.slo.error_rate,
-        )
-    missing_tiers = [t for t in tiers if t not in {r.customers for r in collected.tiers}]
-    partial = collected.partial or bool(missing_tiers and _wanted(options, "tiers"))
+    config = plan.pack.config
+    capacity, trends = _analyse(plan, collected)
+    missing_tiers = [t for t in plan.tiers if t not in {r.customers for r in collected.tiers}]
+    partial = collected.partial or bool(missing_tiers and plan.runs("tiers"))
     judgement = verdict.judge(
         gate=collected.gate,
         properties=collected.properties,
@@ -476,26 +426,21 @@ def _judge(
         capacity=capacity,
         trends=trends,
         noise_floor=collected.noise_floor,
-        policy=policy,
-        reproduce=verdict.ReproduceContext(
-            pack=_pack_arg(options.pack),
-            profile=options.profile_name,
-            target_url=None if target.started_by_harness else target.base_url,
-            started_by_harness=target.started_by_harness,
-            extra_args=_extra_args(options, seed),
-        ),
+        policy=plan.policy,
+        reproduce=plan.reproduce(target.base_url),
         partial=partial,
     )
+    # The stage said whether it could measure each tier; the verdict says whether it passed.
     tier_records = tuple(
         replace(t, status=judgement.tier_status.get(t.customers, t.status)) for t in collected.tiers
     )
     notes = list(collected.notes)
-    if missing_tiers and _wanted(options, "tiers"):
+    if missing_tiers and plan.runs("tiers"):
         notes.append(f"Tiers not run: {', '.join(map(str, missing_tiers))}.")
     return AuditRecord(
         run_id=run_id,
-        pack=options.pack.name,
-        profile=options.profile_name,
+        pack=plan.pack.name,
+        profile=plan.options.profile_name,
         started_at=started_at,
         finished_at=finished_at,
         target=target,
@@ -512,12 +457,12 @@ def _judge(
         partial=partial,
         notes=tuple(notes) + tuple(judgement.reasons),
         options={
-            "seed": seed,
-            "workers": options.workers,
-            "flaw": options.flaw,
-            "tiers": list(tiers),
-            "only": list(options.only),
-            "profile": profile.model_dump(),
+            "seed": plan.seed,
+            "workers": plan.options.workers,
+            "flaw": plan.options.flaw,
+            "tiers": list(plan.tiers),
+            "only": list(plan.options.only),
+            "profile": plan.profile.model_dump(),
             "per_customer_rps": config.customers.peak_rps_per_customer,
             "goal_customers": config.customers.goal,
             "python_pid": os.getpid(),
@@ -525,31 +470,27 @@ def _judge(
     )
 
 
-def verdict_policy(options: AuditOptions) -> verdict.VerdictPolicy:
-    slo = options.pack.config.slo
-    return verdict.VerdictPolicy(
-        default_slo=verdict.EndpointSlo(p95_ms=slo.p95_ms, p99_ms=slo.p99_ms),
-        endpoint_slos={k: verdict.EndpointSlo(p95_ms=v.p95_ms, p99_ms=v.p99_ms) for k, v in slo.endpoints.items()},
-        max_error_rate=slo.error_rate,
-        goal_customers=options.pack.config.customers.goal,
-        ready_headroom=slo.ready_headroom,
+def _analyse(plan: AuditPlan, collected: _Collected) -> tuple[CapacityEstimate | None, tuple[EndpointTrend, ...]]:
+    """Capacity and the data-volume trends, from the tiers that measured a steady window."""
+    if not any(t.steady is not None for t in collected.tiers):
+        return None, ()
+    config = plan.pack.config
+    capacity = capacity_model.estimate_capacity(
+        collected.tiers,
+        per_customer_rps=config.customers.peak_rps_per_customer,
+        goal_customers=config.customers.goal,
+        latency_slo_ms=config.slo.p95_ms,
+        max_error_rate=config.slo.error_rate,
     )
+    floor = collected.noise_floor
+    trends = capacity_model.endpoint_trends(
+        collected.tiers,
+        slo_p95_ms={k: v.p95_ms for k, v in config.slo.endpoints.items()},
+        default_slo_p95_ms=config.slo.p95_ms,
+        noise_floor_ms=max(1.0, floor.p99_overhead_ms) if floor else 1.0,
+        max_error_rate=config.slo.error_rate,
+    )
+    return capacity, trends
 
 
-def _pack_arg(pack: Pack) -> str:
-    try:
-        return str(pack.root.relative_to(Path.cwd()))
-    except ValueError:
-        return str(pack.root)
-
-
-def _extra_args(options: AuditOptions, seed: int) -> str:
-    parts = [f"--seed {seed}"]
-    if options.flaw:
-        parts.append(f"--flaw {options.flaw}")
-    if options.workers:
-        parts.append(f"--workers {options.workers}")
-    return " ".join(parts)
-
-
-__all__ = ["AuditObserver", "AuditOptions", "AuditOutcome", "STAGES", "run_audit", "TargetError"]
+__all__ = ["STAGES", "AuditObserver", "AuditOptions", "AuditOutcome", "run_audit"]

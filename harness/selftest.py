@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import history
-from harness.audit import AuditObserver, AuditOptions, run_audit
+from harness.audit import AuditObserver, run_audit
+from harness.audit_plan import AuditOptions
 from harness.errors import ConfigError
 from harness.files import atomic_write_text
 from harness.pack import Pack
