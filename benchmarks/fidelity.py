@@ -115,7 +115,7 @@ class Hammer(FastHttpUser):
 """
 
 HARNESS = """
-from harness.loadkit import CustomerUser, task
+from harness.pack_api import CustomerUser, task
 
 class Customer(CustomerUser):
     @task

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.pytest_plugin import configured_target_url, request_hooks, request_timeout_s
+from harness.pack_api import configured_target_url, request_hooks, request_timeout_s
 
 pytest_plugins = ["harness.pytest_plugin"]
 

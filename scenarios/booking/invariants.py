@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 
-from harness.integrity.declare import Read, isolation_reads, listing, readback, resource
-from harness.integrity.ledger import Operation
+from harness.pack_api import Operation, Read, isolation_reads, listing, readback, resource
 
 API_KEY_HEADER = "X-API-Key"
 MAX_DAYS_LISTED = 20  # one GET /bookings?date= per day; more days are read back one by one
