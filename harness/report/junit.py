@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from harness.records import AuditRecord, Finding, TierResult
+from harness.records import AuditRecord, Finding, PhaseMeasurement, TierResult
 from harness.report.scorecard import ordered_findings
 from harness.timestamps import iso_utc
 
@@ -143,81 +143,48 @@ def _integrity_finding(kinds: Collection[str]) -> Callable[[Finding], bool]:
     return lambda f: _INTEGRITY_CATEGORY.get(f.category) in kinds
 
 
+class _Findings:
+    """A tier's findings, each reported in one test case: the first case that takes it."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.own = findings
+        self.used: set[int] = set()
+
+    def take(self, pred: Callable[[Finding], bool]) -> list[Finding]:
+        got = [f for f in self.own if id(f) not in self.used and pred(f)]
+        self.used.update(id(f) for f in got)
+        return got
+
+    def rest(self) -> list[Finding]:
+        return self.take(lambda f: True)
+
+
 def _tier_suite(tier: TierResult, findings: list[Finding]) -> _Suite:
     n = tier.customers
     cls = f"scaleready.tier{n}"
     phases = [p for p in (tier.warmup, tier.steady, *tier.stress) if p is not None]
     suite = _Suite(f"tier {n} customers",
-                   time=sum(max(0.0, p.ended_at - p.started_at) for p in phases))
-    own = [f for f in findings if f.tier == n]
-    used: set[int] = set()
-
-    def take(pred: Callable[[Finding], bool]) -> list[Finding]:
-        got = [f for f in own if id(f) not in used and pred(f)]
-        used.update(id(f) for f in got)
-        return got
-
+                   time=sum(max(0.0, p.ended_at - p.started_at) for p in phases))  # fmt: skip
     if tier.status == "skipped":
-        suite.cases.append(_Case("tier result", cls, outcome="skipped",
-                                 message=tier.reason or "tier skipped"))
+        suite.cases.append(_Case("tier result", cls, outcome="skipped", message=tier.reason or "tier skipped"))
         return suite
-
+    own = _Findings([f for f in findings if f.tier == n])
     invalid = tier.status == "invalid"
     steady = tier.steady
-    endpoints = [e.name for e in steady.endpoints] if steady is not None else []
-    for name in endpoints:
+    for name in [e.name for e in steady.endpoints] if steady is not None else []:
         for label, category in (("latency SLO", "slo-latency"), ("error-rate SLO", "slo-errors")):
             case = _Case(f"{name}: {label}", cls)
-            hits = take(_slo_finding(category, name))
+            hits = own.take(_slo_finding(category, name))
             if hits:
                 _fail_with(case, hits)
             elif invalid:
                 case.outcome = "skipped"
                 case.message = "not measured validly: " + (tier.reason or "tier invalid")
             suite.cases.append(case)
-
-    integrity = tier.integrity
-    if integrity is not None and integrity.status != "skipped":
-        names = list(integrity.checks)
-        for v in integrity.violations:
-            if (v.check or v.kind) not in names:
-                names.append(v.check or v.kind)
-        for check in names:
-            case = _Case(f"integrity: {check}", cls)
-            bad = [v for v in integrity.violations if (v.check or v.kind) == check]
-            if bad:
-                kinds = {v.kind for v in bad}
-                hits = take(_integrity_finding(kinds))
-                case.outcome = "failure"
-                case.type = hits[0].category if hits else bad[0].kind
-                case.message = hits[0].title if hits else f"{len(bad)} {bad[0].kind} violation(s)"
-                lines = [f"{v.kind} customer={v.customer} ids={','.join(v.identifiers)}: {v.detail}"
-                         for v in bad[:50]]
-                if len(bad) > 50:
-                    lines.append(f"... and {len(bad) - 50} more")
-                case.text = "\n".join(lines)
-                if hits:
-                    case.text = _finding_text(hits[0]) + "\n\n" + case.text
-            suite.cases.append(case)
-        if integrity.status == "error":
-            suite.cases.append(_Case("integrity", cls, outcome="error",
-                                     message=integrity.note or "the integrity check failed to run"))
-
+    suite.cases += _integrity_cases(tier, own, cls)
     if steady is not None:
-        case = _Case("load generator kept up", cls)
-        hits = take(lambda f: f.category == "generator-saturated")
-        if steady.validity.saturated or hits:
-            case.outcome = "error"
-            case.type = "generator-saturated"
-            reasons = "; ".join(steady.validity.reasons)
-            case.message = hits[0].title if hits else f"load generator saturated: {reasons}"
-            case.text = _finding_text(hits[0]) if hits else reasons
-        suite.cases.append(case)
-
-    for f in own:
-        if id(f) in used:
-            continue
-        used.add(id(f))
+        suite.cases.append(_generator_case(steady, own, cls))
+    for f in own.rest():
         label = f.category + (f": {f.endpoint}" if f.endpoint else "")
         case = _Case(f"{label} ({f.id})", cls)
         if f.severity in _FAILING:
@@ -225,7 +192,6 @@ def _tier_suite(tier: TierResult, findings: list[Finding]) -> _Suite:
         else:
             case.out = f"{f.severity}: {f.title}\n\n{_finding_text(f)}"
         suite.cases.append(case)
-
     result = _Case("tier result", cls)
     if tier.status == "failed" and not any(c.outcome == "failure" for c in suite.cases):
         result.outcome, result.message = "failure", tier.reason or "tier failed"
@@ -233,6 +199,50 @@ def _tier_suite(tier: TierResult, findings: list[Finding]) -> _Suite:
         result.outcome, result.message = "error", tier.reason or "measurement invalid"
     suite.cases.append(result)
     return suite
+
+
+def _integrity_cases(tier: TierResult, own: _Findings, cls: str) -> list[_Case]:
+    integrity = tier.integrity
+    if integrity is None or integrity.status == "skipped":
+        return []
+    cases = []
+    names = list(integrity.checks)
+    for v in integrity.violations:
+        if (v.check or v.kind) not in names:
+            names.append(v.check or v.kind)
+    for check in names:
+        case = _Case(f"integrity: {check}", cls)
+        bad = [v for v in integrity.violations if (v.check or v.kind) == check]
+        if bad:
+            kinds = {v.kind for v in bad}
+            hits = own.take(_integrity_finding(kinds))
+            case.outcome = "failure"
+            case.type = hits[0].category if hits else bad[0].kind
+            case.message = hits[0].title if hits else f"{len(bad)} {bad[0].kind} violation(s)"
+            lines = [f"{v.kind} customer={v.customer} ids={','.join(v.identifiers)}: {v.detail}"
+                     for v in bad[:50]]  # fmt: skip
+            if len(bad) > 50:
+                lines.append(f"... and {len(bad) - 50} more")
+            case.text = "\n".join(lines)
+            if hits:
+                case.text = _finding_text(hits[0]) + "\n\n" + case.text
+        cases.append(case)
+    if integrity.status == "error":
+        cases.append(_Case("integrity", cls, outcome="error",
+                           message=integrity.note or "the integrity check failed to run"))  # fmt: skip
+    return cases
+
+
+def _generator_case(steady: PhaseMeasurement, own: _Findings, cls: str) -> _Case:
+    case = _Case("load generator kept up", cls)
+    hits = own.take(lambda f: f.category == "generator-saturated")
+    if steady.validity.saturated or hits:
+        case.outcome = "error"
+        case.type = "generator-saturated"
+        reasons = "; ".join(steady.validity.reasons)
+        case.message = hits[0].title if hits else f"load generator saturated: {reasons}"
+        case.text = _finding_text(hits[0]) if hits else reasons
+    return case
 
 
 def _analysis_suite(findings: list[Finding]) -> _Suite | None:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import TierResult
+from harness.records import Finding, TierResult
 from harness.verdict.outcome import Outcome, make_finding, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.wording import about
@@ -103,77 +103,90 @@ def resource_leak(
     if not series:
         return Outcome()
     if all(x == 0 for _, x, _ in series):
-        return Outcome(
-            notes=(
-                "The target's memory was sampled without request counts, so leaks were not judged.",
-            )
-        )
+        return Outcome(notes=("The target's memory was sampled without request counts, so leaks were not judged.",))
     lo, hi = series[0][1], max(x for _, x, _ in series)
     cut = lo + (hi - lo) / 3
     judged = [(g, x, y) for g, x, y in series if x >= cut]
     span = (max(x for _, x, _ in judged) - min(x for _, x, _ in judged)) if judged else 0.0
     if len(judged) < policy.leak_min_samples or span < 10_000:
-        return Outcome(
-            notes=(
-                f"Memory growth was not judged: {len(judged)} samples over {span:.0f} requests after warm-up, "
-                f"fewer than {policy.leak_min_samples} samples or 10000 requests.",
-            )
-        )
+        return Outcome(notes=(
+            f"Memory growth was not judged: {len(judged)} samples over {span:.0f} requests after warm-up, "
+            f"fewer than {policy.leak_min_samples} samples or 10000 requests.",
+        ))  # fmt: skip
     fit = _fit_grouped(judged)
     tail = _fit_grouped(judged[len(judged) // 2 :])
     if fit is None or tail is None:
         return Outcome()
-    per_10k = fit.slope * 10_000
-    growth = fit.slope * span
-    steady = tail.slope >= 0.5 * fit.slope
-    if not (
-        per_10k >= policy.leak_mb_per_10k_requests
-        and fit.r2 >= policy.leak_min_r2
-        and steady
-        and (
-            growth >= policy.leak_min_growth_mb
-            or (growth >= policy.leak_min_growth_mb_straight and fit.r2 >= policy.leak_straight_r2)
-        )
-    ):
+    growth = _Growth(fit=fit, tail=tail, samples=len(judged), span=span)
+    if not _is_leak(growth, policy):
         return Outcome()
+    return Outcome(
+        findings=(_leak_finding(growth, tiers, policy, ctx),),
+        failures=(
+            f"The target's memory grows steadily with requests served: {growth.per_10k:.1f} MB per 10000 requests (a leak).",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Growth:
+    """The target's memory against requests served, after warm-up."""
+
+    fit: _LineFit
+    tail: _LineFit  # the last half of the samples alone
+    samples: int
+    span: float  # requests
+
+    @property
+    def per_10k(self) -> float:
+        return self.fit.slope * 10_000
+
+    @property
+    def mb(self) -> float:
+        return self.fit.slope * self.span
+
+
+def _is_leak(g: _Growth, policy: VerdictPolicy) -> bool:
+    steady = g.tail.slope >= 0.5 * g.fit.slope
+    large = g.mb >= policy.leak_min_growth_mb or (
+        g.mb >= policy.leak_min_growth_mb_straight and g.fit.r2 >= policy.leak_straight_r2
+    )
+    return g.per_10k >= policy.leak_mb_per_10k_requests and g.fit.r2 >= policy.leak_min_r2 and steady and large
+
+
+def _leak_finding(g: _Growth, tiers: Sequence[TierResult], policy: VerdictPolicy, ctx: ReproduceContext) -> Finding:
     # Project at the goal's traffic, from the per-customer rate the tiers offered.
     rates = [t.offered_rps / t.customers for t in tiers if t.customers and t.offered_rps]
     goal_rps = (sum(rates) / len(rates)) * policy.goal_customers if rates else None
-    per_hour = per_10k * goal_rps * 3600 / 10_000 if goal_rps else None
+    per_hour = g.per_10k * goal_rps * 3600 / 10_000 if goal_rps else None
     largest = max(t.customers for t in tiers)
-    finding = make_finding(
+    return make_finding(
         "resource-leak",
         ["memory"],
         severity="high",
         title=(
-            f"The service's memory grows with every request, about {per_10k:.1f} MB per 10000 requests"
+            f"The service's memory grows with every request, about {g.per_10k:.1f} MB per 10000 requests"
             + (f" ({about(per_hour)} MB an hour at the goal's traffic)" if per_hour else "")
             + ": it will run out of memory unless restarted"
         ),
         detail=(
-            f"Across {len(judged)} samples after warm-up spanning {span:.0f} requests, the target's RSS grew "
-            f"{growth:.0f} MB on a straight line (R^2 {fit.r2:.2f}; threshold {policy.leak_mb_per_10k_requests:g} "
+            f"Across {g.samples} samples after warm-up spanning {g.span:.0f} requests, the target's RSS grew "
+            f"{g.mb:.0f} MB on a straight line (R^2 {g.fit.r2:.2f}; threshold {policy.leak_mb_per_10k_requests:g} "
             "MB per 10000 requests) and kept growing to the end of the run, so it is not a cache warming up. "
             "Something keeps a reference per request: an unbounded cache or memo without eviction, a list "
             "of requests or sessions appended to, objects registered on a global and never removed. Take "
             "two heap snapshots (tracemalloc) some thousand requests apart and diff them."
         ),
         evidence={
-            "mb_per_10k_requests": per_10k,
-            "r2": fit.r2,
-            "samples": len(judged),
-            "requests_span": span,
-            "growth_mb": growth,
-            "tail_mb_per_10k_requests": tail.slope * 10_000,
+            "mb_per_10k_requests": g.per_10k,
+            "r2": g.fit.r2,
+            "samples": g.samples,
+            "requests_span": g.span,
+            "growth_mb": g.mb,
+            "tail_mb_per_10k_requests": g.tail.slope * 10_000,
             "threshold_mb_per_10k_requests": policy.leak_mb_per_10k_requests,
             "goal_rps": goal_rps,
             "mb_per_hour_at_goal": per_hour,
         },
         reproduce=reproduce_command(ctx, f"tier:{largest}"),
-    )
-    return Outcome(
-        findings=(finding,),
-        failures=(
-            f"The target's memory grows steadily with requests served: {per_10k:.1f} MB per 10000 requests (a leak).",
-        ),
     )

@@ -63,31 +63,17 @@ def judge_steady(
     no_p99: list[str] = []
     for e in sorted(steady.endpoints, key=lambda e: e.name):
         slo = policy.slo_for(e.name)
-        checks: list[tuple[str, float, float]] = []
-        if e.requests >= policy.min_requests_for_p95:
-            checks.append(("p95", e.latency.p95_ms, slo.p95_ms))
-        else:
+        checks = _percentile_checks(e, slo, policy)
+        if e.requests < policy.min_requests_for_p95:
             no_p95.append(e.name)
-            if e.requests >= policy.min_requests_for_p50:
-                # Too few for a p95, but a median above the p95 limit is a gross failure that a
-                # handful of requests shows beyond doubt (half of them over a 1-in-20 limit).
-                checks.append(("p50", e.latency.p50_ms, slo.p95_ms))
-        if e.requests >= policy.min_requests_for_percentiles:
-            checks.append(("p99", e.latency.p99_ms, slo.p99_ms))
-        else:
+        if e.requests < policy.min_requests_for_percentiles:
             no_p99.append(e.name)
         breaches: list[tuple[str, float, float]] = []
         for label, value, limit in checks:
             if value <= limit:
                 continue
             if value - limit < margin:
-                noise = f"the harness's own noise floor ({ms(floor)} ms at p99)"
-                if lateness_ms:
-                    noise += f" plus the busy machine's lateness ({ms(lateness_ms)} ms)"
-                notes.append(
-                    f"At {n} customers {e.name}'s {label} of {ms(value)} ms is over its {ms(limit)} ms "
-                    f"SLO by {ms(value - limit)} ms, less than {noise}: not raised."
-                )
+                notes.append(_within_noise(n, e.name, label, value, limit, floor, lateness_ms))
                 continue
             breaches.append((label, value, limit))
         if breaches:
@@ -124,6 +110,32 @@ def judge_steady(
             f"{policy.min_requests_for_percentiles} requests each, and a p99 needs at least 10 requests slower than it."
         )
     return Outcome(findings=tuple(findings), failures=tuple(failures), notes=tuple(notes))
+
+
+def _percentile_checks(
+    e: EndpointMeasurement, slo: EndpointSlo, policy: VerdictPolicy
+) -> list[tuple[str, float, float]]:
+    """(percentile, measured, limit) for each percentile the endpoint's requests can support."""
+    checks: list[tuple[str, float, float]] = []
+    if e.requests >= policy.min_requests_for_p95:
+        checks.append(("p95", e.latency.p95_ms, slo.p95_ms))
+    elif e.requests >= policy.min_requests_for_p50:
+        # Too few for a p95, but a median above the p95 limit is a gross failure that a
+        # handful of requests shows beyond doubt (half of them over a 1-in-20 limit).
+        checks.append(("p50", e.latency.p50_ms, slo.p95_ms))
+    if e.requests >= policy.min_requests_for_percentiles:
+        checks.append(("p99", e.latency.p99_ms, slo.p99_ms))
+    return checks
+
+
+def _within_noise(n: int, name: str, label: str, value: float, limit: float, floor: float, lateness_ms: float) -> str:
+    noise = f"the harness's own noise floor ({ms(floor)} ms at p99)"
+    if lateness_ms:
+        noise += f" plus the busy machine's lateness ({ms(lateness_ms)} ms)"
+    return (
+        f"At {n} customers {name}'s {label} of {ms(value)} ms is over its {ms(limit)} ms "
+        f"SLO by {ms(value - limit)} ms, less than {noise}: not raised."
+    )
 
 
 def latency_finding(
