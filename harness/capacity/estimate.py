@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -39,7 +39,7 @@ from harness.capacity.usl import (
     penalties,
     slo_concurrency,
 )
-from harness.records import CapacityEstimate, PhaseMeasurement, TierResult
+from harness.records import CapacityEstimate, CapacityParams, PhaseMeasurement, TierResult
 
 __all__ = ["completed_iterations_per_s", "estimate_capacity", "requests_per_iteration"]
 
@@ -85,7 +85,7 @@ def estimate_capacity(
     * ``"none"``: no valid phase met the SLO.
 
     Phases measured with a saturated generator are never used, nor those measured on a busy
-    machine that missed the SLO; ``params["unmeasured_rps"]`` is the lowest of the latter above
+    machine that missed the SLO; ``params.unmeasured_rps`` is the lowest of the latter above
     the floor (the floor may stop there because of the noise, not the service).
     """
     _check_arguments(per_customer_rps, goal_customers, latency_slo_ms, slo_percentile)
@@ -304,31 +304,27 @@ def _max_rps_cap(tiers: Sequence[TierResult], at_volume: int) -> float | None:
     return min(capped) if capped else None
 
 
-def _measured_params(question: _Question, measured: _Measured) -> dict[str, float]:
+def _measured_params(question: _Question, measured: _Measured) -> CapacityParams:
     customers = question.customers
-    params: dict[str, float] = {
-        "per_customer_rps": question.per_customer_rps,
-        "goal_rps": question.goal_customers * question.per_customer_rps,
-        "latency_slo_ms": question.latency_slo_ms,
-        "valid_points": float(len(measured.points)),
-        "past_knee_points": float(sum(p.past_knee for p in measured.points)),
-    }
-    if measured.floor_rps is not None:
-        params["lower_bound_rps"] = measured.floor_rps
-        params["lower_bound_customers"] = customers(measured.floor_rps)
-    if measured.ceiling is not None:
-        params["ceiling_rps"] = measured.ceiling.phase.offered_rps
-        params["ceiling_customers"] = customers(measured.ceiling.phase.offered_rps)
-    if measured.blind_rps is not None:
-        params["unmeasured_rps"] = measured.blind_rps
-        params["unmeasured_customers"] = customers(measured.blind_rps)
-    if measured.capped_rps is not None:
-        params["max_rps_arrivals"] = measured.capped_rps
-        params["max_rps_customers"] = customers(measured.capped_rps)
-    if measured.knee_rps is not None:
-        params["knee_offered_rps"] = measured.knee_rps
-        params["knee_customers"] = customers(measured.knee_rps)
-    return params
+    floor, blind, capped, knee = measured.floor_rps, measured.blind_rps, measured.capped_rps, measured.knee_rps
+    ceiling = measured.ceiling.phase.offered_rps if measured.ceiling is not None else None
+    return CapacityParams(
+        per_customer_rps=question.per_customer_rps,
+        goal_rps=question.goal_customers * question.per_customer_rps,
+        latency_slo_ms=question.latency_slo_ms,
+        valid_points=len(measured.points),
+        past_knee_points=sum(p.past_knee for p in measured.points),
+        lower_bound_rps=floor,
+        lower_bound_customers=None if floor is None else customers(floor),
+        ceiling_rps=ceiling,
+        ceiling_customers=None if ceiling is None else customers(ceiling),
+        unmeasured_rps=blind,
+        unmeasured_customers=None if blind is None else customers(blind),
+        max_rps_arrivals=capped,
+        max_rps_customers=None if capped is None else customers(capped),
+        knee_offered_rps=knee,
+        knee_customers=None if knee is None else customers(knee),
+    )
 
 
 def _knee_text(question: _Question, measured: _Measured) -> str:
@@ -342,7 +338,7 @@ def _knee_text(question: _Question, measured: _Measured) -> str:
 
 
 def _measured_estimate(
-    reason: str, question: _Question, measured: _Measured, params: dict[str, float]
+    reason: str, question: _Question, measured: _Measured, params: CapacityParams
 ) -> CapacityEstimate:
     """The estimate without the USL (``reason`` says why not): the measured floor, or none."""
     knee_text = _knee_text(question, measured)
@@ -408,19 +404,22 @@ def _choose_fit_points(points: list[_Point]) -> tuple[list[_Point], int]:
     return points, 0
 
 
-def _usl_estimate(question: _Question, measured: _Measured, params: dict[str, float]) -> CapacityEstimate:
+def _usl_estimate(question: _Question, measured: _Measured, params: CapacityParams) -> CapacityEstimate:
     """The USL's capacity, or the measured estimate when the fit cannot be trusted (the note
-    says why). ``params`` gains what the fit found either way."""
+    says why); the estimate's params carry what the fit found either way."""
     fit_points, fit_tier = _choose_fit_points(list(measured.points))
     try:
         fit = fit_usl([p.phase.concurrency for p in fit_points], [p.goodput for p in fit_points])
     except InsufficientData as exc:
         return _measured_estimate(str(exc), question, measured, params)
-    params.update(fit.to_params())
-    params["fit_tier"] = float(fit_tier)
     contention, coherency = penalties(fit.sigma, fit.kappa, fit.n_star if math.isfinite(fit.n_star) else fit.n_max)
-    params["contention_penalty"] = contention
-    params["coherency_penalty"] = coherency
+    params = replace(
+        params,
+        usl=fit.to_params(),
+        fit_tier=fit_tier,
+        contention_penalty=contention,
+        coherency_penalty=coherency,
+    )
     usl_text = _describe_fit(fit)
     if not any(p.past_knee for p in fit_points):
         reason = (
@@ -431,22 +430,22 @@ def _usl_estimate(question: _Question, measured: _Measured, params: dict[str, fl
 
     ratio = _slo_to_mean_ratio(measured)
     r_limit_s = question.latency_slo_ms / 1000.0 / ratio
-    params["slo_to_mean_ratio"] = ratio
     x_cap = float(capacity_throughput(fit.lam, fit.sigma, fit.kappa, r_limit_s))
     n_slo = float(slo_concurrency(fit.lam, fit.sigma, fit.kappa, r_limit_s))
-    if math.isfinite(n_slo):
-        params["n_slo"] = n_slo
+    params = replace(params, slo_to_mean_ratio=ratio, n_slo=n_slo if math.isfinite(n_slo) else None)
     refusal = _contradicted(fit, x_cap, question, measured)
     if refusal is not None:
         return _measured_estimate(f"{refusal} {usl_text}", question, measured, params)
 
     x_low, x_high = _capacity_band(fit, r_limit_s, x_cap)
-    params["x_capacity"] = x_cap
-    params["x_capacity_low"] = x_low
-    if math.isfinite(x_high):
-        params["x_capacity_high"] = x_high
     rel_width = (x_high - x_low) / x_cap if x_cap > 0 else math.inf
-    params["relative_band_width"] = rel_width if math.isfinite(rel_width) else -1.0
+    params = replace(
+        params,
+        x_capacity=x_cap,
+        x_capacity_low=x_low,
+        x_capacity_high=x_high if math.isfinite(x_high) else None,
+        relative_band_width=rel_width if math.isfinite(rel_width) else -1.0,
+    )
     refusal = _unusable_band(x_cap, x_low, x_high, rel_width, ratio, question)
     if refusal is not None:
         return _measured_estimate(f"{refusal} {usl_text}", question, measured, params)
@@ -531,7 +530,7 @@ class _UslCapacity:
 
 
 def _usl_result(
-    band: _UslCapacity, question: _Question, measured: _Measured, params: dict[str, float], usl_text: str
+    band: _UslCapacity, question: _Question, measured: _Measured, params: CapacityParams, usl_text: str
 ) -> CapacityEstimate:
     """The USL estimate in customers, held between what was measured carried and failing."""
     customers = question.customers

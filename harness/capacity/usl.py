@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
+
+from harness.records import UslParameters
 
 __all__ = [
     "CONFIDENCE_LEVEL",
@@ -54,7 +56,6 @@ MIN_LOAD_LEVELS = 6
 
 _MC_DRAWS = 4000
 _MC_SEED = 20240611
-_PARAM_ORDER = ("lambda", "sigma", "kappa")
 
 
 class InsufficientData(ValueError):
@@ -226,62 +227,73 @@ class UslFit:
         theta[:, 1:] = np.clip(theta[:, 1:], 0.0, 1.0)
         return theta
 
-    def to_params(self) -> dict[str, float]:
-        """Flat numbers for ``CapacityEstimate.params`` (non-finite values are left out)."""
+    def to_params(self) -> UslParameters:
+        """The fit as record numbers (``CapacityParams.usl``); None where a value is not finite."""
         cov = self.cov
-        out = {
-            "sigma": self.sigma,
-            "kappa": self.kappa,
-            "lambda": self.lam,
-            "sigma_se": self.sigma_se,
-            "kappa_se": self.kappa_se,
-            "lambda_se": self.lam_se,
-            "cov_lambda_sigma": cov[0][1],
-            "cov_lambda_kappa": cov[0][2],
-            "cov_sigma_kappa": cov[1][2],
-            "n_points": float(self.n_points),
-            "r2": self.r2,
-            "n_star": self.n_star,
-            "x_max": self.x_max,
-            "n_min": self.n_min,
-            "n_max": self.n_max,
-        }
-        return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+        return UslParameters(
+            sigma=float(self.sigma),
+            kappa=float(self.kappa),
+            lam=float(self.lam),
+            sigma_se=_finite(self.sigma_se),
+            kappa_se=_finite(self.kappa_se),
+            lam_se=_finite(self.lam_se),
+            cov_lam_sigma=_finite(cov[0][1]),
+            cov_lam_kappa=_finite(cov[0][2]),
+            cov_sigma_kappa=_finite(cov[1][2]),
+            n_points=self.n_points,
+            r2=_finite(self.r2),
+            n_star=_finite(self.n_star),
+            x_max=_finite(self.x_max),
+            n_min=_finite(self.n_min),
+            n_max=_finite(self.n_max),
+        )
 
     @classmethod
-    def from_params(cls, params: Mapping[str, float]) -> UslFit | None:
-        """Rebuild a fit from ``to_params()`` output (e.g. a chart reading a record); None if absent."""
-        try:
-            lam, sigma, kappa = params["lambda"], params["sigma"], params["kappa"]
-            n_points = int(params["n_points"])
-        except KeyError:
+    def from_params(cls, params: UslParameters | None) -> UslFit | None:
+        """Rebuild a fit from ``to_params()`` output (e.g. a chart reading a record); None if absent.
+
+        A value left out (not finite) is taken as it was: an unidentified standard error or
+        covariance as infinite, no peak as N* = inf.
+        """
+        if params is None or params.n_points is None:
             return None
-        ses = [params.get(f"{k}_se", math.inf) for k in _PARAM_ORDER]
-        c01 = params.get("cov_lambda_sigma", 0.0 if math.isfinite(ses[0] * ses[1]) else math.inf)
-        c02 = params.get("cov_lambda_kappa", 0.0 if math.isfinite(ses[0] * ses[2]) else math.inf)
-        c12 = params.get("cov_sigma_kappa", 0.0 if math.isfinite(ses[1] * ses[2]) else math.inf)
+        lam, sigma, kappa = params.lam, params.sigma, params.kappa
+        lam_se, sigma_se, kappa_se = (
+            math.inf if se is None else se for se in (params.lam_se, params.sigma_se, params.kappa_se)
+        )
+        c01 = _known(params.cov_lam_sigma, 0.0 if math.isfinite(lam_se * sigma_se) else math.inf)
+        c02 = _known(params.cov_lam_kappa, 0.0 if math.isfinite(lam_se * kappa_se) else math.inf)
+        c12 = _known(params.cov_sigma_kappa, 0.0 if math.isfinite(sigma_se * kappa_se) else math.inf)
         cov = (
-            (ses[0] ** 2, c01, c02),
-            (c01, ses[1] ** 2, c12),
-            (c02, c12, ses[2] ** 2),
+            (lam_se**2, c01, c02),
+            (c01, sigma_se**2, c12),
+            (c02, c12, kappa_se**2),
         )
         n_star, x_max = _peak(lam, sigma, kappa)
         return cls(
             sigma=sigma,
             kappa=kappa,
             lam=lam,
-            sigma_se=ses[1],
-            kappa_se=ses[2],
-            lam_se=ses[0],
-            n_points=n_points,
-            r2=params.get("r2", math.nan),
+            sigma_se=sigma_se,
+            kappa_se=kappa_se,
+            lam_se=lam_se,
+            n_points=params.n_points,
+            r2=_known(params.r2, math.nan),
             n_star=float(n_star),
             x_max=float(x_max),
-            dominant=_dominant(sigma, kappa, float(n_star), params.get("n_max", 1.0)),
+            dominant=_dominant(sigma, kappa, float(n_star), _known(params.n_max, 1.0)),
             cov=cov,
-            n_min=params.get("n_min", 0.0),
-            n_max=params.get("n_max", math.inf),
+            n_min=_known(params.n_min, 0.0),
+            n_max=_known(params.n_max, math.inf),
         )
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _known(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def penalties(sigma: float, kappa: float, n_ref: float) -> tuple[float, float]:

@@ -24,7 +24,7 @@ class TestEstimateCapacity:
         assert est.predicted_customers == pytest.approx(15_000, rel=0.05)
         assert est.headroom == pytest.approx(3.0, rel=0.05)
         assert est.confidence in ("high", "medium")
-        assert est.params["sigma"] == pytest.approx(SIGMA, abs=0.02)
+        assert est.params.usl is not None and est.params.usl.sigma == pytest.approx(SIGMA, abs=0.02)
         assert len(est.points) == 15
         assert "USL" in est.note
 
@@ -36,8 +36,8 @@ class TestEstimateCapacity:
         assert steady.iterations_started == 100 * 60  # 60 s at 100 arrivals/s, 12000 requests
         stressed = phase("stress", offered_rps=400.0, achieved_rps=400.0, service_ms=2.0, label="stress x4")
         est = estimate_capacity([tier(1000, steady=steady, stress=[stressed])], 0.1, 1000, latency_slo_ms=100)
-        assert est.params["past_knee_points"] == 1  # 200 completed iterations/s of 400 offered
-        assert est.params["lower_bound_customers"] == pytest.approx(1000, rel=0.01)
+        assert est.params.past_knee_points == 1  # 200 completed iterations/s of 400 offered
+        assert est.params.lower_bound_customers == pytest.approx(1000, rel=0.01)
 
     def test_counted_iterations_win_over_the_estimated_mix(self) -> None:
         # The persona mix varies from phase to phase: the light steady window made 2.0 requests per
@@ -53,10 +53,10 @@ class TestEstimateCapacity:
         )
         assert step.achieved_ips == pytest.approx(200.0)
         est = estimate_capacity([tier(1000, steady=steady, stress=[step])], 0.1, 1000, latency_slo_ms=100)
-        assert est.params["lower_bound_customers"] == pytest.approx(2000, rel=0.001)
+        assert est.params.lower_bound_customers == pytest.approx(2000, rel=0.001)
         uncounted = dataclasses.replace(step, iterations_completed=0)
         est = estimate_capacity([tier(1000, steady=steady, stress=[uncounted])], 0.1, 1000, latency_slo_ms=100)
-        assert est.params["lower_bound_customers"] == pytest.approx(1800, rel=0.001)  # 360 / 2.0 per iteration
+        assert est.params.lower_bound_customers == pytest.approx(1800, rel=0.001)  # 360 / 2.0 per iteration
 
     @pytest.mark.parametrize(("completed_share", "customers"), [(0.995, 7500), (0.95, 7125)])
     def test_a_step_that_kept_up_carried_its_offered_rate(self, completed_share: float, customers: float) -> None:
@@ -79,7 +79,7 @@ class TestEstimateCapacity:
                     stress=[phase("stress", offered_rps=337.5, service_ms=2.0, label="x1.5"),
                             phase("stress", offered_rps=450.0, latency=slow, service=slow, label="x2")])
         est = estimate_capacity([small, goal], 0.225, 1000, latency_slo_ms=100)
-        assert est.params["lower_bound_customers"] == pytest.approx(1500)
+        assert est.params.lower_bound_customers == pytest.approx(1500)
 
     def test_a_model_contradicted_by_a_failure_measured_at_the_goal_is_not_used(self) -> None:
         # A small tier scales smoothly up to 900 req/s, so a USL fit over every point predicts
@@ -124,7 +124,7 @@ class TestEstimateCapacity:
         assert "past the knee" in est.note
         assert est.high is None
         assert est.predicted_customers == est.low == pytest.approx(10_000, rel=0.05)
-        assert "sigma" in est.params  # the fit is still reported, only not trusted
+        assert est.params.usl is not None  # the fit is still reported, only not trusted
 
     def test_refuses_with_fewer_than_six_load_levels(self) -> None:
         tiers = usl_tiers(LAM, SIGMA, KAPPA, PER_CUSTOMER, customers=(5000,), steps=(1.5, 2, 4))
@@ -153,14 +153,14 @@ class TestEstimateCapacity:
         assert est.method == "lower-bound"
         assert est.predicted_customers == pytest.approx(7500)
         assert [off for off, _, _ in est.points] == [225.0, 337.5]
-        assert est.params["unmeasured_customers"] == pytest.approx(10_000)
+        assert est.params.unmeasured_customers == pytest.approx(10_000)
         assert est.high is None  # the x2 miss is nobody's, so it caps nothing
         assert "missed the SLO while the machine was busy" in est.note
         # The same x2 miss on a quiet machine is the service's: it caps the band.
         quiet = tier(5000, steady=steady, stress=[phase("stress", offered_rps=337.5, service_ms=2.0, label="x1.5"),
                                                  with_generator(goal.stress[1], generator_health())])  # fmt: skip
         est = estimate_capacity([quiet], 0.045, 5000, latency_slo_ms=100)
-        assert est.high == pytest.approx(10_000) and "unmeasured_customers" not in est.params
+        assert est.high == pytest.approx(10_000) and est.params.unmeasured_customers is None
 
     def test_a_wide_band_refuses_to_extrapolate(self) -> None:
         # One saturated point per tier, far past a big gap, with 10 % noise: κ barely identified.
@@ -170,7 +170,7 @@ class TestEstimateCapacity:
         est = estimate_capacity(tiers, PER_CUSTOMER, 5000, latency_slo_ms=10_000)
         assert est.method == "lower-bound"
         assert "wider than the estimate" in est.note
-        assert est.params["relative_band_width"] > 1.0
+        assert est.params.relative_band_width is not None and est.params.relative_band_width > 1.0
 
     def test_unidentified_parameters_refuse_to_extrapolate(self) -> None:
         # Everything below one request in flight except a single saturated point: σ and κ are
@@ -230,8 +230,8 @@ def test_a_floor_held_at_the_packs_max_rps_says_so_instead_of_a_limit() -> None:
     capped = dataclasses.replace(tier(1000, steady=steady, stress=[step]), max_rps_arrivals=40.0)
     est = estimate_capacity([capped], 0.02, 1000, latency_slo_ms=100)
     assert est.predicted_customers == pytest.approx(2000)
-    assert est.params["max_rps_customers"] == pytest.approx(2000)
+    assert est.params.max_rps_customers == pytest.approx(2000)
     slow = latency_summary(400.0, count=1000, p95_ms=900.0)
     failing = phase("stress", offered_rps=40.0, latency=slow, service=slow, label="x2")
     failed = dataclasses.replace(tier(1000, steady=steady, stress=[failing]), max_rps_arrivals=40.0)
-    assert "max_rps_customers" not in estimate_capacity([failed], 0.02, 1000, latency_slo_ms=100).params
+    assert estimate_capacity([failed], 0.02, 1000, latency_slo_ms=100).params.max_rps_customers is None

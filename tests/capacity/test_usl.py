@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.capacity import InsufficientData, UslFit, fit_usl
+from harness.records import UslParameters
 from tests.capacity.usl_service import usl
 
 
@@ -107,7 +108,8 @@ class TestFitUsl:
         assert again is not None
         for n in (1.0, 30.0, 200.0):
             assert again.predict(n) == pytest.approx(fit.predict(n))
-        assert UslFit.from_params({}) is None
+        assert UslFit.from_params(None) is None
+        assert UslFit.from_params(UslParameters(sigma=0.02, kappa=5e-4, lam=1000.0)) is None  # no n_points
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
