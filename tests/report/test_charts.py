@@ -12,13 +12,19 @@ from factories import audit_record, latency_summary, phase, tier
 from matplotlib.figure import Figure
 
 from harness.capacity import fit_usl
-from harness.charts import all_charts, endpoint_chart, figure_svg, latency_chart, throughput_chart
 from harness.records import (
     AuditRecord,
     CapacityEstimate,
     CapacityParams,
     EndpointTrend,
     UslParameters,
+)
+from harness.report.charts import (
+    all_charts,
+    endpoint_chart,
+    figure_svg,
+    latency_chart,
+    throughput_chart,
 )
 
 
@@ -164,5 +170,16 @@ class TestRendering:
         assert not (ids[0] & ids[1]) and not (ids[1] & ids[2])
 
     def test_pyplot_is_never_imported(self) -> None:
-        code = "import sys, harness.charts\nassert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        code = "import sys, harness.report.charts\nassert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+    def test_charts_import_no_stage(self) -> None:
+        # Charts read records and pure analysis; a stage (or Locust) behind them would let a
+        # report run something.
+        code = (
+            "import sys, harness.report.charts\n"
+            "bad = [m for m in sys.modules if m.split('.')[:2] in (['harness', 'load'], ['harness', 'tiers'],"
+            " ['harness', 'target']) or m == 'locust']\n"
+            "assert not bad, bad\n"
+        )
         subprocess.run([sys.executable, "-c", code], check=True)
