@@ -25,7 +25,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from harness.capacity import UslFit, completed_iterations_per_s, requests_per_iteration
-from harness.records import AuditRecord, CapacityParams, PhaseMeasurement, TierResult
+from harness.records import (
+    AuditRecord,
+    CapacityEstimate,
+    CapacityParams,
+    PhaseMeasurement,
+    TierResult,
+)
 
 __all__ = ["all_charts", "endpoint_chart", "figure_svg", "latency_chart", "throughput_chart"]
 
@@ -159,15 +165,8 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
                     hi = max(hi, value)
         span = np.geomspace(lo / 1.5, hi * 1.5, 50)
         ax.plot(span, span, color="#616161", linestyle=":", linewidth=1.0, label="achieved = offered")
-        if capacity is not None and capacity.method == "usl" and capacity.params.x_capacity is not None:
-            x_cap = capacity.params.x_capacity
-            x_low = capacity.params.x_capacity_low if capacity.params.x_capacity_low is not None else x_cap
-            x_high = capacity.params.x_capacity_high if capacity.params.x_capacity_high is not None else x_cap
-            ax.axhspan(x_low, x_high, color=_MODEL, alpha=0.12, linewidth=0)
-            ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} iterations/s, 95 % band")
-        elif capacity is not None and capacity.params.lower_bound_rps is not None:
-            lb = capacity.params.lower_bound_rps
-            ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} iterations/s (measured)")
+        if capacity is not None:
+            _capacity_lines(ax, capacity)
         if goal is not None:
             ax.axvline(goal[1], color=_GOAL, linestyle="--", linewidth=1.1, label=f"goal: {goal[0]:,} customers")
         ax.set_xscale("log")
@@ -182,6 +181,20 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         if fit is not None:
             _usl_panel(axes[1], record, fit, goal)
     return fig
+
+
+def _capacity_lines(ax: Axes, capacity: CapacityEstimate) -> None:
+    """The USL capacity with its band, or else the measured floor, as horizontal lines."""
+    params = capacity.params
+    if capacity.method == "usl" and params.x_capacity is not None:
+        x_cap = params.x_capacity
+        x_low = params.x_capacity_low if params.x_capacity_low is not None else x_cap
+        x_high = params.x_capacity_high if params.x_capacity_high is not None else x_cap
+        ax.axhspan(x_low, x_high, color=_MODEL, alpha=0.12, linewidth=0)
+        ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} iterations/s, 95 % band")
+    elif params.lower_bound_rps is not None:
+        lb = params.lower_bound_rps
+        ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} iterations/s (measured)")
 
 
 def _usl_panel(ax: Axes, record: AuditRecord, fit: UslFit, goal: tuple[int, float] | None) -> None:
