@@ -386,6 +386,68 @@ class NoiseFloor:
 
 
 @dataclass(frozen=True)
+class UslParameters:
+    """A fitted Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1)), as numbers.
+
+    ``harness.capacity.UslFit.from_params`` rebuilds the model from them. None where a value is
+    not finite (or a record does not carry it).
+    """
+
+    sigma: float  # σ, contention: the serialised share of each request's work
+    kappa: float  # κ, coherency: crosstalk between requests, which makes throughput fall past a peak
+    lam: float  # λ, throughput of one request in flight (req/s); "lambda" in the scorecard
+    sigma_se: float | None = None  # standard error of σ; None when the data do not identify it
+    kappa_se: float | None = None  # standard error of κ
+    lam_se: float | None = None  # standard error of λ
+    cov_lam_sigma: float | None = None  # covariance of λ and σ
+    cov_lam_kappa: float | None = None  # covariance of λ and κ
+    cov_sigma_kappa: float | None = None  # covariance of σ and κ
+    n_points: int | None = None  # measured phases the fit used (None: the fit cannot be rebuilt)
+    r2: float | None = None  # weighted coefficient of determination of the fit
+    n_star: float | None = None  # N*, the concurrency of peak throughput; None when κ = 0 (no peak)
+    x_max: float | None = None  # the peak throughput (λ/σ when κ = 0); None when σ = κ = 0
+    n_min: float | None = None  # the smallest in-server concurrency measured
+    n_max: float | None = None  # the largest in-server concurrency measured
+
+
+@dataclass(frozen=True)
+class CapacityParams:
+    """The numbers behind a capacity estimate, as ``harness.capacity.estimate_capacity`` found them.
+
+    Rates are arrivals or completed iterations per second, the offered load's unit; a ``_customers``
+    field is the rate before it divided by one customer's peak rate. None where the estimate did
+    not get that far (no fit, no band), the thing was not there (no knee, no ceiling) or the value
+    is not finite. Bounds are taken at the goal's data volume (or the largest measured).
+    """
+
+    per_customer_rps: float | None = None  # one customer's peak arrival rate
+    goal_rps: float | None = None  # the goal tier's arrival rate: goal customers x per_customer_rps
+    latency_slo_ms: float | None = None  # the latency SLO, at the SLO percentile
+    valid_points: int | None = None  # phases that measured the target (the points estimated from)
+    past_knee_points: int | None = None  # of those, the ones whose goodput fell under 90 % of offered
+    lower_bound_rps: float | None = None  # the floor: the highest load carried within the SLO
+    lower_bound_customers: float | None = None
+    ceiling_rps: float | None = None  # the lowest load above the floor measured failing
+    ceiling_customers: float | None = None
+    unmeasured_rps: float | None = None  # the lowest load above the floor missed on a busy machine
+    unmeasured_customers: float | None = None
+    max_rps_arrivals: float | None = None  # the pack's max_rps, where the load stopped unfailed
+    max_rps_customers: float | None = None
+    knee_offered_rps: float | None = None  # where latency turns up (Kneedle), offered
+    knee_customers: float | None = None
+    usl: UslParameters | None = None  # the USL fit, trusted or not (``method`` says which)
+    fit_tier: int | None = None  # the tier the fit used alone, 0 when it used every tier
+    contention_penalty: float | None = None  # σ(N−1) at N* (or the largest N measured)
+    coherency_penalty: float | None = None  # κN(N−1) at the same N
+    slo_to_mean_ratio: float | None = None  # service p_slo / mean, scaling the fitted mean latency
+    n_slo: float | None = None  # the concurrency where the fitted latency reaches the SLO
+    x_capacity: float | None = None  # the USL's capacity within the SLO
+    x_capacity_low: float | None = None  # the low end of its band
+    x_capacity_high: float | None = None  # the high end of its band
+    relative_band_width: float | None = None  # (high − low) / capacity; −1 when infinite
+
+
+@dataclass(frozen=True)
 class CapacityEstimate:
     """Predicted capacity in customers, with its band, and how it was obtained."""
 
@@ -393,7 +455,7 @@ class CapacityEstimate:
     low: float | None
     high: float | None
     method: str  # "usl", "knee", "lower-bound", "none"
-    params: dict[str, float]  # sigma, kappa, lambda and their standard errors, N*, X_max ...
+    params: CapacityParams  # the numbers behind it: the measured bounds, the USL fit, the band
     headroom: float | None  # predicted / goal
     goal_customers: int
     confidence: Literal["high", "medium", "low", "none"]

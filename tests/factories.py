@@ -15,6 +15,7 @@ from harness.records import (
     AreaScore,
     AuditRecord,
     CapacityEstimate,
+    CapacityParams,
     CrowdedBy,
     EndpointMeasurement,
     EndpointTrend,
@@ -38,6 +39,7 @@ from harness.records import (
     TestCaseResult,
     TierResult,
     TierStatus,
+    UslParameters,
     Verdict,
 )
 
@@ -381,7 +383,7 @@ def capacity_estimate(
         low=None if predicted is None else predicted * 0.75,
         high=None if predicted is None else predicted * 1.35,
         method=method,
-        params={"sigma": 0.0281, "kappa": 0.000104, "lambda": 995.6},
+        params=CapacityParams(usl=UslParameters(sigma=0.0281, kappa=0.000104, lam=995.6)),
         headroom=None if predicted is None else predicted / goal,
         goal_customers=goal,
         confidence="medium",

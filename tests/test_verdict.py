@@ -35,11 +35,13 @@ from factories import (
 from harness.records import (
     CATEGORIES,
     CapacityEstimate,
+    CapacityParams,
     EndpointMeasurement,
     GateResult,
     PhaseMeasurement,
     ResourceSample,
     TierResult,
+    UslParameters,
 )
 from harness.verdict import (
     EndpointSlo,
@@ -103,6 +105,14 @@ def good_tier(n: int, steady_phase: PhaseMeasurement | None = None, **kw: Any) -
 def capacity(headroom: float | None = 2.0, **kw: Any) -> CapacityEstimate:
     est = capacity_estimate(None if headroom is None else headroom * GOAL, goal=GOAL)
     return dataclasses.replace(est, **kw)
+
+
+def usl_fit(
+    sigma: float, kappa: float, n_max: float, *, sigma_se: float | None = None, **params: Any
+) -> CapacityParams:
+    """An estimate's params with a USL fit (λ does not enter the verdict)."""
+    usl = UslParameters(sigma=sigma, kappa=kappa, lam=100.0, sigma_se=sigma_se, n_max=n_max)
+    return CapacityParams(usl=usl, **params)
 
 
 def run(
@@ -485,7 +495,7 @@ def test_a_busy_machine_does_not_excuse_server_errors() -> None:
 
 
 def test_thin_headroom_where_the_next_load_missed_on_a_busy_machine_is_unknown_not_thin() -> None:
-    params = {"unmeasured_customers": 7500.0, "unmeasured_rps": 300.0}
+    params = CapacityParams(unmeasured_customers=7500.0, unmeasured_rps=300.0)
     j = run(cap=capacity(1.2, method="lower-bound", params=params))
     assert j.verdict == "INCONCLUSIVE"
     assert any("measured only up to 1.20x the goal" in r for r in j.reasons)
@@ -504,12 +514,12 @@ def test_a_floor_below_the_goal_with_nothing_measured_failing_is_missing_evidenc
     assert j.verdict == "INCONCLUSIVE"
     assert "never offered" in only(j, "throughput").title
     # A measured failure above the floor is evidence: below the goal, NOT READY.
-    j = run(cap=capacity(0.5, method="lower-bound", params={"ceiling_customers": 3000.0}))
+    j = run(cap=capacity(0.5, method="lower-bound", params=CapacityParams(ceiling_customers=3000.0)))
     assert j.verdict == "NOT READY"
 
 
 def test_thin_headroom_where_the_packs_max_rps_stopped_the_load_is_unknown_not_thin() -> None:
-    j = run(cap=capacity(1.2, method="lower-bound", params={"max_rps_customers": 6000.0}))
+    j = run(cap=capacity(1.2, method="lower-bound", params=CapacityParams(max_rps_customers=6000.0)))
     assert j.verdict == "INCONCLUSIVE"
     f = only(j, "throughput")
     assert "the pack's max_rps kept the load at 6000 customers' traffic" in f.title
@@ -854,7 +864,7 @@ def test_resource_leak_evidence_and_counter_resets() -> None:
     ],
 )
 def test_usl_findings(sigma: float, kappa: float, n_max: float, expected: list[str]) -> None:
-    cap = capacity(1.2, params={"sigma": sigma, "kappa": kappa, "n_max": n_max})
+    cap = capacity(1.2, params=usl_fit(sigma, kappa, n_max))
     j = run(cap=cap)
     got = [f.category for f in j.findings if f.category in ("contention", "coherency")]
     assert got == expected
@@ -871,7 +881,7 @@ def test_a_measured_lower_bound_short_of_the_margin_is_explained_by_the_usl_coef
     # shows as sigma).
     failed_at = headroom * GOAL * 1.5
     cap = capacity(headroom, method="lower-bound",
-                   params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0, "ceiling_customers": failed_at})  # fmt: skip
+                   params=usl_fit(0.5, 0.0, 30.0, ceiling_customers=failed_at))  # fmt: skip
     j = run(cap=cap)
     assert [f.category for f in j.findings if f.category == "contention"] == (["contention"] if explained else [])
 
@@ -879,15 +889,15 @@ def test_a_measured_lower_bound_short_of_the_margin_is_explained_by_the_usl_coef
 @pytest.mark.parametrize(
     ("sigma", "sigma_se", "past_knee", "named"),
     [
-        (0.68, 0.18, 1.0, True),  # a global lock on a fast machine: 3x headroom, yet serialised
-        (0.68, 0.18, 0.0, False),  # no phase past the knee: the fit extrapolates, nothing to say
-        (0.30, 0.14, 1.0, False),  # within two standard errors of the 0.05 threshold
+        (0.68, 0.18, 1, True),  # a global lock on a fast machine: 3x headroom, yet serialised
+        (0.68, 0.18, 0, False),  # no phase past the knee: the fit extrapolates, nothing to say
+        (0.30, 0.14, 1, False),  # within two standard errors of the 0.05 threshold
     ],
 )
 def test_ample_headroom_still_names_a_contention_the_measurements_show_clearly(
-    sigma: float, sigma_se: float, past_knee: float, named: bool
+    sigma: float, sigma_se: float, past_knee: int, named: bool
 ) -> None:
-    params = {"sigma": sigma, "sigma_se": sigma_se, "kappa": 0.0003, "n_max": 800.0, "past_knee_points": past_knee}
+    params = usl_fit(sigma, 0.0003, 800.0, sigma_se=sigma_se, past_knee_points=past_knee)
     j = run(cap=capacity(3.0, method="lower-bound", params=params))
     found = [f for f in j.findings if f.category == "contention"]
     assert [f.severity for f in found] == (["low"] if named else [])
@@ -929,7 +939,7 @@ def test_every_finding_uses_a_known_category_and_a_unique_id() -> None:
         tiers=tiers,
         gate=gate_result(failed=["test_x"]),
         props=properties_result(falsified=[falsified_property()]),
-        cap=capacity(0.8, params={"sigma": 0.2, "kappa": 0.0, "n_max": 10.0}),
+        cap=capacity(0.8, params=usl_fit(0.2, 0.0, 10.0)),
         trends=[endpoint_trend(growth_class="super-linear", breaks_at=3000.0)],
     )
     assert j.verdict == "NOT READY"
@@ -1048,7 +1058,7 @@ def _tiers_with_cpu(peak_cpu: float) -> list[TierResult]:
 def test_contention_says_whether_the_target_was_waiting_or_computing_at_its_peak(
     peak_cpu: float, reading: str
 ) -> None:
-    cap = capacity(1.2, params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    cap = capacity(1.2, params=usl_fit(0.5, 0.0, 30.0))
     f = only(run(cap=cap, tiers=_tiers_with_cpu(peak_cpu)), "contention")
     assert f.evidence["target_cpu_pct_at_peak"] == pytest.approx(peak_cpu)
     assert f.evidence["peak_phase"] == "stress x1.5 at 5000 customers"
@@ -1056,7 +1066,7 @@ def test_contention_says_whether_the_target_was_waiting_or_computing_at_its_peak
 
 
 def test_contention_without_target_samples_says_nothing_about_cpu() -> None:
-    cap = capacity(1.2, params={"sigma": 0.5, "kappa": 0.0, "n_max": 30.0})
+    cap = capacity(1.2, params=usl_fit(0.5, 0.0, 30.0))
     f = only(run(cap=cap), "contention")
     assert "target_cpu_pct_at_peak" not in f.evidence
     assert "CPU" not in f.detail

@@ -1,6 +1,6 @@
 """report.html: the scorecard with charts, per-endpoint tables, stress steps and integrity results.
 
-One self-contained file: inline CSS, inline SVG charts (from :mod:`harness.charts`), no script,
+One self-contained file: inline CSS, inline SVG charts (from :mod:`harness.report.charts`), no script,
 no font, no image and no link that leaves the page, so it opens offline, in a CI artifact viewer,
 or attached to an e-mail, and prints cleanly.
 
@@ -20,8 +20,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness.charts import all_charts, figure_svg
 from harness.records import AuditRecord
+from harness.report.charts import all_charts, figure_svg
 from harness.report.scorecard import (
     build_scorecard,
     fmt_count,

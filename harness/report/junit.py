@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from harness.records import AuditRecord, Finding, PhaseMeasurement, TierResult
-from harness.report.scorecard import ordered_findings
+from harness.records import AuditRecord, CapacityParams, Finding, PhaseMeasurement, TierResult
+from harness.report.scorecard import flat_capacity_params, ordered_findings
 from harness.timestamps import iso_utc
 
 __all__ = ["render_junit"]
@@ -63,10 +63,15 @@ class _Suite:
     cases: list[_Case] = field(default_factory=list)
 
 
+def _evidence_value(value: object) -> object:
+    """What json cannot write itself: capacity parameters as the scorecard's flat numbers."""
+    return flat_capacity_params(value) if isinstance(value, CapacityParams) else str(value)
+
+
 def _finding_text(f: Finding) -> str:
     parts = [f.detail] if f.detail else []
     if f.evidence:
-        parts.append("Evidence: " + json.dumps(f.evidence, default=str, sort_keys=True))
+        parts.append("Evidence: " + json.dumps(f.evidence, default=_evidence_value, sort_keys=True))
     if f.reproduce:
         parts.append(f"Reproduce: {f.reproduce}")
     return "\n\n".join(parts)

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
 from harness.records import (
     AuditRecord,
     CapacityEstimate,
+    CapacityParams,
     EndpointMeasurement,
     EndpointTrend,
     ErrorSample,
@@ -38,6 +40,7 @@ from harness.records import (
     PhaseMeasurement,
     PropertiesResult,
     TierResult,
+    UslParameters,
     severity_rank,
 )
 from harness.timestamps import iso_utc
@@ -47,6 +50,7 @@ __all__ = [
     "MAX_VIOLATIONS",
     "SCHEMA_VERSION",
     "build_scorecard",
+    "flat_capacity_params",
     "fmt_count",
     "fmt_customers",
     "fmt_ms",
@@ -117,6 +121,8 @@ def _jsonable(value: object, depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         return _sig(value, 6)
+    if isinstance(value, CapacityParams):
+        return _jsonable(flat_capacity_params(value), depth)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -408,7 +414,7 @@ def _capacity(c: CapacityEstimate | None) -> dict[str, Any] | None:
         "low": _whole(c.low),
         "high": _whole(c.high),
         "method": c.method,
-        "params": {k: _sig(v) for k, v in sorted(c.params.items())},
+        "params": {k: _sig(v) for k, v in sorted(flat_capacity_params(c.params).items())},
         "headroom": _num(c.headroom, 2),
         "goal_customers": c.goal_customers,
         "confidence": c.confidence,
@@ -418,6 +424,31 @@ def _capacity(c: CapacityEstimate | None) -> dict[str, Any] | None:
             for (o, a, n) in c.points
         ],
     }
+
+
+# The scorecard's names for the fields whose Python names differ (``lambda`` is a keyword).
+_PARAM_KEYS = {
+    "lam": "lambda",
+    "lam_se": "lambda_se",
+    "cov_lam_sigma": "cov_lambda_sigma",
+    "cov_lam_kappa": "cov_lambda_kappa",
+}
+
+
+def flat_capacity_params(params: CapacityParams) -> dict[str, float]:
+    """``CapacityParams`` as the scorecard's flat ``capacity.params``: one number per field that
+    has a value, the USL fit's fields inlined, in the order the estimate finds them."""
+    flat: dict[str, float] = {}
+    for name, value in _fields(params):
+        if isinstance(value, UslParameters):
+            flat.update((_PARAM_KEYS.get(k, k), float(v)) for k, v in _fields(value) if v is not None)
+        elif value is not None:
+            flat[_PARAM_KEYS.get(name, name)] = float(value)
+    return flat
+
+
+def _fields(record: CapacityParams | UslParameters) -> list[tuple[str, Any]]:
+    return [(f.name, getattr(record, f.name)) for f in fields(record)]
 
 
 def _trend(t: EndpointTrend) -> dict[str, Any]:

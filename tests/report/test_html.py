@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from html.parser import HTMLParser
 
-from harness.charts import all_charts
+from harness.report.charts import all_charts
 from harness.report.html import inline_svg, render_html
 from tests.factories import (
     audit_record,

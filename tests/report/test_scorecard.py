@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.records import AuditRecord
+from harness.records import AuditRecord, CapacityParams, UslParameters
 from harness.report import SCHEMA_VERSION, build_scorecard, load_schema
 from harness.report.scorecard import MAX_VIOLATIONS
 from harness.timestamps import iso_utc
@@ -149,7 +149,7 @@ def test_percentiles_are_intended_start_latency_and_service_time_is_alongside() 
 
 def test_milliseconds_are_rounded_to_hundredths_and_model_parameters_keep_significant_digits() -> None:
     ep = endpoint("GET /slots", latency=latency_summary(1.0, p99_ms=12.34567, p50_ms=0.004))
-    cap = replace(capacity_estimate(8234.6), params={"kappa": 0.000104321987, "sigma": 0.0281})
+    cap = replace(capacity_estimate(8234.6), params=CapacityParams(usl=UslParameters(sigma=0.0281, kappa=0.000104321987, lam=995.6)))
     card = build_scorecard(audit_record([tier(50, steady=phase(endpoints=[ep]))], capacity=cap))
     e = card["tiers"][0]["endpoints"][0]
     assert e["p99_ms"] == 12.35 and e["p50_ms"] == 0.0
@@ -158,7 +158,7 @@ def test_milliseconds_are_rounded_to_hundredths_and_model_parameters_keep_signif
 
 
 def test_values_json_cannot_hold_become_null() -> None:
-    cap = replace(capacity_estimate(), headroom=math.inf, params={"kappa": math.nan})
+    cap = replace(capacity_estimate(), headroom=math.inf, params=CapacityParams(usl=UslParameters(sigma=0.0281, kappa=math.nan, lam=995.6)))
     f = finding(evidence={"ratio": math.nan, "ok": 1.5, "when": {1, 2}})
     card = build_scorecard(audit_record(capacity=cap, findings=[f]))
     assert card["capacity"]["headroom"] is None and card["capacity"]["params"]["kappa"] is None

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import CapacityEstimate, Finding, Severity, TierResult
+from harness.records import CapacityEstimate, CapacityParams, Finding, Severity, TierResult
 from harness.verdict.outcome import Outcome, make_finding, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.wording import about
@@ -18,14 +18,6 @@ __all__ = ["PeakCpu", "capacity_findings", "target_cpu_at_peak"]
 # waiting rather than computing: one core busy is 100, and a saturated single-threaded process
 # shows 90-100 between samples.
 WAITING_CPU_PCT = 70.0
-
-def _param(params: dict[str, float], *names: str) -> float | None:
-    for name in names:
-        value = params.get(name)
-        if value is not None and math.isfinite(value):
-            return float(value)
-    return None
-
 
 def capacity_findings(
     capacity: CapacityEstimate | None,
@@ -66,7 +58,7 @@ def capacity_findings(
         "ready_headroom": policy.ready_headroom,
         "method": capacity.method,
         "confidence": capacity.confidence,
-        "params": dict(capacity.params),
+        "params": capacity.params,
     }
     basis = (
         f"Estimated by {capacity.method} from the measured throughput ({capacity.confidence} confidence)"
@@ -161,7 +153,7 @@ def capacity_findings(
         )
     if capacity.method == "usl":
         out += _usl_findings(capacity, tiers, policy, repro)
-    elif h < policy.ready_headroom and _param(capacity.params, "sigma") is not None:
+    elif h < policy.ready_headroom and capacity.params.usl is not None:
         # Capacity short of the margin needs an explanation even when the estimate is the measured
         # lower bound (no phase past the knee): the USL coefficients fitted to the same points
         # say whether requests queue for one resource (sigma) or interfere (kappa).
@@ -178,7 +170,7 @@ def capacity_findings(
 def _stopped_short(capacity: CapacityEstimate, headroom: float) -> tuple[str, str, str] | None:
     """Why the measured floor is the measurement's limit rather than the service's, if it is:
     (the end of a title, the reason, the fix)."""
-    busy = _param(capacity.params, "unmeasured_customers")
+    busy = capacity.params.unmeasured_customers
     if busy is not None:
         return (
             f"the next load, {about(busy)} customers', was measured on a busy machine",
@@ -186,14 +178,14 @@ def _stopped_short(capacity: CapacityEstimate, headroom: float) -> tuple[str, st
             "hypervisor stole it), so the miss is nobody's",
             "Rerun when the machine is quiet.",
         )
-    capped = _param(capacity.params, "max_rps_customers")
+    capped = capacity.params.max_rps_customers
     if capped is not None:
         return (
             f"the pack's max_rps kept the load at {about(capped)} customers' traffic",
             "No load past the pack's target.max_rps was offered, and nothing failed below it",
             "Raise max_rps where whoever runs the target allows it, or accept the headroom as unknown.",
         )
-    if headroom < 1.0 and _param(capacity.params, "ceiling_customers") is None:
+    if headroom < 1.0 and capacity.params.ceiling_customers is None:
         # Below the goal with nothing measured failing: the goal's load was simply never
         # offered (an interrupted audit, --only, a tier left out). Not a failure on evidence.
         return (
@@ -204,14 +196,12 @@ def _stopped_short(capacity: CapacityEstimate, headroom: float) -> tuple[str, st
     return None
 
 
-def _grounded_contention(params: dict[str, float], policy: VerdictPolicy) -> bool:
+def _grounded_contention(params: CapacityParams, policy: VerdictPolicy) -> bool:
     """A fitted sigma over the threshold by two standard errors, with a phase past the knee."""
-    sigma = _param(params, "sigma")
-    sigma_se = _param(params, "sigma_se")
-    past_knee = _param(params, "past_knee_points") or 0.0
-    if sigma is None or sigma_se is None or past_knee < 1:
+    usl = params.usl
+    if usl is None or usl.sigma_se is None or (params.past_knee_points or 0) < 1:
         return False
-    return sigma - 2 * sigma_se > policy.contention_sigma
+    return usl.sigma - 2 * usl.sigma_se > policy.contention_sigma
 
 
 def _usl_findings(
@@ -223,18 +213,18 @@ def _usl_findings(
     sigma >= kappa*N. These findings explain the capacity; they do not change the verdict on their
     own (the headroom does), so their severity follows the headroom.
     """
-    sigma = _param(capacity.params, "sigma")
-    kappa = _param(capacity.params, "kappa") or 0.0
-    if sigma is None:
+    usl = capacity.params.usl
+    if usl is None:
         return Outcome()
-    n_ref = _param(capacity.params, "n_max")  # the largest concurrency the fit saw
+    sigma, kappa = usl.sigma, usl.kappa
+    n_ref = usl.n_max  # the largest concurrency the fit saw
     if n_ref is None:
         n_ref = max(
             [p[2] for p in capacity.points]
             + [t.steady.concurrency for t in tiers if t.steady is not None]
             + [0.0]
         )
-    n_star = _param(capacity.params, "n_star", "N*", "nstar", "peak_concurrency")
+    n_star = usl.n_star
     if n_star is None and kappa > 0:
         n_star = math.sqrt(max(0.0, 1 - sigma) / kappa)
     thin = capacity.headroom is not None and capacity.headroom < policy.ready_headroom

@@ -25,7 +25,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from harness.capacity import UslFit, completed_iterations_per_s, requests_per_iteration
-from harness.records import AuditRecord, PhaseMeasurement, TierResult
+from harness.records import (
+    AuditRecord,
+    CapacityEstimate,
+    CapacityParams,
+    PhaseMeasurement,
+    TierResult,
+)
 
 __all__ = ["all_charts", "endpoint_chart", "figure_svg", "latency_chart", "throughput_chart"]
 
@@ -79,8 +85,8 @@ def _measured(phase: PhaseMeasurement) -> bool:
 def _goal_rps(record: AuditRecord) -> tuple[int, float] | None:
     """The goal tier and its nominal arrival rate (from the estimate, else from the tiers)."""
     capacity = record.capacity
-    if capacity is not None and capacity.params.get("goal_rps"):
-        return capacity.goal_customers, float(capacity.params["goal_rps"])
+    if capacity is not None and capacity.params.goal_rps:
+        return capacity.goal_customers, float(capacity.params.goal_rps)
     tiers = [t for t in record.tiers if t.customers > 0 and t.offered_rps > 0]
     if not tiers:
         return None
@@ -111,7 +117,7 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
     if not tiers:
         return None
     capacity = record.capacity
-    fit = UslFit.from_params(capacity.params) if capacity is not None else None
+    fit = UslFit.from_params(capacity.params.usl) if capacity is not None else None
     with matplotlib.rc_context(cast(Any, _STYLE)):
         fig = _new_figure(11.0 if fit else 6.5, 4.4)
         axes = fig.subplots(1, 2 if fit else 1, squeeze=False)[0]
@@ -154,20 +160,13 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         if goal is not None:
             hi = max(hi, goal[1])
         if capacity is not None:
-            for key in ("x_capacity_high", "lower_bound_rps"):
-                if key in capacity.params:
-                    hi = max(hi, capacity.params[key])
+            for value in (capacity.params.x_capacity_high, capacity.params.lower_bound_rps):
+                if value is not None:
+                    hi = max(hi, value)
         span = np.geomspace(lo / 1.5, hi * 1.5, 50)
         ax.plot(span, span, color="#616161", linestyle=":", linewidth=1.0, label="achieved = offered")
-        if capacity is not None and capacity.method == "usl" and "x_capacity" in capacity.params:
-            x_cap = capacity.params["x_capacity"]
-            x_low = capacity.params.get("x_capacity_low", x_cap)
-            x_high = capacity.params.get("x_capacity_high", x_cap)
-            ax.axhspan(x_low, x_high, color=_MODEL, alpha=0.12, linewidth=0)
-            ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} iterations/s, 95 % band")
-        elif capacity is not None and "lower_bound_rps" in capacity.params:
-            lb = capacity.params["lower_bound_rps"]
-            ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} iterations/s (measured)")
+        if capacity is not None:
+            _capacity_lines(ax, capacity)
         if goal is not None:
             ax.axvline(goal[1], color=_GOAL, linestyle="--", linewidth=1.1, label=f"goal: {goal[0]:,} customers")
         ax.set_xscale("log")
@@ -182,6 +181,20 @@ def throughput_chart(record: AuditRecord) -> Figure | None:
         if fit is not None:
             _usl_panel(axes[1], record, fit, goal)
     return fig
+
+
+def _capacity_lines(ax: Axes, capacity: CapacityEstimate) -> None:
+    """The USL capacity with its band, or else the measured floor, as horizontal lines."""
+    params = capacity.params
+    if capacity.method == "usl" and params.x_capacity is not None:
+        x_cap = params.x_capacity
+        x_low = params.x_capacity_low if params.x_capacity_low is not None else x_cap
+        x_high = params.x_capacity_high if params.x_capacity_high is not None else x_cap
+        ax.axhspan(x_low, x_high, color=_MODEL, alpha=0.12, linewidth=0)
+        ax.axhline(x_cap, color=_MODEL, linewidth=1.4, label=f"capacity (USL) {x_cap:,.4g} iterations/s, 95 % band")
+    elif params.lower_bound_rps is not None:
+        lb = params.lower_bound_rps
+        ax.axhline(lb, color=_MODEL, linewidth=1.2, linestyle="--", label=f"capacity ≥ {lb:,.4g} iterations/s (measured)")
 
 
 def _usl_panel(ax: Axes, record: AuditRecord, fit: UslFit, goal: tuple[int, float] | None) -> None:
@@ -258,11 +271,11 @@ def latency_chart(record: AuditRecord) -> Figure | None:
                 zorder=3,
                 label="p99, generator saturated (not the target's)",
             )
-        params = record.capacity.params if record.capacity is not None else {}
-        if "latency_slo_ms" in params:
-            ax.axhline(params["latency_slo_ms"], color=_SLO, linestyle="--", linewidth=1.1, label=f"SLO {params['latency_slo_ms']:g} ms")
-        if "knee_offered_rps" in params:
-            ax.axvline(params["knee_offered_rps"], color=_GOAL, linestyle=":", linewidth=1.1, label=f"knee {params['knee_offered_rps']:,.4g} arrivals/s")
+        params = record.capacity.params if record.capacity is not None else CapacityParams()
+        if params.latency_slo_ms is not None:
+            ax.axhline(params.latency_slo_ms, color=_SLO, linestyle="--", linewidth=1.1, label=f"SLO {params.latency_slo_ms:g} ms")
+        if params.knee_offered_rps is not None:
+            ax.axvline(params.knee_offered_rps, color=_GOAL, linestyle=":", linewidth=1.1, label=f"knee {params.knee_offered_rps:,.4g} arrivals/s")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _plain_numbers(ax)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,27 +12,38 @@ from factories import audit_record, latency_summary, phase, tier
 from matplotlib.figure import Figure
 
 from harness.capacity import fit_usl
-from harness.charts import all_charts, endpoint_chart, figure_svg, latency_chart, throughput_chart
-from harness.records import AuditRecord, CapacityEstimate, EndpointTrend
+from harness.records import (
+    AuditRecord,
+    CapacityEstimate,
+    CapacityParams,
+    EndpointTrend,
+    UslParameters,
+)
+from harness.report.charts import (
+    all_charts,
+    endpoint_chart,
+    figure_svg,
+    latency_chart,
+    throughput_chart,
+)
 
 
-def usl_params() -> dict[str, float]:
+def usl_params() -> UslParameters:
     n = np.array([0.05, 0.3, 1, 3, 8, 16, 30, 50])
     x = 100 * n / (1 + 0.03 * (np.maximum(n, 1) - 1) + 0.0018 * np.maximum(n, 1) * (np.maximum(n, 1) - 1))
     return fit_usl(n, x * np.linspace(0.98, 1.02, n.size)).to_params()
 
 
 def capacity(method: str = "usl", **params: float) -> CapacityEstimate:
-    base: dict[str, float] = {"goal_rps": 300.0, "latency_slo_ms": 200.0, "per_customer_rps": 0.06}
+    base = CapacityParams(goal_rps=300.0, latency_slo_ms=200.0, per_customer_rps=0.06)
     if method == "usl":
-        base |= usl_params() | {"x_capacity": 900.0, "x_capacity_low": 870.0, "x_capacity_high": 930.0}
-    base |= params
+        base = replace(base, usl=usl_params(), x_capacity=900.0, x_capacity_low=870.0, x_capacity_high=930.0)
     return CapacityEstimate(
         predicted_customers=15_000.0 if method == "usl" else 10_000.0,
         low=14_500.0 if method == "usl" else 10_000.0,
         high=15_500.0 if method == "usl" else None,
         method=method,
-        params=base,
+        params=replace(base, **params),
         headroom=3.0,
         goal_customers=5000,
         confidence="high",
@@ -158,5 +170,16 @@ class TestRendering:
         assert not (ids[0] & ids[1]) and not (ids[1] & ids[2])
 
     def test_pyplot_is_never_imported(self) -> None:
-        code = "import sys, harness.charts\nassert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        code = "import sys, harness.report.charts\nassert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+    def test_charts_import_no_stage(self) -> None:
+        # Charts read records and pure analysis; a stage (or Locust) behind them would let a
+        # report run something.
+        code = (
+            "import sys, harness.report.charts\n"
+            "bad = [m for m in sys.modules if m.split('.')[:2] in (['harness', 'load'], ['harness', 'tiers'],"
+            " ['harness', 'target']) or m == 'locust']\n"
+            "assert not bad, bad\n"
+        )
         subprocess.run([sys.executable, "-c", code], check=True)
