@@ -19,6 +19,24 @@ __all__ = ["PeakCpu", "capacity_findings", "target_cpu_at_peak"]
 # shows 90-100 between samples.
 WAITING_CPU_PCT = 70.0
 
+@dataclass(frozen=True)
+class _Estimate:
+    """What every capacity finding says about the estimate."""
+
+    capacity: CapacityEstimate
+    headroom: float
+    predicted: float
+    goal: int
+    band: str  # " (between A and B)" or ""
+    basis: str  # how it was estimated, one sentence
+    evidence: dict[str, object]
+    repro: str
+
+    def finding(self, severity: Severity, title: str, detail: str) -> Finding:
+        return make_finding("throughput", ["capacity"], severity=severity, title=title, detail=detail,
+                            evidence=self.evidence, reproduce=self.repro)  # fmt: skip
+
+
 def capacity_findings(
     capacity: CapacityEstimate | None,
     tiers: Sequence[TierResult],
@@ -34,16 +52,34 @@ def capacity_findings(
         or capacity.predicted_customers is None
     ):
         note = f" ({capacity.note})" if capacity is not None and capacity.note else ""
+        return Outcome(missing=(f"Capacity could not be estimated{note}, so the headroom over the goal is unknown.",))
+    est = _estimate(capacity, tiers, policy, ctx)
+    short = _stopped_short(capacity, est.headroom)
+    if est.headroom < policy.ready_headroom and capacity.method == "lower-bound" and short is not None:
+        # The floor stops where the measurement did, not where the service did: thin headroom
+        # (or none) would be the busy machine, or the pack's own cap, reported as the service's.
+        title_tail, why, fix = short
         return Outcome(
+            findings=(est.finding(
+                "info",
+                f"The service carried {about(est.predicted)} customers' traffic ({est.headroom:.1f}x the goal of "
+                f"{est.goal}); " + title_tail,
+                f"{est.basis} {why}, so the headroom is unknown rather than thin. {fix}",
+            ),),
             missing=(
-                f"Capacity could not be estimated{note}, so the headroom over the goal is unknown.",
-            )
-        )
-    h = capacity.headroom
-    goal = policy.goal_customers
-    pred = capacity.predicted_customers
+                f"Headroom was measured only up to {est.headroom:.2f}x the goal (under {policy.ready_headroom:g}x): "
+                f"{title_tail}.",
+            ),
+        )  # fmt: skip
+    return _headroom(est, policy) + _explanation(capacity, tiers, policy, est.repro)
+
+
+def _estimate(
+    capacity: CapacityEstimate, tiers: Sequence[TierResult], policy: VerdictPolicy, ctx: ReproduceContext
+) -> _Estimate:
+    h, goal = capacity.headroom or 0.0, policy.goal_customers
+    pred = capacity.predicted_customers or 0.0
     measured = max((t.customers for t in tiers if t.steady is not None), default=goal)
-    repro = reproduce_command(ctx, f"tier:{measured}")
     band = (
         f" (between {about(capacity.low)} and {about(capacity.high)})"
         if capacity.low is not None and capacity.high is not None
@@ -65,106 +101,63 @@ def capacity_findings(
         + (f"; {capacity.note}" if capacity.note else "")
         + "."
     )
-    out = Outcome()
-    short = _stopped_short(capacity, h)
-    if h < policy.ready_headroom and capacity.method == "lower-bound" and short is not None:
-        # The floor stops where the measurement did, not where the service did: thin headroom
-        # (or none) would be the busy machine, or the pack's own cap, reported as the service's.
-        title_tail, why, fix = short
-        return Outcome(
-            findings=(
-                make_finding(
-                    "throughput",
-                    ["capacity"],
-                    severity="info",
-                    title=(
-                        f"The service carried {about(pred)} customers' traffic ({h:.1f}x the goal of {goal}); "
-                        + title_tail
-                    ),
-                    detail=f"{basis} {why}, so the headroom is unknown rather than thin. {fix}",
-                    evidence=evidence,
-                    reproduce=repro,
-                ),
-            ),
-            missing=(
-                f"Headroom was measured only up to {h:.2f}x the goal (under {policy.ready_headroom:g}x): "
-                f"{title_tail}.",
-            ),
-        )
+    return _Estimate(capacity, h, pred, goal, band, basis, evidence, reproduce_command(ctx, f"tier:{measured}"))
+
+
+def _headroom(est: _Estimate, policy: VerdictPolicy) -> Outcome:
+    """Below the goal fails, under the margin is a risk, above it is information."""
+    h, pred, goal = est.headroom, est.predicted, est.goal
     if h < 1.0:
-        out += Outcome(
-            findings=(
-                make_finding(
-                    "throughput",
-                    ["capacity"],
-                    severity="high",
-                    title=f"The service can handle about {about(pred)} customers{band}, below the goal of {goal}",
-                    detail=(
-                        f"{basis} At the goal's peak traffic the service would be past its capacity: "
-                        "latency climbs without bound once arrivals outpace completions. See the "
-                        "contention and coherency findings, if any, for what limits it; otherwise "
-                        "profile the slowest endpoints at the largest tier."
-                    ),
-                    evidence=evidence,
-                    reproduce=repro,
-                ),
-            ),
-            failures=(
-                f"Predicted capacity is about {about(pred)} customers, below the goal of {goal} (headroom {h:.2f}x).",
-            ),
-        )
-    elif h < policy.ready_headroom:
-        out += Outcome(
-            findings=(
-                make_finding(
-                    "throughput",
-                    ["capacity"],
-                    severity="medium",
-                    title=(
-                        f"The service can handle about {about(pred)} customers{band}: only {h:.1f}x the goal "
-                        f"of {goal}, less than the {policy.ready_headroom:g}x margin for growth and spikes"
-                    ),
-                    detail=(
-                        f"{basis} It reaches the goal, but a traffic spike or a few months of growth past "
-                        "it would exhaust the margin. See the contention and coherency findings for what "
-                        "limits it."
-                    ),
-                    evidence=evidence,
-                    reproduce=repro,
-                ),
-            ),
+        return Outcome(
+            findings=(est.finding(
+                "high",
+                f"The service can handle about {about(pred)} customers{est.band}, below the goal of {goal}",
+                f"{est.basis} At the goal's peak traffic the service would be past its capacity: "
+                "latency climbs without bound once arrivals outpace completions. See the "
+                "contention and coherency findings, if any, for what limits it; otherwise "
+                "profile the slowest endpoints at the largest tier.",
+            ),),
+            failures=(f"Predicted capacity is about {about(pred)} customers, below the goal of {goal} (headroom {h:.2f}x).",),
+        )  # fmt: skip
+    if h < policy.ready_headroom:
+        return Outcome(
+            findings=(est.finding(
+                "medium",
+                f"The service can handle about {about(pred)} customers{est.band}: only {h:.1f}x the goal "
+                f"of {goal}, less than the {policy.ready_headroom:g}x margin for growth and spikes",
+                f"{est.basis} It reaches the goal, but a traffic spike or a few months of growth past "
+                "it would exhaust the margin. See the contention and coherency findings for what limits it.",
+            ),),
             risks=(
-                f"Headroom is thin: predicted capacity {about(pred)} customers is {h:.2f}x the goal, under {policy.ready_headroom:g}x.",
+                f"Headroom is thin: predicted capacity {about(pred)} customers is {h:.2f}x the goal, "
+                f"under {policy.ready_headroom:g}x.",
             ),
-        )
-    else:
-        out += Outcome(
-            findings=(
-                make_finding(
-                    "throughput",
-                    ["capacity"],
-                    severity="info",
-                    title=f"The service can handle about {about(pred)} customers{band}, {h:.1f}x the goal of {goal}",
-                    detail=basis,
-                    evidence=evidence,
-                    reproduce=repro,
-                ),
-            ),
-        )
+        )  # fmt: skip
+    return Outcome(findings=(est.finding(
+        "info", f"The service can handle about {about(pred)} customers{est.band}, {h:.1f}x the goal of {goal}",
+        est.basis,
+    ),))  # fmt: skip
+
+
+def _explanation(
+    capacity: CapacityEstimate, tiers: Sequence[TierResult], policy: VerdictPolicy, repro: str
+) -> Outcome:
+    """What limits the capacity, when the USL can say so."""
+    thin = (capacity.headroom or 0.0) < policy.ready_headroom
     if capacity.method == "usl":
-        out += _usl_findings(capacity, tiers, policy, repro)
-    elif h < policy.ready_headroom and capacity.params.usl is not None:
+        return _usl_findings(capacity, tiers, policy, repro)
+    if thin and capacity.params.usl is not None:
         # Capacity short of the margin needs an explanation even when the estimate is the measured
         # lower bound (no phase past the knee): the USL coefficients fitted to the same points
         # say whether requests queue for one resource (sigma) or interfere (kappa).
-        out += _usl_findings(capacity, tiers, policy, repro)
-    elif _grounded_contention(capacity.params, policy):
+        return _usl_findings(capacity, tiers, policy, repro)
+    if _grounded_contention(capacity.params, policy):
         # Ample headroom, and a fit the capacity model would not extrapolate from (its band was
         # too wide), but whose contention rests on a measured phase past the knee and stands
         # clear of its own error: a serialised resource is a fact about the service worth
         # naming (it caps what more processes or hardware can buy), at low severity.
-        out += _usl_findings(capacity, tiers, policy, repro)
-    return out
+        return _usl_findings(capacity, tiers, policy, repro)
+    return Outcome()
 
 
 def _stopped_short(capacity: CapacityEstimate, headroom: float) -> tuple[str, str, str] | None:
@@ -237,61 +230,45 @@ def _usl_findings(
         "contention_sigma_threshold": policy.contention_sigma,
         "coherency_reach": policy.coherency_reach,
     }
-    findings: list[Finding] = []
     cpu = target_cpu_at_peak(tiers)
     if cpu is not None:
         evidence["target_cpu_pct_at_peak"] = round(cpu.cpu_pct, 1)
         evidence["peak_phase"] = f"{cpu.label} at {cpu.customers} customers"
+    findings: list[Finding] = []
     if sigma > policy.contention_sigma and sigma >= kappa * n_ref:
-        findings.append(
-            make_finding(
-                "contention",
-                ["usl"],
-                severity=severity,
-                title=(
-                    f"Requests queue for a shared resource: about {sigma * 100:.0f}% of each request's work "
-                    f"is serialised, which caps throughput at {1 / sigma:.1f}x a single request stream"
-                ),
-                detail=(
-                    f"The Universal Scalability Law fit gives a contention coefficient sigma = {sigma:.3f} "
-                    f"(threshold {policy.contention_sigma:g}), dominant over coherency (kappa = {kappa:.2e}) "
-                    f"at the {n_ref:.1f} requests in flight measured. Something every request passes through "
-                    "one at a time: a global lock, a single database connection or a small pool, the SQLite "
-                    "writer lock, a hot row everyone updates. Look at lock waits and pool sizes."
-                    + _cpu_reading(cpu)
-                ),
-                evidence=evidence,
-                reproduce=repro,
-            )
-        )
-    if (
-        kappa > 0
-        and kappa * n_ref > sigma
-        and n_star is not None
-        and n_ref > 0
-        and n_star <= policy.coherency_reach * n_ref
-    ):
-        findings.append(
-            make_finding(
-                "coherency",
-                ["usl"],
-                severity=severity,
-                title=(
-                    f"Throughput will stop growing and start to fall at about {about(n_star)} requests in flight, "
-                    f"within {policy.coherency_reach:g}x of the load already measured"
-                ),
-                detail=(
-                    f"The Universal Scalability Law fit gives a coherency coefficient kappa = {kappa:.2e}, "
-                    f"dominant over contention (sigma = {sigma:.3f}) at the {n_ref:.1f} requests in flight "
-                    f"measured, and peak concurrency N* = {n_star:.1f}. Past N*, adding load lowers "
-                    "throughput: requests do work that grows with the number of other requests - cache "
-                    "invalidation between workers, lock convoys, retries that add load, queries that scan "
-                    "what other requests just wrote. Look for per-request work proportional to concurrency."
-                ),
-                evidence=evidence,
-                reproduce=repro,
-            )
-        )
+        findings.append(make_finding(
+            "contention", ["usl"], severity=severity,
+            title=(
+                f"Requests queue for a shared resource: about {sigma * 100:.0f}% of each request's work "
+                f"is serialised, which caps throughput at {1 / sigma:.1f}x a single request stream"
+            ),
+            detail=(
+                f"The Universal Scalability Law fit gives a contention coefficient sigma = {sigma:.3f} "
+                f"(threshold {policy.contention_sigma:g}), dominant over coherency (kappa = {kappa:.2e}) "
+                f"at the {n_ref:.1f} requests in flight measured. Something every request passes through "
+                "one at a time: a global lock, a single database connection or a small pool, the SQLite "
+                "writer lock, a hot row everyone updates. Look at lock waits and pool sizes."
+                + _cpu_reading(cpu)
+            ),
+            evidence=evidence, reproduce=repro,
+        ))  # fmt: skip
+    if kappa > 0 and kappa * n_ref > sigma and n_star is not None and n_ref > 0 and n_star <= policy.coherency_reach * n_ref:
+        findings.append(make_finding(
+            "coherency", ["usl"], severity=severity,
+            title=(
+                f"Throughput will stop growing and start to fall at about {about(n_star)} requests in flight, "
+                f"within {policy.coherency_reach:g}x of the load already measured"
+            ),
+            detail=(
+                f"The Universal Scalability Law fit gives a coherency coefficient kappa = {kappa:.2e}, "
+                f"dominant over contention (sigma = {sigma:.3f}) at the {n_ref:.1f} requests in flight "
+                f"measured, and peak concurrency N* = {n_star:.1f}. Past N*, adding load lowers "
+                "throughput: requests do work that grows with the number of other requests - cache "
+                "invalidation between workers, lock convoys, retries that add load, queries that scan "
+                "what other requests just wrote. Look for per-request work proportional to concurrency."
+            ),
+            evidence=evidence, reproduce=repro,
+        ))  # fmt: skip
     return Outcome(findings=tuple(findings))
 
 
