@@ -53,9 +53,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import recording  # noqa: E402
-from harness.load import LoadPlan, PhasePlan, run_load  # noqa: E402
-from harness.nulltarget import run_null_target, server_stats  # noqa: E402
+from harness.load import LoadPlan, PhasePlan, recording, run_load  # noqa: E402
+from harness.load.noise_floor import run_null_target, server_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -115,7 +114,7 @@ class Hammer(FastHttpUser):
 """
 
 HARNESS = """
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 class Customer(CustomerUser):
     @task

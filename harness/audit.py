@@ -335,7 +335,7 @@ def _run_stages(
     goal_rate = config.customers.goal * config.customers.peak_rps_per_customer
     if profile.noise_floor_s > 0:
         obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} arrivals/s")
-        from harness.nulltarget import measure_noise_floor
+        from harness.load.noise_floor import measure_noise_floor
 
         try:
             collected.noise_floor = measure_noise_floor(

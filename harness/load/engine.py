@@ -9,7 +9,7 @@ child process imports it (``harness.load.stage`` starts it), never the harness's
 How one phase runs
     A dispatcher greenlet computes each iteration's *intended* start time (constant rate with a
     random phase per process, or Poisson arrivals) and puts it on the queue of a user class chosen
-    by the classes' weights. A pool of paced users (``harness.loadkit.CustomerUser``) takes the
+    by the classes' weights. A pool of paced users (``harness.load.kit.CustomerUser``) takes the
     tokens: one token = one task execution = one iteration. The pool starts at Little's law size
     (rate x expected latency x safety, with a floor) and grows while tokens queue up, up to
     ``max_users``; a token that waits more than ``max_start_delay_s`` for a free user is dropped
@@ -77,11 +77,19 @@ from locust.env import Environment
 from locust.exception import CatchResponseError
 from locust.user.users import User
 
-from harness import recording
 from harness.errors import ConfigError
 from harness.isolation import MarkerScanner
 from harness.ledger import close_shared_ledger, shared_ledger
+from harness.load import recording
 from harness.load.bounding import RequestDeadlines, ResponseTooLarge, bound_responses
+from harness.load.kit import (
+    CUSTOMER_CONTEXT_KEY,
+    CUSTOMERS_ENV,
+    ITERATION_CONTEXT_KEY,
+    PACER_ATTRIBUTE,
+    CustomerUser,
+    load_customers,
+)
 from harness.load.machine import MachineReading, read_machine, shares
 from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan, PhasePlan
 from harness.load.results import (
@@ -93,14 +101,6 @@ from harness.load.results import (
     tally_to_phase,
 )
 from harness.load.waiting import PreciseWait
-from harness.loadkit import (
-    CUSTOMER_CONTEXT_KEY,
-    CUSTOMERS_ENV,
-    ITERATION_CONTEXT_KEY,
-    PACER_ATTRIBUTE,
-    CustomerUser,
-    load_customers,
-)
 from harness.pacing import RequestPacer
 
 log = logging.getLogger("scaleready.engine")
@@ -117,7 +117,7 @@ DISPATCH_PARK_S = 0.005
 # (py-spy, throughput case). Starting up to 0.2 ms early shifts the arrival, never the latency:
 # an iteration's lag is never below zero, so no request is timed as faster than it was.
 EARLY_PUT_S = 0.0002
-# Latencies are buffered and recorded this many at a time (harness.recording.record_many_ms):
+# Latencies are buffered and recorded this many at a time (harness.load.recording.record_many_ms):
 # a tenth of the per-request cost, and at 15k req/s a batch is under 0.1 s of requests, so
 # readers (the stress stop check, each window's snapshot) flush first and never see stale counts.
 RECORD_BATCH = 512
@@ -430,7 +430,7 @@ class Engine:
         setattr(env, PACER_ATTRIBUTE, self)
         env.events.request.add_listener(self.on_request)
 
-    # pacer protocol (harness.loadkit.Pacer) ------------------------------------------------
+    # pacer protocol (harness.load.kit.Pacer) ------------------------------------------------
 
     def take(self, user: User) -> Iteration | None:
         pool: ClassPool = user._scaleready_pool  # type: ignore[attr-defined]
@@ -732,7 +732,7 @@ def load_user_classes(plan: LoadPlan) -> list[type[User]]:
     plain = [c.__name__ for c in classes if not issubclass(c, CustomerUser)]
     if plain:
         raise ConfigError(
-            f"{path}: user classes {plain} are not harness.loadkit.CustomerUser subclasses, so the "
+            f"{path}: user classes {plain} are not harness.load.kit.CustomerUser subclasses, so the "
             "harness cannot pace them; derive them from CustomerUser"
         )
     if not classes:

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from harness import recording
+from harness.load import recording
 from harness.records import (
     EndpointMeasurement,
     ErrorSample,

@@ -16,7 +16,7 @@ import random
 import time
 from typing import Any
 
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 SEARCH_TERMS = ("an", "ma", "jo", "li", "el", "sa", "th", "ro", "ka", "mi")
 HORIZON_DAYS = 30

@@ -16,13 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import recording
-from harness.load import LoadPlan, PhasePlan, run_load
+from harness.load import LoadPlan, PhasePlan, recording, run_load
+from harness.load.noise_floor import run_null_target
 from harness.load.results import merge_tallies
-from harness.nulltarget import run_null_target
 
 ONE_GET = """
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 class Visitor(CustomerUser):
     @task
@@ -83,7 +82,7 @@ def test_a_backlog_finished_after_the_window_is_latency_not_throughput(tmp_path:
 def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
         import time
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         class Burner(CustomerUser):
             @task
@@ -103,7 +102,7 @@ def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> No
 
 
 THREE_GETS = """
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 class Browser(CustomerUser):
     @task
@@ -144,7 +143,7 @@ def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
 
 def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         class Broken(CustomerUser):
             @task
@@ -259,7 +258,7 @@ def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> Non
     log_dir.mkdir()
     lf = locustfile(tmp_path, """
         import os
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
 

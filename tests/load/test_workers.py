@@ -18,10 +18,9 @@ from pathlib import Path
 
 import psutil
 
-from harness import recording
-from harness.load import LoadPlan, PhasePlan, run_load
+from harness.load import LoadPlan, PhasePlan, recording, run_load
+from harness.load.noise_floor import run_null_target
 from harness.load.stage import PLAN_FILE
-from harness.nulltarget import run_null_target
 
 LOGGING_LOCUSTFILE = """
 import os
@@ -29,7 +28,7 @@ import time
 
 from locust import events
 
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
 

@@ -34,7 +34,7 @@ def auth_headers(customer):
 
 LOCUSTFILE = '''\
 """The fault pack's one persona: GET /items, checked like a real pack checks its answers."""
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 
 class Shopper(CustomerUser):

@@ -1,4 +1,4 @@
-"""What a pack's locustfile imports: ``from harness.loadkit import CustomerUser, task, between``.
+"""What a pack's locustfile imports: ``from harness.load.kit import CustomerUser, task, between``.
 
 :class:`CustomerUser` is a plain Locust ``FastHttpUser`` with two additions:
 
