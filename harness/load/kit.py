@@ -52,7 +52,7 @@ def load_customers(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
 
 
 class Pacer(Protocol):
-    """What the harness engine provides (duck-typed; see ``harness.load.engine``)."""
+    """What the harness engine provides (duck-typed; ``harness.load.timing.Arrivals``)."""
 
     def take(self, user: CustomerUser) -> Any | None: ...  # an iteration, or None to stop
 

@@ -5,9 +5,9 @@ whether other work on the machine took the CPU it needed: then its greenlets wai
 event loop but in the kernel's run queue, and every latency it times grows by that wait. Linux
 counts that wait per thread (``/proc/<pid>/task/<tid>/schedstat``, second field: nanoseconds
 spent runnable but not running), and the machine's ``steal`` time counts what the hypervisor
-took from the whole virtual machine. Measured on this 2-core machine (null target 0.2 ms at
-1000 req/s): quiet, the generator waited 0.4-0.7 % of the time and p99 was 1-4.5 ms; with one
-busy-looping process beside it, 2.3 % (p99 5.8 ms); with two, 6.6-7.4 % (p99 24 ms).
+took from the whole virtual machine. The wait, and the p99 with it, grow with the work beside
+the generator: a quiet machine keeps it under 1 %, busy-looping processes beside it take it to
+several percent (figures: benchmarks/README.md).
 
 The wait alone is not a verdict: it also grows when the *target* beside the generator is busy
 (3 % for the healthy demo at 5000 customers with the machine 70 % busy, 4.7 % at its 1.5x step),
@@ -16,12 +16,11 @@ target (``harness.tiers.with_other_work``), which needs the machine's busy CPU f
 
 The machine's busy CPU is read two ways, and the larger is used; both can only miss work. The
 kernel's per-CPU counters (``/proc/stat``) are sampled at each timer tick, and work that wakes
-on precise timers and sleeps again before the tick is never seen: the harness's own engine at
-1000 req/s against the null target (generator 20 % of a core, target about 25 %) read as 1-2 %
-busy there. The processes' own CPU times (``/proc/<pid>/stat``, kept exact by the scheduler),
-summed over every process this one can see, with the CPU of the children each has reaped, read
-47-48 % for the same window; they miss processes outside this PID namespace (another
-container), which the kernel's counters do see.
+on precise timers and sleeps again before the tick is never seen: the harness's own engine and
+the null target read as a few percent busy there against nearly half a core in their own CPU
+times. The processes' own CPU times (``/proc/<pid>/stat``, kept exact by the scheduler), summed
+over every process this one can see, with the CPU of the children each has reaped, miss
+processes outside this PID namespace (another container), which the kernel's counters do see.
 
 Readings are cumulative counters; a phase takes one at its start and one at each sample and
 reports the rate between the first and the last. Where the files do not exist (not Linux) the

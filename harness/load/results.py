@@ -38,6 +38,7 @@ __all__ = [
     "merge_tallies",
     "phase_from_dict",
     "phase_to_dict",
+    "stop_reason",
     "tally_to_phase",
 ]
 
@@ -49,7 +50,28 @@ MACHINE_DENIED_PCT = 5.0
 
 
 class Thresholds:
-    """When the generator is judged saturated (see ``harness.load.engine`` for the reasoning)."""
+    """When the generator is judged saturated, and why each threshold is where it is.
+
+    * CPU mean > 90 % of one core. gevent runs on one core; near 100 % every ready greenlet waits
+      for the loop, and that wait is added to every measured latency. At the engine's usual rates
+      it uses a fraction of a core and adds under a millisecond at p99; its closed-loop maximum
+      is where its CPU reaches ~100 % and p99 jumps to tens of ms (figures: benchmarks/README.md).
+      Locust itself warns at 90 % for the same reason.
+    * event-loop lag p99 > 20 ms. A greenlet sleeps 50 ms and measures the overshoot. Idle, the
+      overshoot is < 1 ms; under healthy load p99 stays at 1-5 ms. 20 ms is above any healthy
+      value and below the latencies an SLO cares about (100 ms+), so when it trips, the
+      generator - not the target - would dominate the tail. Unless the generator had CPU to spare
+      (under half the CPU limit) and waited for a CPU at least ``MACHINE_DENIED_PCT`` of the time
+      (run queue and steal): then the machine kept it off the CPU, and the phase is crowded
+      rather than saturated, like steal below.
+    * dropped iterations > 1 % of scheduled. Then the offered load was not offered: the rate
+      measured is not the rate asked for (k6 reports the same as dropped_iterations).
+    * hypervisor steal > 10 % of a core marks the phase crowded, not saturated: the virtual machine
+      was paused, and the pauses were timed as latency, which only makes the target look slower
+      (the verdict judges it: ``GeneratorHealth``). The generator's own wait for a CPU and the
+      machine's busy CPU are reported too (``harness.load.machine``); the audit uses the latter to
+      tell whether other work on the machine took the CPU (``harness.tiers.with_other_work``).
+    """
 
     def __init__(
         self,

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.plan import LoadPlan
-from harness.load.results import phase_from_dict
+from harness.load.result_file import RESULT_FILE, read_result
 from harness.records import PhaseMeasurement
 
-RESULT_FILE = "load-result.json"  # same name as harness.load.engine.RESULT_FILE
 PLAN_FILE = "load-plan.json"
 LOG_FILE = "load-engine.log"
 STARTUP_ALLOWANCE_S = 30.0  # importing Locust, starting workers, spawning users
@@ -151,10 +150,10 @@ def _outcome(plan: LoadPlan, out: Path, returncode: int | None, cancelled: bool,
     interrupted = cancelled
     phases: tuple[PhaseMeasurement, ...] = ()
     try:
-        data = json.loads((out / RESULT_FILE).read_text(encoding="utf-8"))
-        phases = tuple(phase_from_dict(p) for p in data.get("phases", ()))
-        error = data.get("error")
-        interrupted = interrupted or bool(data.get("interrupted"))
+        result = read_result(out)
+        phases = result.phases
+        error = result.error
+        interrupted = interrupted or result.interrupted
     except FileNotFoundError:
         error = f"the load engine wrote no {RESULT_FILE} (exit code {returncode})"
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
