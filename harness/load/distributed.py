@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import gevent
@@ -41,12 +42,26 @@ from locust.env import Environment
 from harness.load.phases import run_phases
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.progress import print_progress
-from harness.load.results import merge_tallies, stop_reason
-from harness.load.tally import LiveTally
+from harness.load.results import stop_reason
+from harness.load.tally import LiveTally, PhaseTally, merge_tallies
 
 log = logging.getLogger("scaleready.engine")
 
-__all__ = ["StartEngine", "WorkerEngine", "run_master", "run_worker"]
+__all__ = ["StartEngine", "WorkerEngine", "WorkerProgress", "run_master", "run_worker"]
+
+
+@dataclass(frozen=True)
+class WorkerProgress:
+    """A worker's ``sr_progress`` message: its counts so far in phase ``index``."""
+
+    index: int
+    elapsed: float  # seconds into the phase
+    requests: int
+    errors: int
+    completed: int  # iterations
+    dropped: int
+    users: int
+    p99_ms: float  # latency from the intended start, so far
 
 
 # --- the master ------------------------------------------------------------------------------------
@@ -64,8 +79,8 @@ class _WorkerState:
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
         self.pid = 0
-        self.progress: dict[str, Any] = {}
-        self.snapshots: dict[int, dict[str, Any]] = {}
+        self.progress: WorkerProgress | None = None
+        self.snapshots: dict[int, PhaseTally] = {}
         self.finals: set[int] = set()
         self.lost = False
         self.lost_at = 0.0  # seconds into the phase when the master noticed
@@ -76,8 +91,8 @@ class _WorkerState:
 def _lost_worker_note(w: _WorkerState, index: int) -> str:
     """Say how much of a lost worker's data is in the phase's totals and how much is missing."""
     snap = w.snapshots.get(index)
-    kept = sum(e["requests"] for e in snap["endpoints"].values()) if snap else 0
-    counted = w.progress.get("requests", 0) if w.progress.get("index") == index else 0
+    kept = sum(e.requests for e in snap.endpoints.values()) if snap else 0
+    counted = w.progress.requests if w.progress is not None and w.progress.index == index else 0
     return (
         f"Load worker pid {w.pid} was lost {w.lost_at:.1f} s into the phase. The totals keep the "
         f"{kept} of its requests it had reported in its last histogram report; it had counted "
@@ -114,7 +129,7 @@ class _Master:
         self._worker(msg).pid = msg.data["pid"]
 
     def _on_progress(self, environment: Any, msg: Any, **_: Any) -> None:
-        self._worker(msg).progress = msg.data
+        self._worker(msg).progress = WorkerProgress(**msg.data)
 
     def _on_ready(self, environment: Any, msg: Any, **_: Any) -> None:
         w = self._worker(msg)
@@ -124,7 +139,7 @@ class _Master:
     def _on_tally(self, environment: Any, msg: Any, **_: Any) -> None:
         w = self._worker(msg)
         idx = msg.data["index"]
-        w.snapshots[idx] = msg.data["tally"]
+        w.snapshots[idx] = PhaseTally.from_dict(msg.data["tally"])
         if msg.data.get("final"):
             w.finals.add(idx)
 
@@ -174,7 +189,7 @@ class _Master:
 
     # one phase ----------------------------------------------------------------------------
 
-    def run_phase(self, index: int, phase: PhasePlan) -> dict[str, Any]:
+    def run_phase(self, index: int, phase: PhasePlan) -> PhaseTally:
         """Run phase ``index`` on the workers still alive; return their merged tally."""
         live = [w for w in self.workers.values() if not w.lost]
         if not live:
@@ -228,17 +243,17 @@ class _Master:
                 w.lost, w.lost_at = True, w.lost_at or elapsed
 
     @staticmethod
-    def _progress(index: int, live: list[_WorkerState]) -> list[dict[str, Any]]:
-        return [w.progress for w in live if w.progress.get("index") == index]
+    def _progress(index: int, live: list[_WorkerState]) -> list[WorkerProgress]:
+        return [w.progress for w in live if w.progress is not None and w.progress.index == index]
 
     def _print_progress(self, index: int, phase: PhasePlan, live: list[_WorkerState], elapsed: float,
                         last_requests: int) -> int:  # fmt: skip
         """One progress line for the whole phase; returns the requests counted so far."""
         prog = self._progress(index, live)
-        total = sum(p["requests"] for p in prog)
+        total = sum(p.requests for p in prog)
         print_progress(phase.label, elapsed, phase.duration_s, total - last_requests,
-                       sum(p["errors"] for p in prog), sum(p["users"] for p in prog),
-                       sum(p["dropped"] for p in prog))  # fmt: skip
+                       sum(p.errors for p in prog), sum(p.users for p in prog),
+                       sum(p.dropped for p in prog))  # fmt: skip
         return total
 
     def _stress_stop_reason(self, index: int, phase: PhasePlan, live: list[_WorkerState]) -> str | None:
@@ -246,34 +261,31 @@ class _Master:
         if not prog:
             return None
         plan = self.plan
-        elapsed = max(p["elapsed"] for p in prog) or 1.0
+        elapsed = max(p.elapsed for p in prog) or 1.0
         return stop_reason(
-            sum(p["requests"] for p in prog), sum(p["errors"] for p in prog),
-            max(p["p99_ms"] for p in prog),
-            sum(p["completed"] for p in prog) / elapsed, phase.rate,
+            sum(p.requests for p in prog), sum(p.errors for p in prog),
+            max(p.p99_ms for p in prog),
+            sum(p.completed for p in prog) / elapsed, phase.rate,
             error_rate=plan.stress_stop_error_rate, p99_limit_ms=plan.stress_stop_p99_ms,
             throughput_ratio=plan.stress_stop_throughput_ratio,
         )
 
-    def _merged(self, index: int, phase: PhasePlan, live: list[_WorkerState]) -> dict[str, Any]:
+    def _merged(self, index: int, phase: PhasePlan, live: list[_WorkerState]) -> PhaseTally:
         """The workers' tallies as one, with what was lost said in its notes."""
         tallies = [w.snapshots[index] for w in live if index in w.snapshots]
         lost = sum(1 for w in live if w.lost)
         if not tallies:
             raise RuntimeError(f"phase {phase.label!r}: no load worker reported any data")
         merged = merge_tallies(tallies)
-        merged["workers"] = len(live)
-        merged["workers_lost"] = lost
-        merged["notes"].extend(_lost_worker_note(w, index) for w in live if w.lost)
+        notes = [*merged.notes, *(_lost_worker_note(w, index) for w in live if w.lost)]
         if len(live) < self.plan.workers:
-            merged["notes"].append(
+            notes.append(
                 f"{len(live)} of {self.plan.workers} load workers ran this phase (the others were lost "
                 "in an earlier phase): each carried more than its planned share of the load; "
                 "rerun the tier."
             )
-        if self.interrupted and not merged.get("aborted"):
-            merged["aborted"] = "interrupted"
-        return merged
+        aborted = "interrupted" if self.interrupted and not merged.aborted else merged.aborted
+        return replace(merged, workers=len(live), workers_lost=lost, notes=tuple(notes), aborted=aborted)
 
 
 def run_master(plan: LoadPlan) -> int:
@@ -355,19 +367,19 @@ class _Worker:
         runner = self.runner
 
         def emit(tally: LiveTally, elapsed: float) -> None:
-            runner.send_message("sr_progress", {
-                "index": index, "elapsed": elapsed, "requests": tally.requests, "errors": tally.errors,
-                "completed": tally.completed, "dropped": tally.dropped, "users": engine.user_count,
-                "p99_ms": tally.latency_p99_ms(),
-            })
+            runner.send_message("sr_progress", asdict(WorkerProgress(
+                index=index, elapsed=elapsed, requests=tally.requests, errors=tally.errors,
+                completed=tally.completed, dropped=tally.dropped, users=engine.user_count,
+                p99_ms=tally.latency_p99_ms(),
+            )))  # fmt: skip
 
         def snap(tally: LiveTally) -> None:
-            runner.send_message("sr_tally", {"index": index, "final": False, "tally": tally.snapshot(1)})
+            runner.send_message("sr_tally", {"index": index, "final": False, "tally": tally.snapshot(1).to_dict()})
 
         tally = engine.run_phase(phase, msg.data["rate"], emit=emit, check_stop=False, snapshot_every=snap)
         if engine.interrupted and tally.aborted is None:
             tally.aborted = "interrupted"
-        runner.send_message("sr_tally", {"index": index, "final": True, "tally": tally.snapshot(1)})
+        runner.send_message("sr_tally", {"index": index, "final": True, "tally": tally.snapshot(1).to_dict()})
 
     def _on_stop_phase(self, environment: Any, msg: Any, **_: Any) -> None:
         engine = self.engine

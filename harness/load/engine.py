@@ -67,8 +67,8 @@ from harness.load.phases import run_phases
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.progress import print_progress
 from harness.load.result_file import ResultWriter
-from harness.load.results import MAX_ERROR_SAMPLES, stop_reason
-from harness.load.tally import LiveTally
+from harness.load.results import stop_reason
+from harness.load.tally import MAX_ERROR_SAMPLES, LiveTally, PhaseTally
 from harness.load.timing import Arrivals, ClassPool, Iteration
 from harness.pacing import RequestPacer
 
@@ -339,7 +339,7 @@ def run_local(plan: LoadPlan) -> int:
         engine.interrupted = True
         engine.stop_requested = True
 
-    def run_phase(index: int, phase: PhasePlan) -> dict[str, Any]:
+    def run_phase(index: int, phase: PhasePlan) -> PhaseTally:
         last = 0
 
         def emit(tally: LiveTally, elapsed: float) -> None:

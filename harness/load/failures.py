@@ -20,6 +20,7 @@ import gevent
 from locust.exception import CatchResponseError
 
 from harness.load.bounding import ResponseTooLarge
+from harness.records import ErrorSample
 
 __all__ = ["MAX_BODY_EXCERPT", "MAX_REQUEST_BODY", "classify", "error_sample"]
 
@@ -61,8 +62,8 @@ def classify(exception: BaseException | None, response: Any, length: int, max_by
 
 def error_sample(
     name: str, method: str, url: str | None, response: Any, reason: str, customer: int | None = None
-) -> dict[str, Any]:
-    """One failed request as a replayable sample (see ``harness.records.ErrorSample``)."""
+) -> ErrorSample:
+    """One failed request, kept verbatim (path and query, bodies cut short) to be replayed."""
     parts = urlsplit(url or "")
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     body = ""
@@ -76,9 +77,9 @@ def error_sample(
     raw = getattr(req, "body", None) if req is not None else None
     if raw:
         request_body = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))[:MAX_REQUEST_BODY]
-    return {
-        "endpoint": name, "method": method, "url": path or (url or ""),
-        "status": getattr(response, "status_code", 0) or 0, "reason": reason,
-        "body_excerpt": body, "at": time.time(), "request_body": request_body,
-        "customer_index": customer,
-    }
+    return ErrorSample(
+        endpoint=name, method=method, url=path or (url or ""),
+        status=getattr(response, "status_code", 0) or 0, reason=reason,
+        body_excerpt=body, at=time.time(), request_body=request_body,
+        customer_index=customer,
+    )  # fmt: skip

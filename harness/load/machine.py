@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["MachineReading", "read_machine", "shares"]
+__all__ = ["MachineReading", "MachineShares", "read_machine", "shares"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,16 @@ def read_machine(pid: int | None = None) -> MachineReading:
     )
 
 
-def shares(first: MachineReading, last: MachineReading) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class MachineShares:
+    """Between two readings, as % of wall time (one core = 100); None where a reading is missing."""
+
+    runqueue_wait_pct: float | None  # this process's threads waiting for a CPU, summed over threads
+    steal_pct: float | None  # the hypervisor's steal, summed over the machine's CPUs
+    machine_cpu_pct: float | None  # all busy CPU, summed over the machine's CPUs
+
+
+def shares(first: MachineReading, last: MachineReading) -> MachineShares:
     """Between two readings, as % of wall time (one core = 100, like a process's CPU %).
 
     ``runqueue_wait_pct``: how long this process's threads waited for a CPU, summed over threads;
@@ -105,16 +114,16 @@ def shares(first: MachineReading, last: MachineReading) -> dict[str, float | Non
     """
     wall = last.at - first.at
     if wall <= 0:
-        return {"runqueue_wait_pct": None, "steal_pct": None, "machine_cpu_pct": None}
+        return MachineShares(runqueue_wait_pct=None, steal_pct=None, machine_cpu_pct=None)
 
     def pct(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else max(0.0, (b - a) / wall * 100.0)
 
-    return {
-        "runqueue_wait_pct": pct(first.runqueue_wait_s, last.runqueue_wait_s),
-        "steal_pct": pct(first.steal_s, last.steal_s),
-        "machine_cpu_pct": max(
+    return MachineShares(
+        runqueue_wait_pct=pct(first.runqueue_wait_s, last.runqueue_wait_s),
+        steal_pct=pct(first.steal_s, last.steal_s),
+        machine_cpu_pct=max(
             (v for v in (pct(first.busy_s, last.busy_s), pct(first.processes_s, last.processes_s)) if v is not None),
             default=None,
         ),
-    }
+    )

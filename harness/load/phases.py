@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from harness.load.plan import LoadPlan, PhasePlan
 from harness.load.result_file import ResultWriter
+from harness.load.tally import PhaseTally
 from harness.records import PhaseMeasurement
 
 log = logging.getLogger("scaleready.engine")
@@ -29,7 +29,7 @@ def stress_ends_after(phase: PhaseMeasurement) -> bool:
 
 def run_phases(
     plan: LoadPlan,
-    run_phase: Callable[[int, PhasePlan], dict[str, Any]],
+    run_phase: Callable[[int, PhasePlan], PhaseTally],
     *,
     interrupted: Callable[[], bool],
     close: Callable[[], None],

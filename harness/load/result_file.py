@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.load.plan import LoadPlan
 from harness.load.results import Thresholds, phase_from_dict, phase_to_dict, tally_to_phase
+from harness.load.tally import PhaseTally
 from harness.records import PhaseMeasurement
 
 __all__ = ["RESULT_FILE", "EngineResult", "ResultWriter", "read_result"]
@@ -43,7 +44,7 @@ class ResultWriter:
         )
         self.phases: list[dict[str, Any]] = []
 
-    def add(self, tally: dict[str, Any], *, interrupted: bool) -> PhaseMeasurement:
+    def add(self, tally: PhaseTally, *, interrupted: bool) -> PhaseMeasurement:
         """Judge a phase's (merged) tally, keep it, rewrite the file; returns the record."""
         record = tally_to_phase(tally, self.thresholds)
         self.phases.append(phase_to_dict(record))

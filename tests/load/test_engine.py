@@ -18,7 +18,6 @@ import pytest
 
 from harness.load import LoadPlan, PhasePlan, recording, run_load
 from harness.load.noise_floor import run_null_target
-from harness.load.results import merge_tallies
 
 ONE_GET = """
 from harness.load.kit import CustomerUser, task
@@ -285,23 +284,6 @@ def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> Non
     assert endpoint.latency.count == endpoint.service.count == endpoint.requests == steady.requests
     window_counts = sum(recording.decode(w.latency_hdr).get_total_count() for w in steady.windows)
     assert window_counts == steady.requests
-
-
-def test_merging_tallies_adds_counts_and_keeps_each_process_health() -> None:
-    def tally(requests: int, cpu: float) -> dict[str, object]:
-        return {
-            "kind": "steady", "label": "steady", "offered_rps": 10.0, "started_at": 1.0, "ended_at": 2.0,
-            "active_s": 1.0, "scheduled": requests, "started": requests, "dropped": 0, "max_users": 2,
-            "aborted": None, "workers": 1, "workers_lost": 0, "notes": [], "samples": [],
-            "endpoints": {"GET /": {"requests": requests, "errors": 0, "reasons": {}, "lat": "", "svc": ""}},
-            "windows": [], "processes": [{"cpu_max": cpu, "cpu_mean": cpu, "lag_p99_ms": 1.0,
-                                          "lag_max_ms": 1.0, "rss_max_mb": 50.0}],
-        }
-
-    merged = merge_tallies([tally(3, 10.0), tally(4, 95.0)])
-    assert merged["endpoints"]["GET /"]["requests"] == 7
-    assert merged["offered_rps"] == 20.0
-    assert [p["cpu_mean"] for p in merged["processes"]] == [10.0, 95.0]
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 from harness.load.machine import MachineReading, read_machine, shares
 from harness.load.results import Thresholds, _health
+from harness.load.tally import PhaseTally
+from tests.load.tallies import phase_tally, process_health
 
 BUSY_LOOP = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="needs /proc schedstat")
@@ -38,7 +41,7 @@ def test_a_process_sharing_its_cpu_with_a_busy_loop_is_seen_waiting_for_it(
     first = read_machine(measured.pid)
     time.sleep(1.0)
     last = read_machine(measured.pid)
-    wait = shares(first, last)["runqueue_wait_pct"]
+    wait = shares(first, last).runqueue_wait_pct
     # Two runnable processes on one CPU: each waits about half the time.
     assert wait is not None and 25.0 < wait < 75.0
 
@@ -54,7 +57,7 @@ def test_a_process_alone_on_its_cpu_hardly_waits(busy_loops: list[subprocess.Pop
     first = read_machine(measured.pid)
     time.sleep(1.0)
     last = read_machine(measured.pid)
-    wait = shares(first, last)["runqueue_wait_pct"]
+    wait = shares(first, last).runqueue_wait_pct
     assert wait is not None and wait < 20.0
 
 
@@ -62,9 +65,9 @@ def test_shares_are_percent_of_one_core_over_the_wall_time_between_readings() ->
     first = MachineReading(at=100.0, runqueue_wait_s=1.0, steal_s=10.0, busy_s=50.0)
     last = MachineReading(at=102.0, runqueue_wait_s=1.1, steal_s=10.2, busy_s=53.0)
     got = shares(first, last)
-    assert got["runqueue_wait_pct"] == pytest.approx(5.0)
-    assert got["steal_pct"] == pytest.approx(10.0)
-    assert got["machine_cpu_pct"] == pytest.approx(150.0)
+    assert got.runqueue_wait_pct == pytest.approx(5.0)
+    assert got.steal_pct == pytest.approx(10.0)
+    assert got.machine_cpu_pct == pytest.approx(150.0)
 
 
 @pytest.mark.parametrize(("kernel_busy", "processes_busy", "pct"), [(0.04, 0.94, 47.0), (3.0, 0.94, 150.0)])
@@ -77,7 +80,7 @@ def test_the_machines_busy_cpu_is_the_larger_of_its_two_readings(
     first = MachineReading(at=100.0, runqueue_wait_s=None, steal_s=None, busy_s=50.0, processes_s=10.0)
     last = MachineReading(at=102.0, runqueue_wait_s=None, steal_s=None, busy_s=50.0 + kernel_busy,
                           processes_s=10.0 + processes_busy)  # fmt: skip
-    assert shares(first, last)["machine_cpu_pct"] == pytest.approx(pct)
+    assert shares(first, last).machine_cpu_pct == pytest.approx(pct)
 
 
 def test_work_done_by_a_process_that_ended_between_readings_is_counted() -> None:
@@ -94,12 +97,11 @@ def test_readings_the_os_does_not_give_are_none_not_zero() -> None:
     first = MachineReading(at=1.0, runqueue_wait_s=None, steal_s=None, busy_s=1.0)
     last = MachineReading(at=2.0, runqueue_wait_s=None, steal_s=None, busy_s=1.5)
     got = shares(first, last)
-    assert got["runqueue_wait_pct"] is None and got["steal_pct"] is None
+    assert got.runqueue_wait_pct is None and got.steal_pct is None
 
 
-def tally_with(**process: float | None) -> dict[str, object]:
-    base = {"cpu_max": 40.0, "cpu_mean": 30.0, "lag_p99_ms": 1.0, "lag_max_ms": 2.0, "rss_max_mb": 70.0}
-    return {"scheduled": 1000, "dropped": 0, "processes": [{**base, **process}]}
+def tally_with(**process: float | None) -> PhaseTally:
+    return phase_tally(scheduled=1000, dropped=0, processes=(process_health(**process),))
 
 
 def test_the_generators_cpu_wait_is_reported_but_alone_does_not_invalidate() -> None:
@@ -139,7 +141,8 @@ def test_an_event_loop_running_late_is_the_machines_doing_only_when_the_generato
     cpu_mean: float, cpu_wait: float, steal: float, crowded_by: tuple[str, ...], saturated: bool
 ) -> None:
     tally = tally_with(runqueue_wait_pct=cpu_wait, steal_pct=steal, machine_cpu_pct=150.0)
-    tally["processes"][0].update(cpu_mean=cpu_mean, lag_p99_ms=35.0)  # type: ignore[index]
+    tally = dataclasses.replace(tally, processes=(dataclasses.replace(tally.processes[0], cpu_mean=cpu_mean,
+                                                                      lag_p99_ms=35.0),))  # fmt: skip
     health = _health(tally, Thresholds())
     assert (health.crowded, health.saturated) == (bool(crowded_by), saturated)
     assert health.crowded_by == crowded_by
