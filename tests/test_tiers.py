@@ -3,8 +3,9 @@ to judge (a busy machine only adds latency), and never saturated: the generator 
 
 from __future__ import annotations
 
+from harness.load.progress import LoadProgress
 from harness.records import ResourceSample
-from harness.tiers import OTHER_CPU_LIMIT_PCT, max_arrivals, with_other_work
+from harness.tiers import OTHER_CPU_LIMIT_PCT, _progress_dict, max_arrivals, with_other_work
 from tests.factories import T0, generator_health, phase
 
 
@@ -71,3 +72,9 @@ def test_max_rps_counts_requests_so_the_arrivals_are_kept_under_it_by_the_measur
     assert max_arrivals(100.0, None) == 100.0
     assert max_arrivals(100.0, 0.5) == 100.0  # never more actions than requests
     assert max_arrivals(None, 2.5) == float("inf")
+
+
+def test_the_audit_observer_gets_load_progress_as_the_dict_it_reads() -> None:
+    progress = LoadProgress(phase="steady", elapsed=2.0, duration=30.0, rps=100.0, errors=1, users=8, dropped=0)
+    assert _progress_dict(progress) == {"phase": "steady", "elapsed": 2.0, "duration": 30.0, "rps": 100.0,
+                                        "errors": 1, "users": 8, "dropped": 0}  # fmt: skip

@@ -5,6 +5,7 @@ The parent side (this package's public surface) never imports Locust: ``run_load
 """
 
 from harness.load.plan import LoadPlan, PhasePlan, tier_plan
+from harness.load.progress import LoadProgress
 from harness.load.stage import LoadOutcome, run_load
 
-__all__ = ["LoadOutcome", "LoadPlan", "PhasePlan", "run_load", "tier_plan"]
+__all__ = ["LoadOutcome", "LoadPlan", "LoadProgress", "PhasePlan", "run_load", "tier_plan"]

@@ -1,8 +1,8 @@
 """The parent side of the load stage: run the engine child, follow it, and return records.
 
 ``run_load`` starts ``python -m harness.load.engine PLAN.json`` in its own process group (so the
-child and its Locust workers can be signalled together), passes each JSON progress line to
-``on_progress``, enforces an overall deadline, and on ``cancel`` sends SIGINT, waits, then
+child and its Locust workers can be signalled together), passes each progress line to
+``on_progress`` as a :class:`~harness.load.progress.LoadProgress`, enforces an overall deadline, and on ``cancel`` sends SIGINT, waits, then
 SIGTERM and SIGKILL, so no process is left behind. Whatever happens, it returns the phases the
 child completed: a crash becomes ``LoadOutcome.error``, never an exception that loses data.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.plan import LoadPlan
+from harness.load.progress import LoadProgress
 from harness.load.result_file import RESULT_FILE, read_result
 from harness.records import PhaseMeasurement
 
@@ -31,7 +32,7 @@ LOG_FILE = "load-engine.log"
 STARTUP_ALLOWANCE_S = 30.0  # importing Locust, starting workers, spawning users
 INTERRUPT_GRACE_S = 10.0  # after SIGINT the child writes results; it normally needs ~2 s
 
-ProgressCallback = Callable[[dict[str, Any]], None]
+ProgressCallback = Callable[[LoadProgress], None]
 
 __all__ = ["LoadOutcome", "ProgressCallback", "run_load"]
 
@@ -59,20 +60,13 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _read_progress(stream: Any, on_progress: ProgressCallback | None, last: list[dict[str, Any]]) -> None:
+def _read_progress(stream: Any, on_progress: ProgressCallback | None) -> None:
     for raw in stream:
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        last[:] = [event]
-        if on_progress is not None:
+        progress = LoadProgress.from_line(raw.strip())
+        if progress is not None and on_progress is not None:
             # A broken progress display must not kill the measurement.
             with contextlib.suppress(Exception):
-                on_progress(event)
+                on_progress(progress)
 
 
 def run_load(
@@ -100,8 +94,7 @@ def run_load(
         start_new_session=True, text=True, bufsize=1,
     )
     pgid = proc.pid
-    last: list[dict[str, Any]] = []
-    reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress, last), daemon=True)
+    reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
     reader.start()
     deadline = time.monotonic() + _deadline_s(plan)
     cancelled = False

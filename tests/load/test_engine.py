@@ -11,12 +11,13 @@ import socket
 import textwrap
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 import pytest
 
-from harness.load import LoadPlan, PhasePlan, recording, run_load
+from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load
 from harness.load.noise_floor import run_null_target
 
 ONE_GET = """
@@ -213,11 +214,11 @@ def _engine_processes(marker: str) -> list[psutil.Process]:
 def test_cancel_returns_the_phases_measured_so_far_and_leaves_no_process(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, ONE_GET, path="/")
     cancel = threading.Event()
-    seen: list[dict[str, object]] = []
+    seen: list[LoadProgress] = []
 
-    def on_progress(event: dict[str, object]) -> None:
-        seen.append(event)
-        if event["phase"] == "steady" and float(event["elapsed"]) >= 1.0:  # type: ignore[arg-type]
+    def on_progress(progress: LoadProgress) -> None:
+        seen.append(progress)
+        if progress.phase == "steady" and progress.elapsed >= 1.0:
             cancel.set()
 
     with run_null_target(service_ms=0.2) as url:
@@ -233,7 +234,7 @@ def test_cancel_returns_the_phases_measured_so_far_and_leaves_no_process(tmp_pat
     assert outcome.phases[0].aborted is None
     assert outcome.phases[1].aborted == "interrupted"
     assert outcome.phases[1].requests > 0
-    assert {"phase", "elapsed", "duration", "rps", "errors", "users", "dropped"} <= set(seen[0])
+    assert {"phase", "elapsed", "duration", "rps", "errors", "users", "dropped"} <= set(asdict(seen[0]))
     assert _engine_processes(str(tmp_path / "out")) == []
 
 
