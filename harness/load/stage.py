@@ -25,12 +25,14 @@ from typing import Any
 from harness.load.plan import LoadPlan
 from harness.load.progress import LoadProgress
 from harness.load.result_file import RESULT_FILE, read_result
+from harness.processes import signal_group, stop_group
 from harness.records import PhaseMeasurement
 
 PLAN_FILE = "load-plan.json"
 LOG_FILE = "load-engine.log"
 STARTUP_ALLOWANCE_S = 30.0  # importing Locust, starting workers, spawning users
 INTERRUPT_GRACE_S = 10.0  # after SIGINT the child writes results; it normally needs ~2 s
+STOP_STEPS = ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
 
 ProgressCallback = Callable[[LoadProgress], None]
 
@@ -53,11 +55,6 @@ class LoadOutcome:
 def _deadline_s(plan: LoadPlan) -> float:
     drains = len(plan.phases) * (plan.request_timeout_s + 2.0)
     return plan.total_duration_s + drains + STARTUP_ALLOWANCE_S + (plan.worker_connect_timeout_s if plan.workers else 0)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _read_progress(stream: Any, on_progress: ProgressCallback | None) -> None:
@@ -109,25 +106,15 @@ def run_load(
                 break
             time.sleep(0.05)
         if proc.poll() is None:
-            _stop(proc, pgid)
+            stop_group(proc, STOP_STEPS)
     except BaseException:
-        _stop(proc, pgid)
+        stop_group(proc, STOP_STEPS)
         raise
     finally:
-        _signal_group(pgid, signal.SIGKILL)  # any straggler (a stuck worker) in the group
+        signal_group(pgid, signal.SIGKILL)  # any straggler (a stuck worker) in the group
         reader.join(timeout=2.0)
         log.close()
     return _outcome(plan, out, proc.returncode, cancelled, timed_out)
-
-
-def _stop(proc: subprocess.Popen[str], pgid: int) -> None:
-    for sig, wait in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        _signal_group(pgid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _log_tail(out: Path, lines: int = 15) -> str:
