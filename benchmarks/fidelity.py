@@ -53,9 +53,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import recording  # noqa: E402
-from harness.load import LoadPlan, PhasePlan, run_load  # noqa: E402
-from harness.nulltarget import run_null_target, server_stats  # noqa: E402
+from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load  # noqa: E402
+from harness.load.noise_floor import run_null_target, server_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -178,8 +177,8 @@ def run_harness(work: Path, url: str, rate: float, warmup_s: float, steady_s: fl
         **options,  # type: ignore[arg-type]
     )
 
-    def reset_truth_at_steady(event: dict[str, object]) -> None:
-        if event["phase"] == "steady" and not flags.get("reset"):
+    def reset_truth_at_steady(progress: LoadProgress) -> None:
+        if progress.phase == "steady" and not flags.get("reset"):
             flags["reset"] = True
             server_stats(url, reset=True)
 

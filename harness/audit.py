@@ -332,7 +332,7 @@ def _measure_noise_floor(plan: AuditPlan, collected: _Collected, obs: AuditObser
     if plan.profile.noise_floor_s <= 0:
         return
     obs.stage("noise-floor", f"null target at {min(goal_rate, 2000):g} arrivals/s")
-    from harness.nulltarget import measure_noise_floor
+    from harness.load.noise_floor import measure_noise_floor
 
     try:
         collected.noise_floor = measure_noise_floor(

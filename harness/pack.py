@@ -3,7 +3,7 @@
     scenarios/NAME/
       scenario.toml    target, customers, tiers, SLOs, profiles (harness.config)
       provision.py     async create_customer(client, index, rng, marker) -> dict
-      locustfile.py    plain Locust personas built on harness.loadkit.CustomerUser
+      locustfile.py    plain Locust personas built on harness.load.kit.CustomerUser
       tests/           pytest regression suite (run against the target)
       properties/      Hypothesis properties (run against the target)
       invariants.py    integrity invariants (optional)

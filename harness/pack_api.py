@@ -33,7 +33,7 @@ from harness.integrity.ledger import Operation
 
 if TYPE_CHECKING:
     from harness.integrity.session import Api
-    from harness.loadkit import CustomerUser, between, constant, tag, task
+    from harness.load.kit import CustomerUser, between, constant, tag, task
     from harness.pytest_plugin import configured_target_url, request_hooks, request_timeout_s
 
 __all__ = [
@@ -62,11 +62,11 @@ __all__ = [
 
 # Imported on first use: name -> the module that defines it.
 _LAZY = {
-    "CustomerUser": "harness.loadkit",
-    "between": "harness.loadkit",
-    "constant": "harness.loadkit",
-    "tag": "harness.loadkit",
-    "task": "harness.loadkit",
+    "CustomerUser": "harness.load.kit",
+    "between": "harness.load.kit",
+    "constant": "harness.load.kit",
+    "tag": "harness.load.kit",
+    "task": "harness.load.kit",
     "Api": "harness.integrity.session",
     "configured_target_url": "harness.pytest_plugin",
     "request_hooks": "harness.pytest_plugin",

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.processes import stop_group
 from harness.records import (
     BenchmarkResult,
     FalsifiedProperty,
@@ -30,6 +31,8 @@ from harness.records import (
     TestCaseResult,
 )
 
+# pytest takes SIGINT as Ctrl-C: it stops and still writes its JUnit XML, so what ran is kept.
+STOP_STEPS = ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))
 _FALSIFYING = re.compile(r"Falsifying (?:explicit )?example:.*?(?=\n\S|\Z)", re.S)
 
 
@@ -90,7 +93,7 @@ def run_pytest(
             except subprocess.TimeoutExpired:
                 continue
         if proc.poll() is None:
-            _stop_group(proc)
+            stop_group(proc, STOP_STEPS)
     output = log_path.read_text(encoding="utf-8", errors="replace")
     return SuiteRun(
         exit_code=proc.returncode,
@@ -100,19 +103,6 @@ def run_pytest(
         timed_out=timed_out,
         interrupted=interrupted,
     )
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def parse_junit(path: Path) -> tuple[TestCaseResult, ...]:

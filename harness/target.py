@@ -8,7 +8,6 @@ samples, never from a guess.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import shlex
@@ -30,6 +29,7 @@ import httpx
 import psutil
 
 from harness.errors import AuditInterrupted, ConfigError, TargetError
+from harness.processes import signal_group, stop_group, wait_group_gone
 from harness.records import ResourceSample
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -217,16 +217,11 @@ class ManagedTarget:
             self._sampler.join(timeout=3)
         process = self._process
         if process is not None and process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+            stop_group(process, ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)))
         if process is not None:
             # Children that outlived the leader (same session) must not survive us either.
-            _signal_group(process.pid, signal.SIGKILL)
-            _wait_group_gone(process.pid)
+            signal_group(process.pid, signal.SIGKILL)
+            wait_group_gone(process.pid)
             self.alive()
         if self._log_file is not None:
             self._log_file.close()
@@ -292,21 +287,3 @@ def _sample_tree(root: psutil.Process, known: dict[int, psutil.Process]) -> Reso
         at=time.time(), rss_mb=rss / 2**20, cpu_pct=cpu, open_fds=fds, threads=threads
     )
 
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
-    """Return once no live process is left in the group (a SIGKILL is delivered, not instant)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        members = []
-        for proc in psutil.process_iter(["status"]):
-            with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                    members.append(proc)
-        if not members:
-            return
-        psutil.wait_procs(members, timeout=0.1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 from harness.config import Profile
 from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
+from harness.load.progress import LoadProgress
 from harness.load.stage import run_load
 from harness.pacing import RequestPacer, request_hooks
 from harness.provisioning import CreateCustomer, CustomerStore, provision
@@ -280,10 +281,9 @@ def ledger_dir(load_dir: Path) -> Path:
     return Path(load_dir) / "ledger"
 
 
-def _progress_dict(progress: Any) -> dict[str, Any]:
-    if isinstance(progress, dict):
-        return progress
-    return dict(vars(progress))
+def _progress_dict(progress: LoadProgress) -> dict[str, Any]:
+    """A load progress line as the dict the audit's observer takes (``AuditObserver.progress``)."""
+    return asdict(progress)
 
 
 def replay_server_errors(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.nulltarget import run_null_target
+from harness.load.noise_floor import run_null_target
 from harness.pacing import RequestPacer
 from harness.provisioning import CustomerStore, provision
 

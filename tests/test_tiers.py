@@ -12,3 +12,4 @@ def test_max_rps_counts_requests_so_the_arrivals_are_kept_under_it_by_the_measur
     assert max_arrivals(100.0, None) == 100.0
     assert max_arrivals(100.0, 0.5) == 100.0  # never more actions than requests
     assert max_arrivals(None, 2.5) == float("inf")
+

@@ -5,9 +5,9 @@ whether other work on the machine took the CPU it needed: then its greenlets wai
 event loop but in the kernel's run queue, and every latency it times grows by that wait. Linux
 counts that wait per thread (``/proc/<pid>/task/<tid>/schedstat``, second field: nanoseconds
 spent runnable but not running), and the machine's ``steal`` time counts what the hypervisor
-took from the whole virtual machine. Measured on this 2-core machine (null target 0.2 ms at
-1000 req/s): quiet, the generator waited 0.4-0.7 % of the time and p99 was 1-4.5 ms; with one
-busy-looping process beside it, 2.3 % (p99 5.8 ms); with two, 6.6-7.4 % (p99 24 ms).
+took from the whole virtual machine. The wait, and the p99 with it, grow with the work beside
+the generator: a quiet machine keeps it under 1 %, busy-looping processes beside it take it to
+several percent (figures: benchmarks/README.md).
 
 The wait alone is not a verdict: it also grows when the *target* beside the generator is busy
 (3 % for the healthy demo at 5000 customers with the machine 70 % busy, 4.7 % at its 1.5x step),
@@ -16,12 +16,11 @@ target (``harness.tiers.with_other_work``), which needs the machine's busy CPU f
 
 The machine's busy CPU is read two ways, and the larger is used; both can only miss work. The
 kernel's per-CPU counters (``/proc/stat``) are sampled at each timer tick, and work that wakes
-on precise timers and sleeps again before the tick is never seen: the harness's own engine at
-1000 req/s against the null target (generator 20 % of a core, target about 25 %) read as 1-2 %
-busy there. The processes' own CPU times (``/proc/<pid>/stat``, kept exact by the scheduler),
-summed over every process this one can see, with the CPU of the children each has reaped, read
-47-48 % for the same window; they miss processes outside this PID namespace (another
-container), which the kernel's counters do see.
+on precise timers and sleeps again before the tick is never seen: the harness's own engine and
+the null target read as a few percent busy there against nearly half a core in their own CPU
+times. The processes' own CPU times (``/proc/<pid>/stat``, kept exact by the scheduler), summed
+over every process this one can see, with the CPU of the children each has reaped, miss
+processes outside this PID namespace (another container), which the kernel's counters do see.
 
 Readings are cumulative counters; a phase takes one at its start and one at each sample and
 reports the rate between the first and the last. Where the files do not exist (not Linux) the
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["MachineReading", "read_machine", "shares"]
+__all__ = ["MachineReading", "MachineShares", "read_machine", "shares"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,16 @@ def read_machine(pid: int | None = None) -> MachineReading:
     )
 
 
-def shares(first: MachineReading, last: MachineReading) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class MachineShares:
+    """Between two readings, as % of wall time (one core = 100); None where a reading is missing."""
+
+    runqueue_wait_pct: float | None  # this process's threads waiting for a CPU, summed over threads
+    steal_pct: float | None  # the hypervisor's steal, summed over the machine's CPUs
+    machine_cpu_pct: float | None  # all busy CPU, summed over the machine's CPUs
+
+
+def shares(first: MachineReading, last: MachineReading) -> MachineShares:
     """Between two readings, as % of wall time (one core = 100, like a process's CPU %).
 
     ``runqueue_wait_pct``: how long this process's threads waited for a CPU, summed over threads;
@@ -106,16 +114,16 @@ def shares(first: MachineReading, last: MachineReading) -> dict[str, float | Non
     """
     wall = last.at - first.at
     if wall <= 0:
-        return {"runqueue_wait_pct": None, "steal_pct": None, "machine_cpu_pct": None}
+        return MachineShares(runqueue_wait_pct=None, steal_pct=None, machine_cpu_pct=None)
 
     def pct(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else max(0.0, (b - a) / wall * 100.0)
 
-    return {
-        "runqueue_wait_pct": pct(first.runqueue_wait_s, last.runqueue_wait_s),
-        "steal_pct": pct(first.steal_s, last.steal_s),
-        "machine_cpu_pct": max(
+    return MachineShares(
+        runqueue_wait_pct=pct(first.runqueue_wait_s, last.runqueue_wait_s),
+        steal_pct=pct(first.steal_s, last.steal_s),
+        machine_cpu_pct=max(
             (v for v in (pct(first.busy_s, last.busy_s), pct(first.processes_s, last.processes_s)) if v is not None),
             default=None,
         ),
-    }
+    )

@@ -72,7 +72,7 @@ class LoadPlan:
     workers: int = 0
     master_port: int = 0  # 0 = pick a free port
     worker_connect_timeout_s: float = 30.0
-    # the generator's saturation thresholds (see harness.load.engine's docstring for why)
+    # the generator's saturation thresholds (see harness.validity for why)
     saturation_cpu_pct: float = 90.0
     saturation_loop_lag_p99_ms: float = 20.0
     saturation_dropped_ratio: float = 0.01

@@ -1,8 +1,8 @@
 """The parent side of the load stage: run the engine child, follow it, and return records.
 
 ``run_load`` starts ``python -m harness.load.engine PLAN.json`` in its own process group (so the
-child and its Locust workers can be signalled together), passes each JSON progress line to
-``on_progress``, enforces an overall deadline, and on ``cancel`` sends SIGINT, waits, then
+child and its Locust workers can be signalled together), passes each progress line to
+``on_progress`` as a :class:`~harness.load.progress.LoadProgress`, enforces an overall deadline, and on ``cancel`` sends SIGINT, waits, then
 SIGTERM and SIGKILL, so no process is left behind. Whatever happens, it returns the phases the
 child completed: a crash becomes ``LoadOutcome.error``, never an exception that loses data.
 """
@@ -23,16 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.plan import LoadPlan
-from harness.load.results import phase_from_dict
+from harness.load.progress import LoadProgress
+from harness.load.result_file import RESULT_FILE, read_result
+from harness.processes import signal_group, stop_group
 from harness.records import PhaseMeasurement
 
-RESULT_FILE = "load-result.json"  # same name as harness.load.engine.RESULT_FILE
 PLAN_FILE = "load-plan.json"
 LOG_FILE = "load-engine.log"
 STARTUP_ALLOWANCE_S = 30.0  # importing Locust, starting workers, spawning users
 INTERRUPT_GRACE_S = 10.0  # after SIGINT the child writes results; it normally needs ~2 s
+STOP_STEPS = ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
 
-ProgressCallback = Callable[[dict[str, Any]], None]
+ProgressCallback = Callable[[LoadProgress], None]
 
 __all__ = ["LoadOutcome", "ProgressCallback", "run_load"]
 
@@ -55,25 +57,13 @@ def _deadline_s(plan: LoadPlan) -> float:
     return plan.total_duration_s + drains + STARTUP_ALLOWANCE_S + (plan.worker_connect_timeout_s if plan.workers else 0)
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _read_progress(stream: Any, on_progress: ProgressCallback | None, last: list[dict[str, Any]]) -> None:
+def _read_progress(stream: Any, on_progress: ProgressCallback | None) -> None:
     for raw in stream:
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        last[:] = [event]
-        if on_progress is not None:
+        progress = LoadProgress.from_line(raw.strip())
+        if progress is not None and on_progress is not None:
             # A broken progress display must not kill the measurement.
             with contextlib.suppress(Exception):
-                on_progress(event)
+                on_progress(progress)
 
 
 def run_load(
@@ -101,8 +91,7 @@ def run_load(
         start_new_session=True, text=True, bufsize=1,
     )
     pgid = proc.pid
-    last: list[dict[str, Any]] = []
-    reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress, last), daemon=True)
+    reader = threading.Thread(target=_read_progress, args=(proc.stdout, on_progress), daemon=True)
     reader.start()
     deadline = time.monotonic() + _deadline_s(plan)
     cancelled = False
@@ -117,25 +106,15 @@ def run_load(
                 break
             time.sleep(0.05)
         if proc.poll() is None:
-            _stop(proc, pgid)
+            stop_group(proc, STOP_STEPS)
     except BaseException:
-        _stop(proc, pgid)
+        stop_group(proc, STOP_STEPS)
         raise
     finally:
-        _signal_group(pgid, signal.SIGKILL)  # any straggler (a stuck worker) in the group
+        signal_group(pgid, signal.SIGKILL)  # any straggler (a stuck worker) in the group
         reader.join(timeout=2.0)
         log.close()
     return _outcome(plan, out, proc.returncode, cancelled, timed_out)
-
-
-def _stop(proc: subprocess.Popen[str], pgid: int) -> None:
-    for sig, wait in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        _signal_group(pgid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _log_tail(out: Path, lines: int = 15) -> str:
@@ -151,10 +130,10 @@ def _outcome(plan: LoadPlan, out: Path, returncode: int | None, cancelled: bool,
     interrupted = cancelled
     phases: tuple[PhaseMeasurement, ...] = ()
     try:
-        data = json.loads((out / RESULT_FILE).read_text(encoding="utf-8"))
-        phases = tuple(phase_from_dict(p) for p in data.get("phases", ()))
-        error = data.get("error")
-        interrupted = interrupted or bool(data.get("interrupted"))
+        result = read_result(out)
+        phases = result.phases
+        error = result.error
+        interrupted = interrupted or result.interrupted
     except FileNotFoundError:
         error = f"the load engine wrote no {RESULT_FILE} (exit code {returncode})"
     except (json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -1,9 +1,9 @@
 """Waiting until an instant with sub-millisecond precision inside gevent.
 
 gevent's timers ride on libev's ``epoll_wait``, whose timeout is whole milliseconds rounded up:
-``gevent.sleep(0.0003)`` returns about 1 ms later than asked (measured on this machine: p50
-0.8 ms late, p99 1.1 ms). The arrival dispatcher would then send every token up to a
-millisecond after its intended start, and that lateness shows as the target's latency.
+``gevent.sleep(0.0003)`` returns about 1 ms later than asked (figures: benchmarks/README.md).
+The arrival dispatcher would then send every token up to a millisecond after its intended
+start, and that lateness shows as the target's latency.
 
 A Linux ``timerfd`` armed at the absolute instant makes ``epoll_wait`` return when it expires,
 whatever its own timeout: the wait ends tens of microseconds late instead of a millisecond.

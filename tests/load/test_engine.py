@@ -11,18 +11,17 @@ import socket
 import textwrap
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 import pytest
 
-from harness import recording
-from harness.load import LoadPlan, PhasePlan, run_load
-from harness.load.results import merge_tallies
-from harness.nulltarget import run_null_target
+from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load
+from harness.load.noise_floor import run_null_target
 
 ONE_GET = """
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 class Visitor(CustomerUser):
     @task
@@ -83,7 +82,7 @@ def test_a_backlog_finished_after_the_window_is_latency_not_throughput(tmp_path:
 def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
         import time
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         class Burner(CustomerUser):
             @task
@@ -103,7 +102,7 @@ def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> No
 
 
 THREE_GETS = """
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 class Browser(CustomerUser):
     @task
@@ -144,7 +143,7 @@ def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
 
 def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         class Broken(CustomerUser):
             @task
@@ -215,11 +214,11 @@ def _engine_processes(marker: str) -> list[psutil.Process]:
 def test_cancel_returns_the_phases_measured_so_far_and_leaves_no_process(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, ONE_GET, path="/")
     cancel = threading.Event()
-    seen: list[dict[str, object]] = []
+    seen: list[LoadProgress] = []
 
-    def on_progress(event: dict[str, object]) -> None:
-        seen.append(event)
-        if event["phase"] == "steady" and float(event["elapsed"]) >= 1.0:  # type: ignore[arg-type]
+    def on_progress(progress: LoadProgress) -> None:
+        seen.append(progress)
+        if progress.phase == "steady" and progress.elapsed >= 1.0:
             cancel.set()
 
     with run_null_target(service_ms=0.2) as url:
@@ -235,7 +234,7 @@ def test_cancel_returns_the_phases_measured_so_far_and_leaves_no_process(tmp_pat
     assert outcome.phases[0].aborted is None
     assert outcome.phases[1].aborted == "interrupted"
     assert outcome.phases[1].requests > 0
-    assert {"phase", "elapsed", "duration", "rps", "errors", "users", "dropped"} <= set(seen[0])
+    assert {"phase", "elapsed", "duration", "rps", "errors", "users", "dropped"} <= set(asdict(seen[0]))
     assert _engine_processes(str(tmp_path / "out")) == []
 
 
@@ -259,7 +258,7 @@ def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> Non
     log_dir.mkdir()
     lf = locustfile(tmp_path, """
         import os
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
 
@@ -286,23 +285,6 @@ def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> Non
     assert endpoint.latency.count == endpoint.service.count == endpoint.requests == steady.requests
     window_counts = sum(recording.decode(w.latency_hdr).get_total_count() for w in steady.windows)
     assert window_counts == steady.requests
-
-
-def test_merging_tallies_adds_counts_and_keeps_each_process_health() -> None:
-    def tally(requests: int, cpu: float) -> dict[str, object]:
-        return {
-            "kind": "steady", "label": "steady", "offered_rps": 10.0, "started_at": 1.0, "ended_at": 2.0,
-            "active_s": 1.0, "scheduled": requests, "started": requests, "dropped": 0, "max_users": 2,
-            "aborted": None, "workers": 1, "workers_lost": 0, "notes": [], "samples": [],
-            "endpoints": {"GET /": {"requests": requests, "errors": 0, "reasons": {}, "lat": "", "svc": ""}},
-            "windows": [], "processes": [{"cpu_max": cpu, "cpu_mean": cpu, "lag_p99_ms": 1.0,
-                                          "lag_max_ms": 1.0, "rss_max_mb": 50.0}],
-        }
-
-    merged = merge_tallies([tally(3, 10.0), tally(4, 95.0)])
-    assert merged["endpoints"]["GET /"]["requests"] == 7
-    assert merged["offered_rps"] == 20.0
-    assert [p["cpu_mean"] for p in merged["processes"]] == [10.0, 95.0]
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,7 @@ def test_a_process_sharing_its_cpu_with_a_busy_loop_is_seen_waiting_for_it(
     first = read_machine(measured.pid)
     time.sleep(1.0)
     last = read_machine(measured.pid)
-    wait = shares(first, last)["runqueue_wait_pct"]
+    wait = shares(first, last).runqueue_wait_pct
     # Two runnable processes on one CPU: each waits about half the time.
     assert wait is not None and 25.0 < wait < 75.0
 
@@ -53,7 +53,7 @@ def test_a_process_alone_on_its_cpu_hardly_waits(busy_loops: list[subprocess.Pop
     first = read_machine(measured.pid)
     time.sleep(1.0)
     last = read_machine(measured.pid)
-    wait = shares(first, last)["runqueue_wait_pct"]
+    wait = shares(first, last).runqueue_wait_pct
     assert wait is not None and wait < 20.0
 
 
@@ -61,9 +61,9 @@ def test_shares_are_percent_of_one_core_over_the_wall_time_between_readings() ->
     first = MachineReading(at=100.0, runqueue_wait_s=1.0, steal_s=10.0, busy_s=50.0)
     last = MachineReading(at=102.0, runqueue_wait_s=1.1, steal_s=10.2, busy_s=53.0)
     got = shares(first, last)
-    assert got["runqueue_wait_pct"] == pytest.approx(5.0)
-    assert got["steal_pct"] == pytest.approx(10.0)
-    assert got["machine_cpu_pct"] == pytest.approx(150.0)
+    assert got.runqueue_wait_pct == pytest.approx(5.0)
+    assert got.steal_pct == pytest.approx(10.0)
+    assert got.machine_cpu_pct == pytest.approx(150.0)
 
 
 @pytest.mark.parametrize(("kernel_busy", "processes_busy", "pct"), [(0.04, 0.94, 47.0), (3.0, 0.94, 150.0)])
@@ -76,7 +76,7 @@ def test_the_machines_busy_cpu_is_the_larger_of_its_two_readings(
     first = MachineReading(at=100.0, runqueue_wait_s=None, steal_s=None, busy_s=50.0, processes_s=10.0)
     last = MachineReading(at=102.0, runqueue_wait_s=None, steal_s=None, busy_s=50.0 + kernel_busy,
                           processes_s=10.0 + processes_busy)  # fmt: skip
-    assert shares(first, last)["machine_cpu_pct"] == pytest.approx(pct)
+    assert shares(first, last).machine_cpu_pct == pytest.approx(pct)
 
 
 def test_work_done_by_a_process_that_ended_between_readings_is_counted() -> None:
@@ -93,4 +93,4 @@ def test_readings_the_os_does_not_give_are_none_not_zero() -> None:
     first = MachineReading(at=1.0, runqueue_wait_s=None, steal_s=None, busy_s=1.0)
     last = MachineReading(at=2.0, runqueue_wait_s=None, steal_s=None, busy_s=1.5)
     got = shares(first, last)
-    assert got["runqueue_wait_pct"] is None and got["steal_pct"] is None
+    assert got.runqueue_wait_pct is None and got.steal_pct is None

@@ -1,11 +1,11 @@
-"""harness.recording: HDR histograms in microseconds, encoded as text, merged without loss."""
+"""harness.load.recording: HDR histograms in microseconds, encoded as text, merged without loss."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import recording
+from harness.load import recording
 
 latencies_ms = st.lists(st.floats(min_value=0.0, max_value=120_000.0, allow_nan=False), max_size=300)
 

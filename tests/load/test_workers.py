@@ -18,10 +18,9 @@ from pathlib import Path
 
 import psutil
 
-from harness import recording
-from harness.load import LoadPlan, PhasePlan, run_load
+from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load
+from harness.load.noise_floor import run_null_target
 from harness.load.stage import PLAN_FILE
-from harness.nulltarget import run_null_target
 
 LOGGING_LOCUSTFILE = """
 import os
@@ -29,7 +28,7 @@ import time
 
 from locust import events
 
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
 
@@ -117,8 +116,8 @@ def test_a_worker_killed_mid_phase_makes_it_invalid_and_keeps_what_it_reported(t
     lf, sent = _setup(tmp_path)
     killed: list[int] = []
 
-    def kill_one_worker(event: dict[str, object]) -> None:
-        if not killed and event["phase"] == "steady" and float(event["elapsed"]) >= 2.0:  # type: ignore[arg-type]
+    def kill_one_worker(progress: LoadProgress) -> None:
+        if not killed and progress.phase == "steady" and progress.elapsed >= 2.0:
             pids = _worker_pids(tmp_path)
             if pids:
                 psutil.Process(pids[0]).send_signal(signal.SIGKILL)

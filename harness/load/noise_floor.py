@@ -1,6 +1,6 @@
-"""A built-in null target: a loopback HTTP/1.1 server with a known service time.
+"""The noise floor: a built-in null target with a known service time, and the calibration on it.
 
-    python -m harness.nulltarget --port 8099 --service-ms 0.5 [--stall-every 10 --stall-for 1]
+    python -m harness.load.noise_floor --port 8099 --service-ms 0.5 [--stall-every 10 --stall-for 1]
 
 Every request gets ``200 {"ok":true}`` after ``--service-ms`` of real work (a busy wait below
 2 ms, where sleeping is too coarse; a sleep above). With ``--stall-every E --stall-for F`` the
@@ -10,9 +10,12 @@ spent inside it (parsed -> response written) in an HDR histogram: ``GET /__stats
 ``{"count": n, "hdr": base64}`` and ``POST /__reset`` clears it; ``/__status/NNN`` answers
 with status NNN (for error-handling tests). This is the ground truth the
 fidelity benchmark compares the load generators with, and what ``measure_noise_floor`` calibrates
-the harness against.
+the harness against: the engine's own latency against a server whose service time is known is
+the floor below which a finding is the harness's noise, not the target's.
 
-asyncio, raw keep-alive HTTP/1.1, no dependencies beyond hdrh. Loopback only.
+The server is asyncio, raw keep-alive HTTP/1.1, no dependencies beyond hdrh. Loopback only. This
+module imports no Locust: the calibration's locustfile is written to a temporary file and runs
+in the engine child (``harness.load.stage.run_load``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import recording
+from harness.load import recording
+from harness.load.plan import LoadPlan, PhasePlan
+from harness.load.stage import run_load
 from harness.records import NoiseFloor
 
 __all__ = ["NullTarget", "main", "measure_noise_floor", "run_null_target", "server_stats"]
@@ -126,7 +131,7 @@ async def _serve(target: NullTarget, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.nulltarget", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.load.noise_floor", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--service-ms", type=float, default=0.5)
@@ -162,11 +167,11 @@ def run_null_target(
 ) -> Iterator[str]:
     """Start the null target in its own process for the ``with`` block; yields its base URL."""
     port = port or _free_port()
-    cmd = [sys.executable, "-m", "harness.nulltarget", "--port", str(port), "--service-ms", str(service_ms)]
+    cmd = [sys.executable, "-m", "harness.load.noise_floor", "--port", str(port), "--service-ms", str(service_ms)]
     if stall_every:
         cmd += ["--stall-every", str(stall_every), "--stall-for", str(stall_for)]
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
@@ -199,7 +204,7 @@ def server_stats(base_url: str, reset: bool = False) -> str:
 
 
 NOISE_LOCUSTFILE = '''\
-from harness.loadkit import CustomerUser, task
+from harness.load.kit import CustomerUser, task
 
 
 class NullUser(CustomerUser):
@@ -223,9 +228,6 @@ def measure_noise_floor(
 
     Returns None when ``cancel`` stopped the measurement before its steady window finished.
     """
-    from harness.load.plan import LoadPlan, PhasePlan
-    from harness.load.stage import run_load
-
     with tempfile.TemporaryDirectory(prefix="scaleready-noise-") as tmp:
         locustfile = Path(tmp) / "noise_locustfile.py"
         locustfile.write_text(NOISE_LOCUSTFILE, encoding="utf-8")

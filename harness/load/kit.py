@@ -1,4 +1,4 @@
-"""What a pack's locustfile imports: ``from harness.loadkit import CustomerUser, task, between``.
+"""What a pack's locustfile imports: ``from harness.load.kit import CustomerUser, task, between``.
 
 :class:`CustomerUser` is a plain Locust ``FastHttpUser`` with two additions:
 
@@ -52,7 +52,7 @@ def load_customers(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
 
 
 class Pacer(Protocol):
-    """What the harness engine provides (duck-typed; see ``harness.load.engine``)."""
+    """What the harness engine provides (duck-typed; ``harness.load.timing.Arrivals``)."""
 
     def take(self, user: CustomerUser) -> Any | None: ...  # an iteration, or None to stop
 
@@ -127,7 +127,7 @@ class CustomerUser(FastHttpUser):
         customer: dict[str, Any] | None = None,
         started: float | None = None,
     ) -> None:
-        """Record a state-changing request in the operation ledger (see ``harness.ledger``).
+        """Record a state-changing request in the operation ledger (see ``harness.integrity.ledger``).
 
         Call it once the answer is in: ``status`` None means no answer (timeout, reset), so the
         outcome is unknown. ``content`` is what was written, compared later with what reads back.

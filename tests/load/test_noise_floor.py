@@ -10,9 +10,8 @@ import textwrap
 import urllib.request
 from pathlib import Path
 
-from harness import recording
-from harness.load import LoadPlan, PhasePlan, run_load
-from harness.nulltarget import NullTarget, measure_noise_floor, run_null_target, server_stats
+from harness.load import LoadPlan, PhasePlan, recording, run_load
+from harness.load.noise_floor import NullTarget, measure_noise_floor, run_null_target, server_stats
 
 
 def test_the_freeze_is_the_last_seconds_of_every_cycle() -> None:
@@ -40,7 +39,7 @@ def test_it_answers_keep_alive_http_and_records_its_own_service_time() -> None:
 def test_a_stall_shows_in_latency_from_intended_start_but_hardly_in_service_time(tmp_path: Path) -> None:
     lf = tmp_path / "locustfile.py"
     lf.write_text(textwrap.dedent("""
-        from harness.loadkit import CustomerUser, task
+        from harness.load.kit import CustomerUser, task
 
         class Visitor(CustomerUser):
             @task
