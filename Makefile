@@ -31,6 +31,7 @@ quick: install
 lint: install
 	$(VENV)/bin/ruff check harness tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install browser lint
 	$(PY) -m pytest

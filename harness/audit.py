@@ -29,6 +29,7 @@ from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pacing import MAX_RPS_ENV, RequestPacer
 from harness.pack import Pack, import_pack_module, provision_hook
+from harness.progress import TierEvent
 from harness.provisioning import CreateCustomer, CustomerStore
 from harness.records import (
     AuditRecord,
@@ -53,7 +54,7 @@ class AuditObserver(Protocol):
 
     def stage(self, name: str, detail: str = "") -> None: ...
 
-    def progress(self, name: str, data: dict[str, Any]) -> None: ...
+    def progress(self, event: TierEvent) -> None: ...
 
     def note(self, message: str) -> None: ...
 
@@ -62,7 +63,7 @@ class SilentObserver:
     def stage(self, name: str, detail: str = "") -> None:
         pass
 
-    def progress(self, name: str, data: dict[str, Any]) -> None:
+    def progress(self, event: TierEvent) -> None:
         pass
 
     def note(self, message: str) -> None:

@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from harness.errors import ConfigError, HarnessError
+from harness.progress import LoadProgress, Provisioning, TierEvent
 from harness.records import severity_rank
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_TARGET, EXIT_INTERNAL, EXIT_INCONCLUSIVE = range(6)
@@ -49,7 +50,7 @@ class _LiveObserver:
         self.started = time.monotonic()
         self.stage_name = ""
         self.detail = ""
-        self.load: dict[str, Any] = {}
+        self.load: LoadProgress | None = None
         self._last_plain = 0.0
 
     def _line(self) -> Text:
@@ -58,12 +59,11 @@ class _LiveObserver:
         text.append(self.stage_name, style="bold cyan")
         if self.detail:
             text.append(f"  {self.detail}")
-        if self.load:
+        if self.load is not None:
             d = self.load
             text.append(
-                f"  | {d.get('phase', '?')} {d.get('elapsed', 0):.0f}/{d.get('duration', 0):.0f}s"
-                f"  {d.get('rps', 0):.0f} req/s  errors {d.get('errors', 0)}"
-                f"  users {d.get('users', 0)}  dropped {d.get('dropped', 0)}"
+                f"  | {d.phase} {d.elapsed:.0f}/{d.duration:.0f}s  {d.rps:.0f} req/s  errors {d.errors}"
+                f"  users {d.users}  dropped {d.dropped}"
             )
         return text
 
@@ -75,19 +75,19 @@ class _LiveObserver:
             self.console.print(self._line())
 
     def stage(self, name: str, detail: str = "") -> None:
-        self.stage_name, self.detail, self.load = name, detail, {}
+        self.stage_name, self.detail, self.load = name, detail, None
         if self.live is not None:
             self.console.print(self._line())
         self._refresh(force_plain=True)
 
-    def progress(self, name: str, data: dict[str, Any]) -> None:
-        if name == "load":
-            self.load = data
-        elif name == "provisioned":
-            self.detail = f"provisioning {data['done']}/{data['total']}"
-        elif name in ("replay", "integrity"):
-            self.load = {}
-            self.detail = "replaying server errors" if name == "replay" else "checking integrity"
+    def progress(self, event: TierEvent) -> None:
+        if isinstance(event, LoadProgress):
+            self.load = event
+        elif isinstance(event, Provisioning):
+            self.detail = f"provisioning {event.done}/{event.total}"
+        else:
+            self.load = None
+            self.detail = "replaying server errors" if event.step == "replay" else "checking integrity"
         self._refresh()
 
     def note(self, message: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ import httpx
 from harness.config import Profile
 from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan
-from harness.load.progress import LoadProgress
-from harness.load.stage import run_load
+from harness.load.stage import LoadOutcome, run_load
 from harness.pacing import RequestPacer, request_hooks
+from harness.progress import Provisioning, TierEvent, TierStep
 from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     ErrorSample,
@@ -32,6 +32,7 @@ from harness.records import (
     ReplayedError,
     ResourceSample,
     TierResult,
+    TierStatus,
 )
 from harness.validity import with_other_work
 
@@ -66,7 +67,7 @@ class TierContext:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-TierProgress = Callable[[str, dict[str, Any]], None]
+TierProgress = Callable[[TierEvent], None]
 
 
 def run_tier(
@@ -84,39 +85,8 @@ def run_tier(
     under the pack's max_rps, which counts requests."""
     offered = customers * ctx.per_customer_rps
     started = time.time()
-    notify = on_progress or (lambda kind, data: None)
-
-    notify("provisioning", {"customers": customers, "have": len(ctx.store)})
-    prov = provision(
-        ctx.provision_hook,
-        ctx.store,
-        base_url=ctx.base_url,
-        upto=customers,
-        concurrency=ctx.provision_concurrency,
-        seed=ctx.seed,
-        timeout_s=ctx.request_timeout_s,
-        cancel=cancel,
-        on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
-        pacer=ctx.pacer,
-    )
-    alive_now = ctx.target_alive() if ctx.target_alive is not None else True
-    if prov.customers < customers and prov.customers > 0 and alive_now and not cancel.is_set():
-        # Provisioning is resumable: a target that refuses part of a parallel sign-up burst
-        # (a busy pool, a lock timeout) gets a second, gentle pass for the missing customers.
-        # The tier's load then measures that target's behaviour under concurrency as it should.
-        again = provision(
-            ctx.provision_hook, ctx.store, base_url=ctx.base_url, upto=customers,
-            concurrency=RETRY_PROVISION_CONCURRENCY, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
-            cancel=cancel, pacer=ctx.pacer,
-            on_progress=lambda done, total: notify("provisioned", {"done": done, "total": total}),
-        )  # fmt: skip
-        prov = replace(
-            again,
-            created=prov.created + again.created,
-            failed=prov.failed + again.failed,
-            duration_s=round(prov.duration_s + again.duration_s, 3),
-            errors=(prov.errors + again.errors)[: max(len(prov.errors), 5)],
-        )
+    notify: TierProgress = on_progress or (lambda event: None)
+    prov = _provision(customers, ctx, cancel, notify)
     if cancel.is_set():
         return _unmeasured(customers, offered, prov, "skipped", "interrupted while provisioning")
     if prov.customers < customers:
@@ -131,60 +101,92 @@ def run_tier(
     cap = max_arrivals(ctx.max_rps, requests_per_iteration)
     plan = _plan(customers, offered, ctx, cap)
     wanted = offered * max([1.0, *ctx.profile.stress_factors])
-    held_by_cap = cap if cap < wanted else None  # a phase reduced or a stress step left out
-    outcome = run_load(plan, on_progress=lambda p: notify("load", _progress_dict(p)), cancel=cancel)
-
+    outcome = run_load(plan, on_progress=notify, cancel=cancel)
     phases = outcome.phases
-    warmup = next((p for p in phases if p.kind == "warmup"), None)
-    steady = next((p for p in phases if p.kind == "steady"), None)
-    stress = tuple(p for p in phases if p.kind == "stress")
-
     alive = ctx.target_alive() if ctx.target_alive is not None else True
     replays: tuple[ReplayedError, ...] = ()
     if alive and not cancel.is_set():
-        notify("replay", {})
+        notify(TierStep("replay"))
         replays = replay_server_errors(phases, ctx)
     integrity: IntegrityResult | None = None
     if alive and not cancel.is_set() and ctx.integrity_check is not None:
-        notify("integrity", {})
+        notify(TierStep("integrity"))
         integrity = ctx.integrity_check(customers, ledger_dir(Path(plan.output_dir)))
-
-    status, reason = "passed", ""
-    if cancel.is_set() or outcome.interrupted:
-        status, reason = "invalid", "interrupted during the load"
-    elif not alive:
-        status, reason = "invalid", "the target stopped answering: its process exited during the load"
-    elif outcome.error:
-        status, reason = "invalid", f"the load engine failed: {outcome.error}"
-    elif steady is None:
-        status, reason = "invalid", "no steady window was measured"
-    samples = ctx.target_samples(started) if ctx.target_samples is not None else ()
-    samples = count_requests(samples, phases, requests_before)
+    samples = count_requests(ctx.target_samples(started) if ctx.target_samples is not None else (),
+                             phases, requests_before)  # fmt: skip
     # A crowded phase is still a measurement: the verdict and the capacity model use it only if
     # it met its SLOs anyway (busy-machine noise only adds latency).
-    stress = tuple(with_other_work(step, step.target_cpu_pct(samples)) for step in stress)
-    if steady is not None:
-        steady = with_other_work(steady, steady.target_cpu_pct(samples))
-    if status == "passed" and steady is not None and steady.offered_rps < 0.999 * offered:
-        status, reason = "invalid", (
-            f"the pack's max_rps ({ctx.max_rps:g} requests/s) held this tier to {steady.offered_rps:.4g} of "
-            f"its {offered:.4g} arrivals/s (an action makes about {requests_per_iteration or 1:.2g} requests), "
-            "so the tier was not measured at its own load; raise max_rps or leave the tier out"
-        )
+    measured = [with_other_work(p, p.target_cpu_pct(samples)) for p in phases]
+    steady = next((p for p in measured if p.kind == "steady"), None)
+    status, reason = _stage_status(outcome, steady, offered, alive, cancel, ctx.max_rps, requests_per_iteration)
     return TierResult(
         customers=customers,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         offered_rps=round(offered, 3),
         provisioning=prov,
-        warmup=warmup,
+        warmup=next((p for p in phases if p.kind == "warmup"), None),
         steady=steady,
-        stress=stress,
+        stress=tuple(p for p in measured if p.kind == "stress"),
         integrity=integrity,
         replayed_errors=replays,
         resources=samples,
         reason=reason,
-        max_rps_arrivals=held_by_cap,
+        max_rps_arrivals=cap if cap < wanted else None,  # a phase reduced or a stress step left out
     )
+
+
+def _provision(customers: int, ctx: TierContext, cancel: threading.Event, notify: TierProgress) -> ProvisioningResult:
+    """Create the customers the tier still lacks; a second, gentle pass for those a parallel
+    first pass could not create."""
+    def progress(done: int, total: int) -> None:
+        notify(Provisioning(customers, done, total))
+
+    notify(Provisioning(customers, 0, max(0, customers - len(ctx.store))))
+    prov = provision(
+        ctx.provision_hook, ctx.store, base_url=ctx.base_url, upto=customers,
+        concurrency=ctx.provision_concurrency, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
+        cancel=cancel, on_progress=progress, pacer=ctx.pacer,
+    )  # fmt: skip
+    alive_now = ctx.target_alive() if ctx.target_alive is not None else True
+    if not (0 < prov.customers < customers and alive_now and not cancel.is_set()):
+        return prov
+    # Provisioning is resumable: a target that refuses part of a parallel sign-up burst (a busy
+    # pool, a lock timeout) gets a second, gentle pass for the missing customers. The tier's load
+    # then measures that target's behaviour under concurrency as it should.
+    again = provision(
+        ctx.provision_hook, ctx.store, base_url=ctx.base_url, upto=customers,
+        concurrency=RETRY_PROVISION_CONCURRENCY, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
+        cancel=cancel, pacer=ctx.pacer, on_progress=progress,
+    )  # fmt: skip
+    return replace(
+        again,
+        created=prov.created + again.created,
+        failed=prov.failed + again.failed,
+        duration_s=round(prov.duration_s + again.duration_s, 3),
+        errors=(prov.errors + again.errors)[: max(len(prov.errors), 5)],
+    )
+
+
+def _stage_status(
+    outcome: LoadOutcome, steady: PhaseMeasurement | None, offered: float, alive: bool, cancel: threading.Event,
+    max_rps: float | None, requests_per_iteration: float | None,
+) -> tuple[TierStatus, str]:
+    """Whether the stage could measure the tier (whether it passed is the verdict's call)."""
+    if cancel.is_set() or outcome.interrupted:
+        return "invalid", "interrupted during the load"
+    if not alive:
+        return "invalid", "the target stopped answering: its process exited during the load"
+    if outcome.error:
+        return "invalid", f"the load engine failed: {outcome.error}"
+    if steady is None:
+        return "invalid", "no steady window was measured"
+    if steady.offered_rps < 0.999 * offered:
+        return "invalid", (
+            f"the pack's max_rps ({max_rps or 0:g} requests/s) held this tier to {steady.offered_rps:.4g} of "
+            f"its {offered:.4g} arrivals/s (an action makes about {requests_per_iteration or 1:.2g} requests), "
+            "so the tier was not measured at its own load; raise max_rps or leave the tier out"
+        )
+    return "passed", ""
 
 
 def _unmeasured(
@@ -279,11 +281,6 @@ def count_requests(
 def ledger_dir(load_dir: Path) -> Path:
     """Where the load engine's processes write a tier's operation ledgers."""
     return Path(load_dir) / "ledger"
-
-
-def _progress_dict(progress: LoadProgress) -> dict[str, Any]:
-    """A load progress line as the dict the audit's observer takes (``AuditObserver.progress``)."""
-    return asdict(progress)
 
 
 def replay_server_errors(

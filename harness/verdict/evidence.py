@@ -14,9 +14,8 @@ from harness.records import (
     PropertiesResult,
     TierResult,
 )
-from harness.verdict.outcome import Outcome
+from harness.verdict.outcome import Outcome, TierAssessment
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
-from harness.verdict.tier import TierAssessment
 
 __all__ = ["Evidence", "Rule"]
 

@@ -49,11 +49,11 @@ from harness.records import (
     severity_rank,
 )
 from harness.verdict.evidence import Evidence
-from harness.verdict.outcome import Outcome
+from harness.verdict.outcome import Outcome, TierAssessment
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.registry import RULES
 from harness.verdict.scores import area_scores
-from harness.verdict.tier import TierAssessment, assess_tier
+from harness.verdict.tier import assess_tier
 
 __all__ = ["Judgement", "judge", "tier_status"]
 

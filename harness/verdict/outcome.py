@@ -16,10 +16,10 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import CATEGORIES, Finding, Severity
+from harness.records import CATEGORIES, Finding, Severity, TierStatus
 from harness.verdict.policy import ReproduceContext
 
-__all__ = ["Outcome", "TierOutcome", "make_finding", "reproduce_command", "slugify"]
+__all__ = ["Outcome", "TierAssessment", "TierOutcome", "make_finding", "reproduce_command", "slugify"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,20 @@ class TierOutcome:
             risks=self.risks + other.risks,
             notes=self.notes + other.notes,
         )
+
+
+@dataclass(frozen=True)
+class TierAssessment:
+    """One tier judged: its status, the one-sentence reason, and what it raised."""
+
+    customers: int
+    status: TierStatus
+    reason: str
+    findings: tuple[Finding, ...] = ()
+    risks: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    # Facts the area scores use, so they do not re-derive the rules.
+    judged: bool = False  # latency and errors were judged on a steady window of the target's
+    worst_error_rate: float | None = None
+    worst_latency: tuple[str, float, float] | None = None  # (endpoint, p95 ms, SLO p95 ms)
+    integrity_checked: int | None = None  # operations the integrity check covered; None: not run

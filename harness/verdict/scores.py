@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 
 from harness.records import AreaScore, CapacityEstimate, Finding, GateResult, PropertiesResult
+from harness.verdict.outcome import TierAssessment
 from harness.verdict.policy import VerdictPolicy
-from harness.verdict.tier import TierAssessment
 from harness.verdict.wording import lower_first
 
 __all__ = ["area_scores", "lognormal_score"]

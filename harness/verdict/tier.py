@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.records import Finding, NoiseFloor, PhaseMeasurement, TierResult, TierStatus
-from harness.verdict.outcome import TierOutcome, reproduce_command
+from harness.records import NoiseFloor, PhaseMeasurement, TierResult, TierStatus
+from harness.verdict.outcome import TierAssessment, TierOutcome, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.rules.availability import (
     mentions_unavailable,
@@ -33,23 +33,6 @@ from harness.verdict.rules.slo import judge_steady, worst_latency
 from harness.verdict.wording import ms, sentence
 
 __all__ = ["TierAssessment", "assess_tier"]
-
-
-@dataclass(frozen=True)
-class TierAssessment:
-    """One tier judged: its status, the one-sentence reason, and what it raised."""
-
-    customers: int
-    status: TierStatus
-    reason: str
-    findings: tuple[Finding, ...] = ()
-    risks: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    # Facts the area scores use, so they do not re-derive the rules.
-    judged: bool = False  # latency and errors were judged on a steady window of the target's
-    worst_error_rate: float | None = None
-    worst_latency: tuple[str, float, float] | None = None  # (endpoint, p95 ms, SLO p95 ms)
-    integrity_checked: int | None = None  # operations the integrity check covered; None: not run
 
 
 @dataclass(frozen=True)
