@@ -50,7 +50,7 @@ class Expectation:
     why: str = ""
 
 
-#: The bundled booking demo's flaws and what an audit must find for each (issue 6).
+#: The bundled booking demo's flaws and what an audit must find for each.
 BOOKING_EXPECTATIONS: Mapping[str, Expectation] = {
     "missing-index": Expectation(("data-volume-scaling",), "GET /patients?q",
                                  "patient search scans every clinic's patients"),

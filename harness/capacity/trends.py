@@ -89,9 +89,9 @@ def fixed_cost_ms(series: Mapping[str, Sequence[tuple[int, float]]]) -> float:
     """What every request pays whatever the data: the fastest endpoint's p95 at the smallest tier.
 
     Fitted on raw p95, a power law reads ``fixed + c * n`` as a slope well under 1 while the
-    fixed part (framework, loopback, the generator) dominates the small tiers: a missing index
-    measured 6.1 ms at 20 customers and 23.9 ms at 200 (slope 0.59, "sub-linear") where the scan
-    alone grew from about 3.6 to 21.4 ms (slope 0.77, linear). Taken from the smallest tier only,
+    fixed part (framework, loopback, the generator) dominates the small tiers: 2.5 ms fixed plus a
+    scan growing from 3.6 to 21.4 ms reads as 6.1 -> 23.9 ms, slope 0.59 ("sub-linear"), where
+    the scan alone has slope 0.77 (linear). Taken from the smallest tier only,
     so a slowdown that every endpoint shares as the data grows (an unindexed lookup in the
     authentication of every request) still shows.
     """
