@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
+from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
 from harness.integrity.check import check_tier
@@ -457,6 +458,7 @@ def _judge(
         scores=judgement.scores,
         partial=partial,
         notes=tuple(notes) + tuple(judgement.reasons),
+        environment=read_environment(),
         options={
             "seed": plan.seed,
             "workers": plan.options.workers,

@@ -506,6 +506,18 @@ class TargetInfo:
 
 
 @dataclass(frozen=True)
+class Environment:
+    """Where an audit ran (harness.environment)."""
+
+    harness_version: str
+    python: str
+    platform: str  # the operating system and kernel
+    cpu_model: str
+    cores: int
+    libraries: tuple[tuple[str, str], ...] = ()  # (name, version) of the libraries that matter
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """One whole audit: everything the reports are built from."""
 
@@ -528,3 +540,4 @@ class AuditRecord:
     partial: bool = False  # interrupted or aborted: some stages did not run
     notes: tuple[str, ...] = ()
     options: dict[str, object] = field(default_factory=dict)  # seed, workers, flaw ...
+    environment: Environment | None = None

@@ -32,6 +32,7 @@ from harness.records import (
     CapacityParams,
     EndpointMeasurement,
     EndpointTrend,
+    Environment,
     ErrorSample,
     Finding,
     GateResult,
@@ -595,6 +596,19 @@ def _ready_evidence(record: AuditRecord) -> list[dict[str, Any]]:
 # --- the whole scorecard --------------------------------------------------------------------
 
 
+def _environment(env: Environment | None) -> dict[str, Any] | None:
+    if env is None:
+        return None
+    return {
+        "harness_version": env.harness_version,
+        "python": env.python,
+        "platform": env.platform,
+        "cpu_model": env.cpu_model,
+        "cores": env.cores,
+        "libraries": dict(env.libraries),
+    }
+
+
 def build_scorecard(record: AuditRecord) -> dict[str, Any]:
     """The scorecard dict for ``record``; ``json.dumps`` of it is ``scorecard.json``."""
     return {
@@ -628,4 +642,5 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
         "findings": [_finding(f) for f in ordered_findings(record.findings)],
         "notes": list(record.notes),
         "options": _jsonable(dict(record.options)),
+        "environment": _environment(record.environment),
     }
