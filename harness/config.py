@@ -109,6 +109,10 @@ class Profile(_Strict):
     parent: str | None = None
     description: str = ""
     tiers: list[int] | None = None
+    # The data-volume probe before each tier's load: this many iterations at probe_rate (a few a
+    # second, so requests hardly overlap); 0 leaves it out.
+    probe_iterations: int = Field(default=60, ge=0)
+    probe_rate: PositiveFloat = 4.0
     warmup_s: PositiveFloat = 10.0
     steady_s: PositiveFloat = 40.0
     stress_factors: list[PositiveFloat] = [1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
@@ -144,6 +148,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "stress_factors": [1.5, 3.0],
         "stress_step_s": 4.0,
         "hypothesis_examples": 15,
+        "probe_iterations": 40,
         "noise_floor_s": 3.0,
         "integrity_sample": 60,
     },

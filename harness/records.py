@@ -15,7 +15,7 @@ TierStatus = Literal["passed", "failed", "invalid", "skipped"]
 StageStatus = Literal["passed", "failed", "error", "skipped"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 Verdict = Literal["READY", "AT RISK", "NOT READY", "INCONCLUSIVE"]
-PhaseKind = Literal["warmup", "steady", "stress"]
+PhaseKind = Literal["probe", "warmup", "steady", "stress"]
 
 SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
@@ -88,10 +88,16 @@ class EndpointMeasurement:
     service: LatencySummary  # plain service time (send to last byte)
     latency_hdr: str  # base64 HDR encoding, microseconds
     service_hdr: str
+    bytes_total: int = 0  # response bodies, summed over the endpoint's requests
+    bytes_max: int = 0
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def bytes_mean(self) -> float:
+        return self.bytes_total / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +373,9 @@ class TierResult:
     reason: str = ""  # why invalid / skipped / failed, in one sentence
     # the arrivals/s the pack's max_rps allowed, when it held back a phase or a stress step
     max_rps_arrivals: float | None = None
+    # Each endpoint's unloaded service time and response size at this tier's data volume: a
+    # short, low-rate phase before the warm-up, so data-volume trends hold when the load collapsed.
+    probe: PhaseMeasurement | None = None
 
 
 @dataclass(frozen=True)
@@ -463,19 +472,36 @@ class CapacityEstimate:
     note: str = ""
 
 
+GrowthClass = Literal["flat", "sub-linear", "linear", "super-linear", "unknown"]
+
+
 @dataclass(frozen=True)
 class EndpointTrend:
-    """How one endpoint's service time at nominal load grows with the customers' data volume."""
+    """How one endpoint's service time (and response size) grows with the customers' data volume.
+
+    ``measure`` says what the points are: ``probe-p50``, the median service time of the tier's
+    unloaded probe (every tier counts, even one whose load collapsed), or ``steady-p95``, the
+    steady window's service p95 (records without probes). A class is named only from three data
+    volumes or more, and only when the slope's confidence interval lies within that class;
+    otherwise it is ``unknown`` and ``note`` says why.
+    """
 
     endpoint: str
-    points: tuple[tuple[int, float], ...]  # (customers, service p95 ms at the tier's steady window)
+    points: tuple[tuple[int, float], ...]  # (customers, ms) as ``measure`` says
     slope: float | None  # log-log slope: 0 flat, 1 linear
     slope_low: float | None
     slope_high: float | None
-    growth_class: Literal["flat", "sub-linear", "linear", "super-linear", "unknown"]
+    growth_class: GrowthClass
     breaks_at_customers: float | None  # where the fitted curve crosses the endpoint's p95 SLO
     slo_p95_ms: float | None = None
-    fixed_ms: float = 0.0  # the p95 every request pays whatever the data, left out of the fit
+    fixed_ms: float = 0.0  # what every request pays whatever the data, left out of the fit
+    measure: Literal["probe-p50", "steady-p95"] = "steady-p95"
+    note: str = ""  # why no class was named, when none was
+    # The mean response size at each tier (customers, bytes), from the probes, and its fit.
+    size_points: tuple[tuple[int, float], ...] = ()
+    size_slope: float | None = None
+    size_slope_low: float | None = None
+    size_class: GrowthClass = "unknown"
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def run_tier(
         offered_rps=round(offered, 3),
         provisioning=prov,
         warmup=next((p for p in phases if p.kind == "warmup"), None),
+        probe=next((p for p in phases if p.kind == "probe"), None),
         steady=steady,
         stress=tuple(p for p in measured if p.kind == "stress"),
         integrity=integrity,
@@ -218,6 +219,10 @@ def _plan(customers: int, offered: float, ctx: TierContext, cap: float) -> LoadP
     """The tier's load plan, every phase's arrivals at most ``cap`` (``max_arrivals``)."""
     profile = ctx.profile
     phases = []
+    if profile.probe_iterations > 0:
+        # Unloaded: a few iterations a second, each endpoint's own service time at this data volume.
+        rate = min(profile.probe_rate, cap)
+        phases.append(PhasePlan("probe", "probe", rate, profile.probe_iterations / rate))
     if profile.warmup_s > 0:
         phases.append(PhasePlan("warmup", "warmup", min(offered, cap), profile.warmup_s))
     phases.append(PhasePlan("steady", "steady", min(offered, cap), profile.steady_s))
@@ -248,7 +253,7 @@ def _plan(customers: int, offered: float, ctx: TierContext, cap: float) -> LoadP
 
 def requests_served(tier: TierResult) -> int:
     """Requests the load engine completed during a tier (every phase, errors included)."""
-    phases = [p for p in (tier.warmup, tier.steady, *tier.stress) if p is not None]
+    phases = [p for p in (tier.probe, tier.warmup, tier.steady, *tier.stress) if p is not None]
     return sum(w.requests for p in phases for w in p.windows)
 
 

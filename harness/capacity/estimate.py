@@ -39,7 +39,13 @@ from harness.capacity.usl import (
     penalties,
     slo_concurrency,
 )
-from harness.records import CapacityEstimate, CapacityParams, PhaseMeasurement, TierResult
+from harness.records import (
+    CapacityEstimate,
+    CapacityParams,
+    EndpointMeasurement,
+    PhaseMeasurement,
+    TierResult,
+)
 
 __all__ = ["completed_iterations_per_s", "estimate_capacity", "requests_per_iteration"]
 
@@ -182,7 +188,8 @@ def _usable_points(
             goodput = completed_iterations_per_s(phase, per_iteration) * (1.0 - error_rate)
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
-            met = latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee
+            met = (latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee
+                   and _failing_endpoint(phase, max_error_rate) is None)  # fmt: skip
             if phase.validity.crowded and not met:
                 unmeasured.append((tier.customers, phase.offered_rps))
                 continue
@@ -199,6 +206,18 @@ def _usable_points(
                 )
             )
     return points, unmeasured
+
+
+#: An endpoint's error rate over the budget counts once it rests on this many errors (as the
+#: verdict's error SLO does): one endpoint shedding load fails the step whatever the others do.
+MIN_ENDPOINT_ERRORS = 5
+
+
+def _failing_endpoint(phase: PhaseMeasurement, max_error_rate: float) -> EndpointMeasurement | None:
+    """The endpoint with the highest error rate over the budget in this phase, if any: a load
+    one endpoint answered with errors or timeouts was not carried, whatever its latency."""
+    failing = [e for e in phase.endpoints if e.errors >= MIN_ENDPOINT_ERRORS and e.error_rate > max_error_rate]
+    return max(failing, key=lambda e: e.error_rate, default=None)
 
 
 def completed_iterations_per_s(phase: PhaseMeasurement, per_iteration: float) -> float:
@@ -384,6 +403,10 @@ def _why_failed(point: _Point, question: _Question) -> str:
     phase = point.phase
     if phase.error_rate > question.max_error_rate:
         return f"{phase.error_rate:.0%} errors, over the {question.max_error_rate:.0%} budget"
+    failing = _failing_endpoint(phase, question.max_error_rate)
+    if failing is not None:
+        return (f"{failing.name} failed {failing.error_rate:.0%} of its requests, over the "
+                f"{question.max_error_rate:.0%} budget")  # fmt: skip
     if point.past_knee:
         return f"{point.goodput:.4g} of {phase.offered_rps:.4g} iterations/s completed"
     return f"{question.slo_percentile} {point.latency_ms:.4g} ms, over the {question.latency_slo_ms:g} ms SLO"

@@ -1,15 +1,21 @@
-"""Data-volume scaling: how each endpoint's service time grows with the customers' data.
+"""Data-volume scaling: how each endpoint's service time and response size grow with the data.
 
-Each endpoint's steady-window service p95 at nominal load against the tier's customer count, as a
-power law (a least-squares line in log-log), above the fixed cost every request pays whatever the
-data. The slope's class (flat, sub-linear, linear, super-linear) says how the endpoint scales, and
-a linear or worse one says at how many customers it crosses its SLO.
+The points come from each tier's probe (a short, unloaded phase before its load: the median
+service time of each endpoint at that data volume), so every tier counts, even one whose load
+collapsed; records without probes fall back to the steady windows' service p95, leaving out the
+windows the service did not keep up with. A power law (a least-squares line in log-log) is fitted
+above the fixed cost every request pays whatever the data. Its slope's class (flat, sub-linear,
+linear, super-linear) is named only from at least three data volumes, and only when the slope's
+confidence interval lies within one class; a linear or worse one says at how many customers it
+crosses the SLO. Response sizes get the same fit: a list that grows with the data is a scale
+problem before it is slow.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -17,26 +23,79 @@ from scipy import stats
 
 from harness.capacity.estimate import PAST_KNEE_RATIO
 from harness.capacity.usl import CONFIDENCE_LEVEL
-from harness.records import EndpointTrend, PhaseMeasurement, TierResult
+from harness.records import EndpointTrend, GrowthClass, PhaseMeasurement, TierResult
 
-__all__ = ["endpoint_trends", "fit_trends", "fixed_cost_ms"]
+__all__ = ["MIN_PROBE_REQUESTS", "MIN_VOLUMES", "endpoint_trends", "fit_trends", "fixed_cost_ms"]
 
 #: Log-log slope thresholds for the data-volume classes.
 FLAT_SLOPE = 0.1
 SUBLINEAR_SLOPE = 0.6
 LINEAR_SLOPE = 1.3
-#: The smallest p95 above the fixed cost a power law is fitted to (log of zero is undefined).
+#: The smallest value above the fixed cost a power law is fitted to (log of zero is undefined).
 MIN_EXCESS_MS = 0.05
+#: Growth under this share of the smallest value is flat, whatever the fit's interval says: 25 %
+#: over a hundredfold more data is no scaling problem.
+FLAT_GROWTH_SHARE = 0.25
+#: Fewest data volumes a class is named from: two points always lie on a line.
+MIN_VOLUMES = 3
+#: Fewest requests a probe needs for an endpoint's median at that volume.
+MIN_PROBE_REQUESTS = 5
+#: A response this small is not judged for growth (a few hundred bytes jitter with ids and dates).
+MIN_SIZE_BYTES = 1024.0
+
+_CLASSES: tuple[GrowthClass, ...] = ("flat", "sub-linear", "linear", "super-linear")
 
 
-def _classify(slope: float, growth_ms: float, noise_floor_ms: float) -> Literal["flat", "sub-linear", "linear", "super-linear"]:
-    if slope < FLAT_SLOPE or growth_ms < noise_floor_ms:
+def _class_of(slope: float) -> GrowthClass:
+    if slope < FLAT_SLOPE:
         return "flat"
     if slope < SUBLINEAR_SLOPE:
         return "sub-linear"
     if slope <= LINEAR_SLOPE:
         return "linear"
     return "super-linear"
+
+
+@dataclass(frozen=True)
+class _Fit:
+    slope: float
+    intercept: float
+    low: float | None
+    high: float | None
+
+
+def _fit(customers: Sequence[int], values: Sequence[float]) -> _Fit:
+    """Least squares of log value on log customers, with a Student-t interval on the slope."""
+    lx = np.log(np.asarray(customers, dtype=float))
+    ly = np.log(np.asarray(values, dtype=float))
+    slope, intercept = (float(v) for v in np.polyfit(lx, ly, 1))
+    dof = len(customers) - 2
+    if dof <= 0:
+        return _Fit(slope, intercept, None, None)
+    resid = ly - (slope * lx + intercept)
+    sxx = float(np.sum((lx - lx.mean()) ** 2))
+    se = math.sqrt(float(np.sum(resid**2)) / dof / sxx)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2.0, dof)) * se
+    return _Fit(slope, intercept, slope - half, slope + half)
+
+
+def _classify(fit: _Fit, volumes: int, growth: float, noise: float, smallest: float = 0.0) -> tuple[GrowthClass, str]:
+    """The class the whole interval lies in, or unknown with the reason."""
+    if volumes < MIN_VOLUMES:
+        return "unknown", (
+            f"not enough data: {volumes} data volume{'s' * (volumes != 1)} measured, "
+            f"a class needs {MIN_VOLUMES}"
+        )
+    if growth < max(noise, FLAT_GROWTH_SHARE * smallest):
+        return "flat", ""
+    assert fit.low is not None and fit.high is not None
+    low, high = _class_of(fit.low), _class_of(fit.high)
+    if low == high:
+        return low, ""
+    return "unknown", (
+        f"the slope {fit.slope:.2f} has an interval of {fit.low:.2f} to {fit.high:.2f}, from {low} to "
+        f"{high}: more data volumes (tiers) would tell them apart"
+    )
 
 
 def _overloaded(phase: PhaseMeasurement, max_error_rate: float) -> bool:
@@ -51,38 +110,49 @@ def endpoint_trends(
     noise_floor_ms: float = 1.0,
     max_error_rate: float = 0.01,
 ) -> tuple[EndpointTrend, ...]:
-    """How each endpoint's steady-window service p95 grows with the customers' data volume.
+    """How each endpoint's unloaded service time and response size grow with the data volume.
 
-    p95 rather than mean: it is what the SLO judges, so the fitted curve and the SLO it is compared
-    with are in the same units; the noise that makes p95 jumpier than the mean is handled by
-    ``noise_floor_ms``: growth (max − min over the tiers) below it is "flat", whatever the slope, so
-    a 0.4 → 0.6 ms endpoint is noise, not scaling.
-
-    The slope is a least-squares fit of log (p95 - fixed cost) on log customers (``fit_trends``,
-    ``fixed_cost_ms``); its interval is Student t with
-    k − 2 dof (t = 12.7 for three tiers: deliberately wide; two tiers give no interval).
-    Linear or worse gets ``breaks_at_customers``, where the fitted power law crosses the SLO.
-    Tiers without a steady phase or measured with a saturated generator or on a busy machine are
-    left out, and so are steady windows the service did not keep up with (errors over ``max_error_rate``, or goodput
-    under ``PAST_KNEE_RATIO`` of the offered rate): there every endpoint waits in the same queue,
-    and its latency measures the load, not the data.
+    From the probes when the tiers have them (the median of each endpoint's service time, from
+    ``MIN_PROBE_REQUESTS`` requests up; a probe spoiled or crowded is left out), else from the
+    steady windows' service p95, leaving out windows the service did not keep up with (errors
+    over ``max_error_rate``, or goodput under ``PAST_KNEE_RATIO`` of the offered rate: there every
+    endpoint waits in the same queue) and windows not measured cleanly. Growth (max - min) below
+    ``noise_floor_ms`` is flat whatever the slope.
     """
     if noise_floor_ms < 0:
         raise ValueError(f"noise_floor_ms = {noise_floor_ms}: the noise floor cannot be negative")
-    series: dict[str, list[tuple[int, float]]] = {}
-    for tier in sorted(tiers, key=lambda t: t.customers):
+    ordered = sorted((t for t in tiers if t.customers > 0), key=lambda t: t.customers)
+    if any(t.probe is not None for t in ordered):
+        series, sizes = _probe_series(ordered)
+        return fit_trends(series, slo_p95_ms, default_slo_p95_ms, noise_floor_ms, measure="probe-p50", sizes=sizes)
+    series = {}
+    for tier in ordered:
         steady = tier.steady
         # A busy machine inflates one tier and not the next: a slope from that is noise.
-        if steady is None or not steady.validity.clean or tier.customers <= 0:
+        if steady is None or not steady.validity.clean or _overloaded(steady, max_error_rate):
             continue
-        if _overloaded(steady, max_error_rate):
-            continue
-        for endpoint in steady.endpoints:
-            if endpoint.requests <= 0 or endpoint.service.count <= 0:
-                continue
-            series.setdefault(endpoint.name, []).append((tier.customers, float(endpoint.service.p95_ms)))
-
+        for e in steady.endpoints:
+            if e.requests > 0 and e.service.count > 0:
+                series.setdefault(e.name, []).append((tier.customers, float(e.service.p95_ms)))
     return fit_trends(series, slo_p95_ms, default_slo_p95_ms, noise_floor_ms)
+
+
+def _probe_series(
+    tiers: Sequence[TierResult],
+) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[tuple[int, float]]]]:
+    series: dict[str, list[tuple[int, float]]] = {}
+    sizes: dict[str, list[tuple[int, float]]] = {}
+    for tier in tiers:
+        probe = tier.probe
+        if probe is None or not probe.validity.clean:
+            continue
+        for e in probe.endpoints:
+            ok = e.requests - e.errors
+            if ok < MIN_PROBE_REQUESTS or e.service.count <= 0:
+                continue
+            series.setdefault(e.name, []).append((tier.customers, float(e.service.p50_ms)))
+            sizes.setdefault(e.name, []).append((tier.customers, e.bytes_mean))
+    return series, sizes
 
 
 def fixed_cost_ms(series: Mapping[str, Sequence[tuple[int, float]]]) -> float:
@@ -106,59 +176,75 @@ def fit_trends(
     slo_p95_ms: Mapping[str, float],
     default_slo_p95_ms: float,
     noise_floor_ms: float = 1.0,
+    *,
+    measure: Literal["probe-p50", "steady-p95"] = "steady-p95",
+    sizes: Mapping[str, Sequence[tuple[int, float]]] | None = None,
 ) -> tuple[EndpointTrend, ...]:
-    """Each endpoint's growth class and SLO break from its (customers, service p95 ms) points.
+    """Each endpoint's growth class and SLO break from its (customers, ms) points.
 
-    The fit is of the p95 above the fixed cost every request pays (``fixed_cost_ms``) for an
-    endpoint that, at the smallest tier, takes at least twice that cost, and of the raw p95 for the
-    others, as a power law of customers; flat is judged on the raw growth against the noise floor.
+    The fit is of the time above the fixed cost every request pays (``fixed_cost_ms``) for an
+    endpoint that, at the smallest tier, takes at least twice that cost, and of the raw time for
+    the others, as a power law of customers; flat is judged on the raw growth against the noise floor.
     """
     fixed = fixed_cost_ms(series)
     trends = []
     for name in sorted(series):
         pts = tuple(series[name])
         slo = float(slo_p95_ms.get(name, default_slo_p95_ms))
-        if len({c for c, _ in pts}) < 2:
-            trends.append(
-                EndpointTrend(name, pts, None, None, None, "unknown", None, slo_p95_ms=slo)
-            )
+        size = _size_trend(tuple((sizes or {}).get(name, ())))
+        volumes = len({c for c, _ in pts})
+        if volumes < 2:
+            trends.append(EndpointTrend(
+                name, pts, None, None, None, "unknown", None, slo_p95_ms=slo, measure=measure,
+                note=_classify(_Fit(0.0, 0.0, None, None), volumes, 0.0, 0.0)[1], size_points=size.points,
+                size_slope=size.slope, size_slope_low=size.low, size_class=size.growth,
+            ))  # fmt: skip
             continue
-        lx = np.log(np.array([c for c, _ in pts], dtype=float))
-        values = np.array([v for _, v in pts], dtype=float)
         # Only an endpoint whose own work at the smallest tier is at least the fixed cost is fitted
-        # above it: for the others the excess is a small difference of two noisy p95s, and its
-        # ratio from tier to tier is noise (measured: endpoints growing 0.3-1.5 ms then read as
-        # "linear" with a break at 5,000-250,000 customers).
+        # above it: for the others the excess is a small difference of two noisy values, and its
+        # ratio from tier to tier is noise.
         base = fixed if min(pts)[1] >= 2.0 * fixed else 0.0
-        # HDR may report 0 ms for sub-resolution values
-        ly = np.log(np.maximum(values - base, MIN_EXCESS_MS))
-        slope, intercept = (float(v) for v in np.polyfit(lx, ly, 1))
-        dof = len(pts) - 2
-        if dof > 0:
-            resid = ly - (slope * lx + intercept)
-            sxx = float(np.sum((lx - lx.mean()) ** 2))
-            se = math.sqrt(float(np.sum(resid**2)) / dof / sxx)
-            half = float(stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2.0, dof)) * se
-            slope_low: float | None = slope - half
-            slope_high: float | None = slope + half
-        else:
-            slope_low = slope_high = None
-        growth = float(values.max() - values.min())
-        growth_class = _classify(slope, growth, noise_floor_ms)
+        values = [v for _, v in pts]
+        fit = _fit([c for c, _ in pts], [max(v - base, MIN_EXCESS_MS) for v in values])
+        growth_class, note = _classify(fit, volumes, max(values) - min(values), noise_floor_ms, min(values))
         breaks_at = None
         if growth_class in ("linear", "super-linear") and slo > base:
-            breaks_at = float(math.exp((math.log(slo - base) - intercept) / slope))
+            breaks_at = float(math.exp((math.log(slo - base) - fit.intercept) / fit.slope))
         trends.append(
             EndpointTrend(
                 endpoint=name,
                 points=pts,
-                slope=slope,
-                slope_low=slope_low,
-                slope_high=slope_high,
+                slope=fit.slope,
+                slope_low=fit.low,
+                slope_high=fit.high,
                 growth_class=growth_class,
                 breaks_at_customers=breaks_at,
                 slo_p95_ms=slo,
                 fixed_ms=round(base, 3),
+                measure=measure,
+                note=note,
+                size_points=size.points,
+                size_slope=size.slope,
+                size_slope_low=size.low,
+                size_class=size.growth,
             )
         )
     return tuple(trends)
+
+
+@dataclass(frozen=True)
+class _Size:
+    points: tuple[tuple[int, float], ...] = ()
+    slope: float | None = None
+    low: float | None = None
+    growth: GrowthClass = "unknown"
+
+
+def _size_trend(points: tuple[tuple[int, float], ...]) -> _Size:
+    """The response size's fit: it grows with the data when its whole interval says so."""
+    volumes = len({c for c, _ in points})
+    if volumes < 2 or min(v for _, v in points) <= 0:
+        return _Size(points)
+    fit = _fit([c for c, _ in points], [v for _, v in points])
+    growth = _classify(fit, volumes, 1.0, 0.0)[0] if max(v for _, v in points) >= MIN_SIZE_BYTES else "unknown"
+    return _Size(points, fit.slope, fit.low, growth)

@@ -157,7 +157,7 @@ class Engine:
             reason = None  # classify()'s answer for a success, without the call
         else:
             reason = classify(exception, response, length, self.max_response_bytes)
-        tally.record(name, latency, service, reason)
+        tally.record(name, latency, service, reason, length)
         if reason is not None and len(tally.samples) < MAX_ERROR_SAMPLES:
             tally.samples.append(error_sample(name, request_type, url, response, reason, customer))
         if self.scanner is not None and customer is not None and response is not None and reason is None:

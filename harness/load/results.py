@@ -85,6 +85,8 @@ def tally_to_phase(tally: PhaseTally, thresholds: validity.Thresholds | None = N
                 service=recording.summarise_encoded(e.svc),
                 latency_hdr=e.lat,
                 service_hdr=e.svc,
+                bytes_total=e.bytes_total,
+                bytes_max=e.bytes_max,
             )
         )
     windows = tuple(
@@ -158,7 +160,7 @@ def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
                 name=e["name"], requests=e["requests"], errors=e["errors"],
                 errors_by_reason=dict(e["errors_by_reason"]), latency=_summary(e["latency"]),
                 service=_summary(e["service"]), latency_hdr=e["latency_hdr"],
-                service_hdr=e["service_hdr"],
+                service_hdr=e["service_hdr"], bytes_total=e.get("bytes_total", 0), bytes_max=e.get("bytes_max", 0),
             )
             for e in d["endpoints"]
         ),

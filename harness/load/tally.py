@@ -59,6 +59,8 @@ class EndpointTally:
     reasons: dict[str, int]  # error reason ("http-503", "timeout", ...) -> failed requests
     lat: str  # latency from the intended start
     svc: str  # service time (Locust's response_time)
+    bytes_total: int = 0  # response bodies
+    bytes_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def _merge_endpoints(tallies: Sequence[PhaseTally]) -> dict[str, EndpointTally]:
             reasons=_add_counts(e.reasons for e in parts),
             lat=recording.merge_encoded([e.lat for e in parts]),
             svc=recording.merge_encoded([e.svc for e in parts]),
+            bytes_total=sum(e.bytes_total for e in parts),
+            bytes_max=max(e.bytes_max for e in parts),
         )
         for name, parts in by_name.items()
     }
@@ -241,10 +245,11 @@ class LiveTally:
         self.aborted: str | None = None
         self.requests = 0
         self.errors = 0
-        self.endpoints: dict[str, list[Any]] = {}  # name -> [requests, errors, reasons, lat, svc]
+        # name -> [requests, errors, reasons, lat, svc, bytes_total, bytes_max]
+        self.endpoints: dict[str, list[Any]] = {}
         self.windows: dict[int, list[Any]] = {}  # index -> [requests, errors, lat, svc]
         # Latencies not yet in the histograms, per (endpoint, window): recorded in bulk (flush)
-        self.buffered: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
+        self.buffered: dict[tuple[str, int], tuple[list[float], list[float], list[int]]] = {}
         self.buffered_count = 0
         self.samples: list[ErrorSample] = []
         self.max_users = 0
@@ -269,13 +274,14 @@ class LiveTally:
     def to_wall(self, perf: float) -> float:
         return self.started_at + (perf - self.started_perf)
 
-    def record(self, name: str, latency_ms: float, service_ms: float, reason: str | None) -> None:
+    def record(self, name: str, latency_ms: float, service_ms: float, reason: str | None, length: int = 0) -> None:
         idx = int((time.perf_counter() - self.started_perf) / self.window_s)
         pending = self.buffered.get((name, idx))
         if pending is None:
-            pending = self.buffered[(name, idx)] = ([], [])
+            pending = self.buffered[(name, idx)] = ([], [], [])
         pending[0].append(latency_ms)
         pending[1].append(service_ms)
+        pending[2].append(length)
         self.requests += 1
         if reason is not None:
             self.errors += 1
@@ -289,10 +295,12 @@ class LiveTally:
 
     def flush(self) -> None:
         """Record the buffered latencies into their endpoint's and window's histograms."""
-        for (name, idx), (latencies, services) in self.buffered.items():
+        for (name, idx), (latencies, services, lengths) in self.buffered.items():
             e, w = self._slots(name, idx)
             e[0] += len(latencies)
             w[0] += len(latencies)
+            e[5] += sum(lengths)
+            e[6] = max(e[6], max(lengths))
             recording.record_many_ms((e[3], w[2]), latencies)
             recording.record_many_ms((e[4], w[3]), services)
         self.buffered = {}
@@ -301,7 +309,7 @@ class LiveTally:
     def _slots(self, name: str, idx: int) -> tuple[list[Any], list[Any]]:
         e = self.endpoints.get(name)
         if e is None:
-            e = self.endpoints[name] = [0, 0, {}, recording.new_histogram(), recording.new_histogram()]
+            e = self.endpoints[name] = [0, 0, {}, recording.new_histogram(), recording.new_histogram(), 0, 0]
         w = self.windows.get(idx)
         if w is None:
             w = self.windows[idx] = [0, 0, recording.new_histogram(), recording.new_histogram()]
@@ -343,7 +351,8 @@ class LiveTally:
             notes=tuple(notes),
             endpoints={
                 name: EndpointTally(requests=e[0], errors=e[1], reasons=dict(e[2]),
-                                    lat=recording.encode(e[3]), svc=recording.encode(e[4]))  # fmt: skip
+                                    lat=recording.encode(e[3]), svc=recording.encode(e[4]),
+                                    bytes_total=e[5], bytes_max=e[6])  # fmt: skip
                 for name, e in self.endpoints.items()
             },
             windows=tuple(

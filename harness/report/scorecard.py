@@ -362,6 +362,7 @@ def _tier(t: TierResult) -> dict[str, Any]:
         "aborted": steady.aborted if steady is not None else None,
         "endpoints": [_endpoint(e) for e in steady.endpoints] if steady is not None else [],
         "stress": [_stress_step(p) for p in t.stress],
+        "probe": _probe(t.probe),
         "generator": _generator(steady),
         "integrity": _integrity(t.integrity),
         "provisioning": (
@@ -390,6 +391,21 @@ def _tier(t: TierResult) -> dict[str, Any]:
                 "still_failing": r.still_failing,
             }
             for r in t.replayed_errors
+        ],
+    }
+
+
+def _probe(p: PhaseMeasurement | None) -> dict[str, Any] | None:
+    """Each endpoint's unloaded service time and response size at the tier's data volume."""
+    if p is None:
+        return None
+    return {
+        "offered_rps": _rps(p.offered_rps),
+        "validity": p.validity.kind,
+        "endpoints": [
+            {"name": e.name, "requests": e.requests, "errors": e.errors, "service_p50_ms": _ms(e.service.p50_ms),
+             "service_p95_ms": _ms(e.service.p95_ms), "bytes_mean": _num(e.bytes_mean, 1)}
+            for e in p.endpoints
         ],
     }
 
@@ -455,7 +471,15 @@ def _fields(record: CapacityParams | UslParameters) -> list[tuple[str, Any]]:
 def _trend(t: EndpointTrend) -> dict[str, Any]:
     return {
         "endpoint": t.endpoint,
-        "points": [{"customers": n, "service_p95_ms": _ms(ms)} for (n, ms) in t.points],
+        "points": [
+            {"customers": n, "service_ms": _ms(ms), "service_p95_ms": _ms(ms) if t.measure == "steady-p95" else None}
+            for (n, ms) in t.points
+        ],
+        "measure": t.measure,
+        "note": t.note,
+        "size_points": [{"customers": n, "bytes_mean": _num(b, 1)} for (n, b) in t.size_points],
+        "size_slope": _num(t.size_slope, 3),
+        "size_class": t.size_class,
         "slope": _num(t.slope, 3),
         "slope_low": _num(t.slope_low, 3),
         "slope_high": _num(t.slope_high, 3),

@@ -39,7 +39,7 @@ def _capacity(evidence: Evidence, policy: VerdictPolicy, ctx: ReproduceContext) 
 
 
 def _trends(evidence: Evidence, policy: VerdictPolicy, ctx: ReproduceContext) -> Outcome:
-    return trends.trend_findings(evidence.trends, policy, ctx)
+    return trends.trend_findings(evidence.trends, policy, ctx, evidence.assessments)
 
 
 def _memory(evidence: Evidence, policy: VerdictPolicy, ctx: ReproduceContext) -> Outcome:

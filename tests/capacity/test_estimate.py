@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from factories import generator_health, latency_summary, phase, tier, with_generator
+from factories import endpoint, generator_health, latency_summary, phase, tier, with_generator
 from scipy.optimize import brentq
 
 from harness.capacity import estimate_capacity
@@ -95,6 +95,25 @@ class TestEstimateCapacity:
         assert (est.predicted_customers, est.high) == (pytest.approx(1000), pytest.approx(1500))
         assert "already failed at 337.5 offered (28% errors" in est.note
         assert "a measurement contradicts" in est.note
+
+    def test_a_step_one_endpoint_answered_with_errors_was_not_carried(self) -> None:
+        # At x2 a downstream with a fixed number of slots answered 503 to 60 % of one endpoint's
+        # requests: 0.6 % of all requests, under the budget, and its latency was fine. The service
+        # did not carry x2 all the same, so the floor stays at x1.5 and x2 caps the band.
+        def step(factor: float, failing: int) -> object:
+            rate = 100.0 * factor
+            requests = int(rate * 60)
+            eps = [endpoint("GET /items", requests=requests - 100, service_ms=2.0),
+                   endpoint("GET /quote", requests=100, errors=failing, service_ms=2.0,
+                            errors_by_reason={"http-503": failing} if failing else {})]  # fmt: skip
+            return phase("steady" if factor == 1 else "stress", offered_rps=rate, service_ms=2.0, endpoints=eps,
+                         label="steady" if factor == 1 else f"stress x{factor:g}")  # fmt: skip
+
+        t = tier(1000, steady=step(1, 0), stress=[step(1.5, 0), step(2, 60)])  # type: ignore[arg-type]
+        est = estimate_capacity([t], 0.1, 1000, latency_slo_ms=100)
+        assert est.params.lower_bound_customers == pytest.approx(1500)
+        assert est.high == pytest.approx(2000) and est.params.ceiling_customers == pytest.approx(2000)
+        assert est.method == "lower-bound"
 
     def test_known_limit_holds_over_seeds(self) -> None:
         inside = 0
