@@ -165,6 +165,9 @@ class PhaseValidity:
     # one service time; None when nothing bounds it (steal and other work slow the target too).
     latency_bound_ms: float | None = 0.0
     service_bound_ms: float | None = 0.0
+    # Spoiled by the generator's own limits (its CPU, its event loop, the pack's max_rps, a lost
+    # worker), not only by arrivals it could not start because every user waited on the target.
+    generator_limited: bool = False
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -515,6 +518,8 @@ class Finding:
     reproduce: str  # the scaleready invocation that reruns the stage or tier
     tier: int | None = None
     endpoint: str | None = None
+    # The id of the finding that explains this one (a symptom folded under its cause), if any.
+    caused_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def classify(
     spoiled = _spoiling(g, scheduled, dropped, t)
     crowding = _crowding(g, t)
     crowded_by = tuple(dict.fromkeys(by for by, _ in crowding))  # steal may be named twice
-    return from_parts(g, spoiled, [text for _, text in crowding], crowded_by)
+    dropped_only = len(spoiled) == 1 and _dropped_reason(scheduled, dropped, t) == spoiled[0]
+    return from_parts(g, spoiled, [text for _, text in crowding], crowded_by,
+                      generator_limited=bool(spoiled) and not dropped_only)  # fmt: skip
 
 
 def with_other_work(
@@ -101,11 +103,13 @@ def with_other_work(
             "latency measured is an upper bound on the target's; rerun when the machine is quiet."
         )
         crowded_by = (*crowded_by, "other-work")
-    return replace(phase, generator=measured, validity=from_parts(measured, list(v.spoiled_by), crowding, crowded_by))
+    return replace(phase, generator=measured, validity=from_parts(
+        measured, list(v.spoiled_by), crowding, crowded_by, generator_limited=v.generator_limited))
 
 
 def from_parts(
-    g: GeneratorHealth, spoiled: list[str], crowding: list[str], crowded_by: tuple[CrowdedBy, ...]
+    g: GeneratorHealth, spoiled: list[str], crowding: list[str], crowded_by: tuple[CrowdedBy, ...],
+    *, generator_limited: bool | None = None,
 ) -> PhaseValidity:
     """The validity of a phase whose spoiling reasons, crowding reasons and crowding causes are
     known: its kind and the bounds on what the generator and the machine can have added."""
@@ -129,6 +133,7 @@ def from_parts(
         crowded_by=crowded_by,
         latency_bound_ms=latency_bound,
         service_bound_ms=service_bound,
+        generator_limited=bool(spoiled) if generator_limited is None else generator_limited,
     )
 
 
@@ -145,12 +150,9 @@ def _spoiling(g: GeneratorHealth, scheduled: int, dropped: int, t: Thresholds) -
             f"{_late(g, t)}: requests were sent and timed late; reduce per-request work in the "
             "locustfile or add workers."
         )
-    if scheduled and dropped / scheduled > t.dropped_ratio:
-        reasons.append(
-            f"{dropped} of {scheduled} iterations ({dropped / scheduled:.1%}) could not start "
-            f"(limit {t.dropped_ratio:.0%}): the user pool was full; raise max_users, "
-            "or the target is too slow for this rate."
-        )
+    late_starts = _dropped_reason(scheduled, dropped, t)
+    if late_starts:
+        reasons.append(late_starts)
     held, paced = g.held_by_max_rps, g.paced_requests
     if paced and held / paced > t.dropped_ratio:
         waited_ms = 1000.0 * g.paced_wait_s / held
@@ -167,6 +169,16 @@ def _spoiling(g: GeneratorHealth, scheduled: int, dropped: int, t: Thresholds) -
         )
     reasons.extend(g.notes)
     return reasons
+
+
+def _dropped_reason(scheduled: int, dropped: int, t: Thresholds) -> str:
+    if not (scheduled and dropped / scheduled > t.dropped_ratio):
+        return ""
+    return (
+        f"{dropped} of {scheduled} iterations ({dropped / scheduled:.1%}) could not start "
+        f"(limit {t.dropped_ratio:.0%}): the user pool was full; raise max_users, "
+        "or the target is too slow for this rate."
+    )
 
 
 def _kept_off_cpu(g: GeneratorHealth, t: Thresholds) -> bool:

@@ -190,6 +190,7 @@ def tier(
     integrity: IntegrityResult | None = None,
     replayed_errors: Sequence[ReplayedError] = (),
     resources: Sequence[ResourceSample] = (),
+    probe: PhaseMeasurement | None = None,
 ) -> TierResult:
     """A tier; ``offered_rps`` defaults to the steady phase's offered rate."""
     if offered_rps is None:
@@ -206,6 +207,7 @@ def tier(
         replayed_errors=tuple(replayed_errors),
         resources=tuple(resources),
         reason=reason,
+        probe=probe,
     )
 
 

@@ -501,6 +501,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "reproduce": f.reproduce,
         "tier": f.tier,
         "endpoint": f.endpoint,
+        "caused_by": f.caused_by,
     }
 
 

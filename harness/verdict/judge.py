@@ -95,7 +95,7 @@ def judge(
     package docstring)."""
     ordered = tuple(sorted(tiers, key=lambda t: t.customers))
     assessments = tuple(
-        assess_tier(t, policy, noise_floor=noise_floor, reproduce=reproduce) for t in ordered
+        assess_tier(t, policy, noise_floor=noise_floor, reproduce=reproduce, trends=trends) for t in ordered
     )
     evidence = Evidence(
         gate=gate, properties=properties, tiers=ordered, assessments=assessments, capacity=capacity,

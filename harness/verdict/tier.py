@@ -16,11 +16,13 @@ Precedence inside a tier, first match wins for the status:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import NoiseFloor, PhaseMeasurement, TierResult, TierStatus
+from harness.records import EndpointTrend, NoiseFloor, PhaseMeasurement, TierResult, TierStatus
 from harness.verdict.outcome import TierAssessment, TierOutcome, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
+from harness.verdict.rules import causes
 from harness.verdict.rules.availability import (
     mentions_unavailable,
     unavailable_finding,
@@ -52,8 +54,10 @@ def assess_tier(
     *,
     noise_floor: NoiseFloor | None,
     reproduce: ReproduceContext,
+    trends: Sequence[EndpointTrend] = (),
 ) -> TierAssessment:
-    """Judge one tier (see the module docstring for the precedence)."""
+    """Judge one tier (see the module docstring for the precedence). ``trends`` say whether an
+    endpoint's own work grew with the data, for the causes of this tier's misses."""
     n = tier.customers
     if tier.status == "skipped":
         return TierAssessment(n, "skipped", tier.reason or "the tier was skipped")
@@ -65,7 +69,7 @@ def assess_tier(
         _availability(tier, where, nominal, policy, repro)
         + _integrity(tier, policy, repro)
         + bugs(tier, policy, repro)
-        + window.outcome
+        + causes.explain(tier, window.outcome, policy, repro, trends)
     )
     if tier.steady is not None:
         out += capacity_errors(tier, tier.steady, window.over_error_budget, policy, repro)

@@ -169,7 +169,7 @@ def probe_tiers(
     steady windows collapsed (every endpoint 10 s), as an overloaded goal tier does."""
     tiers = []
     for i, count in enumerate(customers):
-        def measured(name: str, ms: float) -> EndpointMeasurement:
+        def measured(name: str, ms: float, i: int = i) -> EndpointMeasurement:
             size = (sizes or {}).get(name, [200.0] * len(customers))[i]
             return EndpointMeasurement(
                 name=name, requests=requests, errors=0, errors_by_reason={},

@@ -130,7 +130,7 @@ def test_the_contract_fields_are_all_present() -> None:
     assert set(card["capacity"]) >= {"predicted_customers", "low", "high", "method", "params",
                                      "headroom", "confidence", "note"}
     assert set(card["findings"][0]) == {"id", "category", "severity", "title", "detail",
-                                        "evidence", "reproduce", "tier", "endpoint"}
+                                        "evidence", "reproduce", "tier", "endpoint", "caused_by"}
 
 
 # --- what the numbers mean --------------------------------------------------------------------

@@ -154,16 +154,8 @@ def latency_finding(
         label
     ]
     verb = "take" if label == "p50" else "takes"
-    queueing = e.latency.p95_ms > 2 * max(e.service.p95_ms, 0.001)
-    cause = (
-        "Latency from the intended start is far above the service time (send to last byte): requests "
-        "waited before being served. Look for a queue in front of the handler: too few server workers, "
-        "an exhausted database connection pool, or a lock they all wait on."
-        if queueing
-        else "The service time itself is high, so the handler is slow: look at its queries (a missing "
-        "index, an N+1 query pattern, a query that grows with the customers' data) with the database's "
-        "slow-query log or EXPLAIN, and at anything it does per row."
-    )
+    unloaded = probe_service_ms(tier, e.name)
+    cause = _why_slow(e, slo, unloaded)
     return make_finding(
         "slo-latency",
         [n, e.name],
@@ -193,10 +185,52 @@ def latency_finding(
             "breached": [b[0] for b in breaches],
             "noise_floor_ms": floor,
             "offered_rps": steady.offered_rps,
+            "unloaded_service_p50_ms": unloaded,
         },
         reproduce=repro,
         tier=n,
         endpoint=e.name,
+    )
+
+
+def probe_service_ms(tier: TierResult, endpoint: str) -> float | None:
+    """The endpoint's median service time in the tier's unloaded probe, when it was measured."""
+    probe = tier.probe
+    if probe is None or not probe.validity.clean:
+        return None
+    e = next((e for e in probe.endpoints if e.name == endpoint), None)
+    if e is None or e.requests - e.errors < 5 or e.service.count <= 0:
+        return None
+    return float(e.service.p50_ms)
+
+
+def waited(e: EndpointMeasurement, unloaded_ms: float | None) -> bool:
+    """Under load the endpoint took far longer than its own work alone: it waited for something."""
+    return unloaded_ms is not None and e.service.p50_ms > 2 * unloaded_ms + 1.0
+
+
+def _why_slow(e: EndpointMeasurement, slo: EndpointSlo, unloaded_ms: float | None) -> str:
+    if waited(e, unloaded_ms):
+        return (
+            f"With no other load (the tier's probe) it takes {ms(unloaded_ms or 0.0)} ms, so its own work is not "
+            "what is slow: under load it waited inside the service, for a worker, a connection, a lock, or "
+            "behind other requests. See the cause finding of this tier, if any, for what they queued behind."
+        )
+    if e.latency.p95_ms > 2 * max(e.service.p95_ms, 0.001):
+        return (
+            "Latency from the intended start is far above the service time (send to last byte): requests "
+            "waited before being served. Look for a queue in front of the handler: too few server workers, "
+            "an exhausted database connection pool, or a lock they all wait on."
+        )
+    if unloaded_ms is not None and unloaded_ms < 0.5 * slo.p95_ms:
+        return (
+            f"With no other load it takes {ms(unloaded_ms)} ms, well within its SLO, so its own work is fast "
+            "enough: what it waited for is shared with the rest of the service under this load."
+        )
+    return (
+        "The service time itself is high, so the handler is slow: look at its queries (a missing "
+        "index, an N+1 query pattern, a query that grows with the customers' data) with the database's "
+        "slow-query log or EXPLAIN, and at anything it does per row."
     )
 
 
