@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -421,6 +421,7 @@ def _judge(
     capacity, trends = _analyse(plan, collected)
     missing_tiers = [t for t in plan.tiers if t not in {r.customers for r in collected.tiers}]
     partial = collected.partial or bool(missing_tiers and plan.runs("tiers"))
+    partial_reason = _partial_reason(collected, missing_tiers)
     judgement = verdict.judge(
         gate=collected.gate,
         properties=collected.properties,
@@ -431,6 +432,7 @@ def _judge(
         policy=plan.policy,
         reproduce=plan.reproduce(target.base_url),
         partial=partial,
+        partial_reason=partial_reason,
     )
     # The stage said whether it could measure each tier; the verdict says whether it passed.
     tier_records = tuple(
@@ -471,6 +473,21 @@ def _judge(
             "python_pid": os.getpid(),
         },
     )
+
+
+def _partial_reason(collected: _Collected, missing_tiers: Sequence[int]) -> str:
+    """Why the audit is partial, in one sentence (the first that applies)."""
+    if collected.partial:
+        for word, why in (("deadline", "The audit reached its deadline"), ("exited", "The target process exited"),
+                          ("interrupted", "The audit was interrupted")):
+            if any(word in n for n in collected.notes):
+                return why
+        return "The audit stopped early"
+    if missing_tiers:
+        last = collected.tiers[-1] if collected.tiers else None
+        after = f" after the {last.customers}-customer tier could not be measured" if last is not None else ""
+        return f"Tiers {', '.join(map(str, missing_tiers))} were not run{after}"
+    return ""
 
 
 def _analyse(plan: AuditPlan, collected: _Collected) -> tuple[CapacityEstimate | None, tuple[EndpointTrend, ...]]:

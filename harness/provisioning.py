@@ -91,6 +91,16 @@ def provision(
     )
 
 
+def failure_text(exc: BaseException) -> str:
+    """One sentence for a failed creation, with the service's own answer when it gave one."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.HTTPStatusError):
+        body = " ".join(exc.response.text.split())[:200]
+        request = exc.request
+        text = f"{request.method} {request.url.path} answered {exc.response.status_code}" + (f": {body}" if body else "")
+    return text[:300]
+
+
 async def _provision_all(
     hook: CreateCustomer,
     store: CustomerStore,
@@ -122,7 +132,7 @@ async def _provision_all(
                 try:
                     record = await hook(client, index, rng, store.marker(index))
                 except Exception as exc:  # noqa: BLE001 - a pack hook's failure is data, not a crash
-                    failures.append(f"customer {index}: {type(exc).__name__}: {exc}"[:300])
+                    failures.append(f"customer {index}: {failure_text(exc)}")
                     continue
                 record = {**record, "index": index, "marker": record.get("marker", store.marker(index))}
                 store.add(record)

@@ -42,6 +42,7 @@ CATEGORIES: tuple[str, ...] = (
     "baseline-regression",
     "target-unavailable",
     "generator-saturated",
+    "provisioning",
 )
 
 
@@ -357,6 +358,13 @@ class ProvisioningResult:
     duration_s: float
     rate_per_s: float
     errors: tuple[str, ...] = ()  # the first failures, one sentence each
+    wanted: int = 0  # customers the tier needs (0 in older records)
+    retried: int = 0  # customers a second, gentle pass created after the first pass failed them
+
+    @property
+    def missing(self) -> int:
+        """Customers the tier needed that could not be created, even on the second pass."""
+        return max(0, self.wanted - self.customers)
 
 
 @dataclass(frozen=True)

@@ -89,14 +89,16 @@ def run_tier(
     prov = _provision(customers, ctx, cancel, notify)
     if cancel.is_set():
         return _unmeasured(customers, offered, prov, "skipped", "interrupted while provisioning")
-    if prov.customers < customers:
+    target_gone = ctx.target_alive is not None and not ctx.target_alive()
+    if prov.customers == 0 or target_gone:
         reason = (
-            f"only {prov.customers} of {customers} customers could be provisioned "
-            f"({prov.failed} failed; first: {prov.errors[0] if prov.errors else 'unknown'})"
+            f"only {prov.customers} of {customers} customers could be created "
+            f"({prov.missing} missing; first failure: {prov.errors[0] if prov.errors else 'unknown'})"
         )
-        if ctx.target_alive is not None and not ctx.target_alive():
-            reason = "the target exited while provisioning; " + reason
-        return _unmeasured(customers, offered, prov, "invalid", reason)
+        return _unmeasured(customers, offered, prov, "invalid",
+                           ("the target exited while provisioning; " if target_gone else "") + reason)  # fmt: skip
+    # Some customers could not be created: the tier goes on with those that exist (the verdict
+    # judges the failures, and the integrity checks run on the customers there are).
 
     cap = max_arrivals(ctx.max_rps, requests_per_iteration)
     plan = _plan(customers, offered, ctx, cap)
@@ -148,7 +150,10 @@ def _provision(customers: int, ctx: TierContext, cancel: threading.Event, notify
         concurrency=ctx.provision_concurrency, seed=ctx.seed, timeout_s=ctx.request_timeout_s,
         cancel=cancel, on_progress=progress, pacer=ctx.pacer,
     )  # fmt: skip
+    prov = replace(prov, wanted=customers)
     alive_now = ctx.target_alive() if ctx.target_alive is not None else True
+    # Only a target that created some customers gets a second pass: one that creates none would
+    # spend a timeout on every customer again.
     if not (0 < prov.customers < customers and alive_now and not cancel.is_set()):
         return prov
     # Provisioning is resumable: a target that refuses part of a parallel sign-up burst (a busy
@@ -165,6 +170,8 @@ def _provision(customers: int, ctx: TierContext, cancel: threading.Event, notify
         failed=prov.failed + again.failed,
         duration_s=round(prov.duration_s + again.duration_s, 3),
         errors=(prov.errors + again.errors)[: max(len(prov.errors), 5)],
+        wanted=customers,
+        retried=again.created,
     )
 
 

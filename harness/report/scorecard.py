@@ -61,7 +61,7 @@ __all__ = [
     "ordered_findings",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
 # keeps the first few verbatim and always gives the full count alongside.

@@ -30,6 +30,7 @@ class Evidence:
     trends: tuple[EndpointTrend, ...]
     noise_floor: NoiseFloor | None
     partial: bool = False
+    partial_reason: str = ""  # why some stages or tiers did not run, one sentence; "" if unknown
     # Findings other analyses made (the history's baseline-regression).
     extra_findings: tuple[Finding, ...] = ()
 

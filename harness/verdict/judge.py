@@ -90,6 +90,7 @@ def judge(
     reproduce: ReproduceContext,
     partial: bool = False,
     extra_findings: Sequence[Finding] = (),
+    partial_reason: str = "",
 ) -> Judgement:
     """Findings, verdict, per-tier status and area scores for one audit (precedence: see the
     package docstring)."""
@@ -99,7 +100,7 @@ def judge(
     )
     evidence = Evidence(
         gate=gate, properties=properties, tiers=ordered, assessments=assessments, capacity=capacity,
-        trends=tuple(trends), noise_floor=noise_floor, partial=partial, extra_findings=tuple(extra_findings),
+        trends=tuple(trends), noise_floor=noise_floor, partial=partial, partial_reason=partial_reason, extra_findings=tuple(extra_findings),
     )  # fmt: skip
     out = Outcome()
     for rule in RULES:

@@ -30,6 +30,7 @@ from harness.verdict.rules.availability import (
 )
 from harness.verdict.rules.errors import bugs, capacity_errors
 from harness.verdict.rules.integrity import integrity_findings
+from harness.verdict.rules.provisioning import provisioning_outcome
 from harness.verdict.rules.saturation import busy, judge_spoiled_window, unusable_window
 from harness.verdict.rules.slo import judge_steady, worst_latency
 from harness.verdict.wording import ms, sentence
@@ -67,6 +68,7 @@ def assess_tier(
                            went_away_past_load=where is not None and not nominal)  # fmt: skip
     out = (
         _availability(tier, where, nominal, policy, repro)
+        + provisioning_outcome(tier, policy, repro)
         + _integrity(tier, policy, repro)
         + bugs(tier, policy, repro)
         + causes.explain(tier, window.outcome, policy, repro, trends)

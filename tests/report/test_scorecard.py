@@ -67,9 +67,10 @@ def test_the_schema_is_shipped_as_package_data() -> None:
     assert "jsonschema" in " ".join(pyproject["project"]["dependencies"])
 
 
-def test_schema_version_is_1_0() -> None:
-    assert SCHEMA_VERSION == "1.0"
-    assert build_scorecard(full_audit_record())["schema_version"] == "1.0"
+def test_schema_version_is_1_1() -> None:
+    # 1.1: the finding category "provisioning" (a new category is a minor version bump)
+    assert SCHEMA_VERSION == "1.1"
+    assert build_scorecard(full_audit_record())["schema_version"] == "1.1"
 
 
 # --- every scorecard validates, and the schema describes every field --------------------------

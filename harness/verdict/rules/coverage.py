@@ -65,6 +65,5 @@ def extra_findings(evidence: Evidence, policy: VerdictPolicy, ctx: ReproduceCont
 def partial_audit(evidence: Evidence, policy: VerdictPolicy, ctx: ReproduceContext) -> Outcome:
     if not evidence.partial:
         return Outcome()
-    return Outcome(missing=(
-        "The audit was interrupted or ran only some stages, so evidence for a full verdict is missing.",
-    ))  # fmt: skip
+    why = evidence.partial_reason or "The audit was interrupted or ran only some stages"
+    return Outcome(missing=(f"{why.rstrip('.')}, so evidence for a full verdict is missing.",))
