@@ -47,7 +47,7 @@ from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, write_reports
 from harness.suites import run_properties, run_regression_gate
 from harness.target import ManagedTarget, StartSpec, wait_healthy
-from harness.tiers import TierContext, requests_served, run_tier
+from harness.tiers import TierContext, measure_margin, requests_served, run_tier
 
 
 class AuditObserver(Protocol):
@@ -270,6 +270,7 @@ def _run_stages(
         per_iteration = capacity_model.requests_per_iteration(collected.tiers) if collected.tiers else None
         result = run_tier(customers, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served,
                           requests_per_iteration=per_iteration)  # fmt: skip
+        result = _at_the_margin(plan, result, ctx, obs, cancel, served)
         managed = target.managed
         if managed is not None and not managed.alive():
             when = _when(managed.exited_at)
@@ -286,6 +287,25 @@ def _run_stages(
         if result.status == "invalid" and result.steady is None:
             collected.notes.append(f"Tier {customers} could not be measured: {result.reason}")
             break
+
+
+def _at_the_margin(
+    plan: AuditPlan, result: TierResult, ctx: TierContext, obs: AuditObserver, cancel: threading.Event,
+    served: int,
+) -> TierResult:
+    """At the goal's tier, measure the READY threshold again when the verdict would rest on one
+    window there (harness.capacity.margin_factors)."""
+    config = plan.pack.config
+    if result.customers < config.customers.goal or not plan.profile.margin_repeats or result.status != "passed":
+        return result
+    factors = capacity_model.margin_factors(
+        result, goal_customers=config.customers.goal, ready_headroom=config.slo.ready_headroom,
+        latency_slo_ms=config.slo.p95_ms, max_error_rate=config.slo.error_rate,
+    )[: plan.profile.margin_repeats]  # fmt: skip
+    if not factors:
+        return result
+    obs.stage("tier", f"{result.customers} customers: {len(factors)} more window(s) at x{factors[0]:g}, the READY threshold")
+    return measure_margin(result, factors, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served)
 
 
 def _suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:

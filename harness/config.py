@@ -117,6 +117,9 @@ class Profile(_Strict):
     steady_s: PositiveFloat = 40.0
     stress_factors: list[PositiveFloat] = [1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
     stress_step_s: PositiveFloat = 8.0
+    # At the goal's tier, more windows at the READY threshold when the verdict would rest on one
+    # there (held and failed loads close to it); 0 never measures again.
+    margin_repeats: int = Field(default=2, ge=0)
     window_s: PositiveFloat = 5.0
     hypothesis_examples: int = Field(default=50, ge=1)
     max_users: int = Field(default=2000, ge=1)

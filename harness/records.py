@@ -465,6 +465,12 @@ class CapacityParams:
     x_capacity_low: float | None = None  # the low end of its band
     x_capacity_high: float | None = None  # the high end of its band
     relative_band_width: float | None = None  # (high − low) / capacity; −1 when infinite
+    # A load measured more than once with mixed results (the highest such): it counts as carried
+    # only when most of its measurements held. None when no repeated load disagreed.
+    mixed_rps: float | None = None
+    mixed_customers: float | None = None
+    mixed_held: int | None = None  # measurements of it that held
+    mixed_of: int | None = None  # measurements of it
 
 
 @dataclass(frozen=True)

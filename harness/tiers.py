@@ -197,6 +197,38 @@ def _stage_status(
     return "passed", ""
 
 
+def measure_margin(
+    result: TierResult,
+    factors: Sequence[float],
+    ctx: TierContext,
+    *,
+    cancel: threading.Event,
+    on_progress: TierProgress | None = None,
+    requests_before: int = 0,
+) -> TierResult:
+    """The tier with its stress steps at ``factors`` (multiples of its load) measured once more,
+    after a short warm-up in a fresh load process: the load at the READY threshold, repeated so
+    that most measurements decide (harness.capacity.margin_factors)."""
+    if not factors or result.steady is None or cancel.is_set():
+        return result
+    started = time.time()
+    warmup = PhasePlan("warmup", "margin warmup", result.offered_rps, min(ctx.profile.warmup_s, 3.0))
+    steps = tuple(PhasePlan("stress", f"stress x{f:g} (again)", result.offered_rps * f, ctx.profile.stress_step_s)
+                  for f in factors)  # fmt: skip
+    out = ctx.run_dir / "load" / f"tier-{result.customers}-margin"
+    out.mkdir(parents=True, exist_ok=True)
+    plan = replace(_plan(result.customers, result.offered_rps, ctx, float("inf")), phases=(warmup, *steps),
+                   output_dir=str(out), stress_stop_throughput_ratio=None, stress_stop_error_rate=None,
+                   stress_stop_p99_ms=None,
+                   env={**ctx.env, LEDGER_DIR_ENV: str(ledger_dir(out))})  # fmt: skip
+    outcome = run_load(plan, on_progress=on_progress or (lambda event: None), cancel=cancel)
+    samples = count_requests(ctx.target_samples(started) if ctx.target_samples is not None else (),
+                             outcome.phases, requests_before + requests_served(result))  # fmt: skip
+    again = tuple(with_other_work(p, p.target_cpu_pct(samples)) for p in outcome.phases if p.kind == "stress")
+    stress = tuple(sorted((*result.stress, *again), key=lambda p: (p.offered_rps, p.started_at)))
+    return replace(result, stress=stress, resources=(*result.resources, *samples))
+
+
 def _unmeasured(
     customers: int, offered: float, prov: ProvisioningResult, status: str, reason: str
 ) -> TierResult:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from harness.capacity.estimate import (
     completed_iterations_per_s,
     estimate_capacity,
+    margin_factors,
     requests_per_iteration,
 )
 from harness.capacity.knee import find_knee
@@ -33,5 +34,6 @@ __all__ = [
     "estimate_capacity",
     "find_knee",
     "fit_usl",
+    "margin_factors",
     "requests_per_iteration",
 ]

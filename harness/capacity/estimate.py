@@ -47,7 +47,7 @@ from harness.records import (
     TierResult,
 )
 
-__all__ = ["completed_iterations_per_s", "estimate_capacity", "requests_per_iteration"]
+__all__ = ["completed_iterations_per_s", "estimate_capacity", "margin_factors", "requests_per_iteration"]
 
 #: A phase is past the knee when its goodput falls below this share of the offered rate.
 PAST_KNEE_RATIO = 0.9
@@ -154,8 +154,9 @@ class _Point:
     carried: float  # the load shown carried: the offered rate when it kept up, else the goodput
     latency_ms: float  # intended-start latency at the SLO percentile
     service_ratio: float  # service p_slo / service mean
-    met_slo: bool
+    met_slo: bool  # the load held: this measurement, or most measurements of a repeated load
     past_knee: bool
+    held_alone: bool = False  # this one measurement held, whatever repeats of it said
 
 
 def _percentile(summary: object, percentile: str) -> float:
@@ -203,9 +204,33 @@ def _usable_points(
                     service_ratio=_percentile(phase.service, slo_percentile) / phase.service.mean_ms,
                     met_slo=met,
                     past_knee=past_knee,
+                    held_alone=met,
                 )
             )
-    return points, unmeasured
+    return _majority(points), unmeasured
+
+
+def _majority(points: list[_Point]) -> list[_Point]:
+    """A load measured more than once held only if most of its measurements did (a tie did not):
+    one short window at the margin decides nothing alone."""
+    groups: dict[tuple[int, float], list[_Point]] = {}
+    for p in points:
+        groups.setdefault((p.tier, round(p.phase.offered_rps, 3)), []).append(p)
+    out = []
+    for p in points:
+        group = groups[(p.tier, round(p.phase.offered_rps, 3))]
+        held = 2 * sum(q.met_slo for q in group) > len(group)
+        out.append(p if len(group) == 1 else replace(p, met_slo=held))
+    return out
+
+
+def _mixed(points: Sequence[_Point]) -> tuple[float, int, int] | None:
+    """The highest load measured more than once with mixed results: (rate, held, of)."""
+    raw: dict[tuple[int, float], list[bool]] = {}
+    for p in points:
+        raw.setdefault((p.tier, round(p.phase.offered_rps, 3)), []).append(p.held_alone)
+    mixed = [(rate, sum(v), len(v)) for (_, rate), v in raw.items() if len(v) > 1 and 0 < sum(v) < len(v)]
+    return max(mixed, default=None)
 
 
 #: An endpoint's error rate over the budget counts once it rests on this many errors (as the
@@ -327,6 +352,7 @@ def _measured_params(question: _Question, measured: _Measured) -> CapacityParams
     customers = question.customers
     floor, blind, capped, knee = measured.floor_rps, measured.blind_rps, measured.capped_rps, measured.knee_rps
     ceiling = measured.ceiling.phase.offered_rps if measured.ceiling is not None else None
+    mixed = _mixed(measured.points)
     return CapacityParams(
         per_customer_rps=question.per_customer_rps,
         goal_rps=question.goal_customers * question.per_customer_rps,
@@ -343,6 +369,10 @@ def _measured_params(question: _Question, measured: _Measured) -> CapacityParams
         max_rps_customers=None if capped is None else customers(capped),
         knee_offered_rps=knee,
         knee_customers=None if knee is None else customers(knee),
+        mixed_rps=mixed[0] if mixed else None,
+        mixed_customers=customers(mixed[0]) if mixed else None,
+        mixed_held=mixed[1] if mixed else None,
+        mixed_of=mixed[2] if mixed else None,
     )
 
 
@@ -619,3 +649,43 @@ def _confidence_from(
     if knee_agrees is False:
         rank -= 1
     return levels[max(rank, 0)]
+
+
+# --- measuring at the margin ----------------------------------------------------------------------
+
+#: A tier whose held and failed loads are this close to the READY threshold is measured again there.
+MARGIN = 1.3
+#: Measurements of the threshold load wanted in all, so that most of them decide.
+MARGIN_MEASUREMENTS = 3
+
+
+def margin_factors(
+    tier: TierResult,
+    *,
+    goal_customers: int,
+    ready_headroom: float,
+    latency_slo_ms: float,
+    max_error_rate: float = 0.01,
+    slo_percentile: str = "p95",
+) -> tuple[float, ...]:
+    """The stress factors (multiples of the tier's load) to measure once more, so that the
+    verdict does not rest on one short window at the READY threshold.
+
+    The threshold is ``ready_headroom`` x the goal's load. When it lies between the highest load the
+    tier held and the lowest it failed, within ``MARGIN`` of either, it is measured until
+    ``MARGIN_MEASUREMENTS`` windows exist there (repeats count by majority). Empty when the tier
+    held well past it, failed well below it, or never reached it (a stop, the pack's max_rps).
+    """
+    if tier.steady is None or tier.offered_rps <= 0 or tier.customers <= 0:
+        return ()
+    threshold = ready_headroom * goal_customers / tier.customers
+    points, _ = _usable_points([tier], slo_percentile, latency_slo_ms, max_error_rate)
+    factor = {id(p): p.phase.offered_rps / tier.offered_rps for p in points}
+    held = max((factor[id(p)] for p in points if p.met_slo), default=0.0)
+    failed = min((factor[id(p)] for p in points if not p.met_slo and factor[id(p)] > held), default=None)
+    if held >= MARGIN * threshold or failed is None and held < threshold:
+        return ()
+    if failed is not None and failed * MARGIN <= threshold:
+        return ()
+    at_threshold = sum(1 for p in points if abs(factor[id(p)] - threshold) < 1e-3 * threshold)
+    return (round(threshold, 6),) * max(0, MARGIN_MEASUREMENTS - at_threshold)

@@ -54,6 +54,7 @@ from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.registry import RULES
 from harness.verdict.scores import area_scores
 from harness.verdict.tier import assess_tier
+from harness.verdict.wording import lower_first
 
 __all__ = ["Judgement", "judge", "tier_status"]
 
@@ -134,7 +135,9 @@ def _verdict(
         return "INCONCLUSIVE", out.missing + out.risks
     if out.risks:
         return "AT RISK", out.risks
-    return "READY", (_ready_sentence(gate, properties, tiers, capacity),)
+    ready = _ready_sentence(gate, properties, tiers, capacity)
+    borderline = [n for n in out.notes if n.startswith("Borderline:")]
+    return "READY", ((ready[:-1] + f" ({lower_first(borderline[0]).rstrip('.')})." if borderline else ready),)
 
 
 def _unique_ids(findings: Sequence[Finding]) -> list[Finding]:

@@ -3,6 +3,7 @@ RISK); the USL's contention and coherency explain what limits it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ __all__ = ["PeakCpu", "capacity_findings", "target_cpu_at_peak"]
 # waiting rather than computing: one core busy is 100, and a saturated single-threaded process
 # shows 90-100 between samples.
 WAITING_CPU_PCT = 70.0
+#: A repeated load with mixed results this close to the READY threshold makes the verdict borderline.
+MARGIN_NEAR = 1.3
 
 @dataclass(frozen=True)
 class _Estimate:
@@ -71,7 +74,26 @@ def capacity_findings(
                 f"{title_tail}.",
             ),
         )  # fmt: skip
-    return _headroom(est, policy) + _explanation(capacity, tiers, policy, est.repro)
+    margin = margin_note(capacity, policy)
+    if margin:
+        est = dataclasses.replace(est, basis=f"{est.basis} {margin}", evidence={**est.evidence, "borderline": margin})
+    return _headroom(est, policy, margin) + _explanation(capacity, tiers, policy, est.repro)
+
+
+def margin_note(capacity: CapacityEstimate, policy: VerdictPolicy) -> str:
+    """Why the headroom is borderline, in one sentence, or "": the load at the threshold held in
+    some windows and not others, or the band reaches across the threshold."""
+    threshold = policy.ready_headroom * policy.goal_customers
+    p = capacity.params
+    if p.mixed_customers is not None and p.mixed_held is not None and p.mixed_of is not None and (
+        threshold / MARGIN_NEAR <= p.mixed_customers <= threshold * MARGIN_NEAR
+    ):
+        return (f"Borderline: the load of {about(p.mixed_customers)} customers held in {p.mixed_held} of "
+                f"{p.mixed_of} windows, so the service sits at the {policy.ready_headroom:g}x margin.")  # fmt: skip
+    if capacity.low is not None and capacity.high is not None and capacity.low < threshold < capacity.high:
+        return (f"Borderline: the band ({about(capacity.low)} to {about(capacity.high)} customers) reaches "
+                f"across the {policy.ready_headroom:g}x margin ({about(threshold)} customers).")  # fmt: skip
+    return ""
 
 
 def _estimate(
@@ -104,7 +126,7 @@ def _estimate(
     return _Estimate(capacity, h, pred, goal, band, basis, evidence, reproduce_command(ctx, f"tier:{measured}"))
 
 
-def _headroom(est: _Estimate, policy: VerdictPolicy) -> Outcome:
+def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcome:
     """Below the goal fails, under the margin is a risk, above it is information."""
     h, pred, goal = est.headroom, est.predicted, est.goal
     if h < 1.0:
@@ -130,13 +152,13 @@ def _headroom(est: _Estimate, policy: VerdictPolicy) -> Outcome:
             ),),
             risks=(
                 f"Headroom is thin: predicted capacity {about(pred)} customers is {h:.2f}x the goal, "
-                f"under {policy.ready_headroom:g}x.",
+                f"under {policy.ready_headroom:g}x." + (f" {margin}" if margin else ""),
             ),
         )  # fmt: skip
     return Outcome(findings=(est.finding(
         "info", f"The service can handle about {about(pred)} customers{est.band}, {h:.1f}x the goal of {goal}",
         est.basis,
-    ),))  # fmt: skip
+    ),), notes=(margin,) if margin else ())  # fmt: skip
 
 
 def _explanation(
