@@ -180,8 +180,10 @@ def _usable_points(
     for tier in tiers:
         phases = ([tier.steady] if tier.steady is not None else []) + list(tier.stress)
         for phase in phases:
-            if phase.validity.saturated or phase.achieved_rps <= 0 or phase.service.mean_ms <= 0:
-                continue  # not a measurement of the target
+            # A generator short of its own resources did not measure the target; one whose users all
+            # waited on the target (arrivals dropped, nothing else) measured the target's limit.
+            if phase.validity.generator_limited or phase.offered_rps <= 0:
+                continue
             error_rate = phase.error_rate
             # Offered load counts iterations (one persona action, one or more requests); goodput
             # is counted in the same unit, or every comparison with offered load is off by the
@@ -190,7 +192,7 @@ def _usable_points(
             past_knee = goodput < PAST_KNEE_RATIO * phase.offered_rps
             latency = _percentile(phase.latency, slo_percentile)
             met = (latency <= latency_slo_ms and error_rate <= max_error_rate and not past_knee
-                   and _failing_endpoint(phase, max_error_rate) is None)  # fmt: skip
+                   and _failing_endpoint(phase, max_error_rate) is None and not phase.validity.saturated)  # fmt: skip
             if phase.validity.crowded and not met:
                 unmeasured.append((tier.customers, phase.offered_rps))
                 continue
@@ -201,7 +203,8 @@ def _usable_points(
                     goodput=goodput,
                     carried=phase.offered_rps if goodput >= KEPT_UP_RATIO * phase.offered_rps else goodput,
                     latency_ms=latency,
-                    service_ratio=_percentile(phase.service, slo_percentile) / phase.service.mean_ms,
+                    service_ratio=(_percentile(phase.service, slo_percentile) / phase.service.mean_ms
+                                   if phase.service.mean_ms > 0 else 1.0),
                     met_slo=met,
                     past_knee=past_knee,
                     held_alone=met,
@@ -380,6 +383,8 @@ def _knee_text(question: _Question, measured: _Measured) -> str:
     knee_rps = measured.knee_rps
     if knee_rps is None:
         return ""
+    if measured.ceiling is not None and knee_rps >= measured.ceiling.phase.offered_rps:
+        return ""  # a knee past a load measured failing says nothing the failure does not
     return (
         f" Latency turns up (Kneedle) at {knee_rps:.4g} iterations/s offered "
         f"(~{question.customers(knee_rps):,.0f} customers)."
@@ -476,8 +481,9 @@ def _usl_estimate(question: _Question, measured: _Measured, params: CapacityPara
     usl_text = _describe_fit(fit)
     if not any(p.past_knee for p in fit_points):
         reason = (
-            "no measured phase is past the knee (goodput kept up with every offered rate), so the "
-            "USL would extrapolate blind; add stress steps until throughput stops following load"
+            f"no phase of the fit is past the knee (each completed at least {PAST_KNEE_RATIO:.0%} of its "
+            "arrivals), so the USL would extrapolate blind; add stress steps until throughput stops "
+            "following load"
         )
         return _measured_estimate(reason, question, measured, params)
 

@@ -254,3 +254,21 @@ def test_a_floor_held_at_the_packs_max_rps_says_so_instead_of_a_limit() -> None:
     failing = phase("stress", offered_rps=40.0, latency=slow, service=slow, label="x2")
     failed = dataclasses.replace(tier(1000, steady=steady, stress=[failing]), max_rps_arrivals=40.0)
     assert estimate_capacity([failed], 0.02, 1000, latency_slo_ms=100).params.max_rps_customers is None
+
+
+def test_a_load_whose_arrivals_could_not_start_because_every_user_waited_on_the_target_failed() -> None:
+    # x2 collapsed: the users all waited on the target and arrivals were dropped. That is the
+    # target's limit, a ceiling; a generator short of its own CPU says nothing and is left out.
+    from harness import validity
+
+    def collapsed(limited: bool) -> object:
+        p = phase("stress", offered_rps=200.0, achieved_rps=20.0, service_ms=900.0, label="stress x2")
+        v = validity.from_parts(p.generator, ["190 of 1600 iterations could not start"], [], (),
+                                generator_limited=limited)  # fmt: skip
+        return dataclasses.replace(p, validity=v)
+
+    steady = phase("steady", offered_rps=100.0, service_ms=2.0)
+    target = estimate_capacity([tier(1000, steady=steady, stress=[collapsed(False)])], 0.1, 1000, latency_slo_ms=100)  # type: ignore[list-item]
+    assert target.params.ceiling_customers == pytest.approx(2000) and target.high == pytest.approx(2000)
+    generator = estimate_capacity([tier(1000, steady=steady, stress=[collapsed(True)])], 0.1, 1000, latency_slo_ms=100)  # type: ignore[list-item]
+    assert generator.params.ceiling_customers is None
