@@ -207,8 +207,13 @@ def fit_trends(
         values = [v for _, v in pts]
         fit = _fit([c for c, _ in pts], [max(v - base, MIN_EXCESS_MS) for v in values])
         growth_class, note = _classify(fit, volumes, max(values) - min(values), noise_floor_ms, min(values))
+        # Growth that is certain (the whole interval above flat) crosses the SLO somewhere, whether
+        # or not its class could be named: where the fitted curve does.
         breaks_at = None
-        if growth_class in ("linear", "super-linear") and slo > base:
+        certain = growth_class in ("sub-linear", "linear", "super-linear") or (
+            growth_class == "unknown" and volumes >= MIN_VOLUMES and fit.low is not None and fit.low >= FLAT_SLOPE
+        )
+        if certain and slo > base and fit.slope > 0:
             breaks_at = float(math.exp((math.log(slo - base) - fit.intercept) / fit.slope))
         trends.append(
             EndpointTrend(

@@ -37,7 +37,8 @@ def trend_findings(
     """
     out = Outcome()
     for trend in sorted(trends, key=lambda t: t.endpoint):
-        if trend.growth_class in ("linear", "super-linear") and trend.points:
+        grows = trend.growth_class != "flat" and (trend.breaks_at_customers is not None or trend.growth_class == "super-linear")
+        if trend.points and grows:
             out += _time(trend, policy, ctx, _failed_at(trend.endpoint, assessments))
         out += _size(trend, policy, ctx)
     return out
@@ -113,13 +114,14 @@ def _what(trend: EndpointTrend) -> str:
 
 
 def _detail(trend: EndpointTrend) -> str:
-    cause = (
-        "Linear growth with the data usually means a scan: a query without an index on the filter "
-        "(tenant id, date), or a list endpoint returning every row instead of a page."
-        if trend.growth_class == "linear"
-        else "Faster-than-linear growth usually means work per row that itself grows: an N+1 query "
-        "pattern over a growing list, a nested loop, a sort without an index."
-    )
+    cause = {
+        "linear": "Linear growth with the data usually means a scan: a query without an index on the filter "
+        "(tenant id, date), or a list endpoint returning every row instead of a page.",
+        "super-linear": "Faster-than-linear growth usually means work per row that itself grows: an N+1 query "
+        "pattern over a growing list, a nested loop, a sort without an index.",
+    }.get(trend.growth_class, "Growth with the data, whatever its exact shape, usually means the request reads "
+          "more as the customers' data grows: a scan an index would avoid, a list with no page size, a "
+          "per-row lookup.")
     what = ("its median service time with no other load (the tier's probe)" if trend.measure == "probe-p50"
             else "its service time p95 at nominal load")  # fmt: skip
     shape = (
