@@ -238,7 +238,7 @@ class Engine:
         self.size_pools(rate)
         tally.max_users = self.user_count
         helpers = [gevent.spawn(self._sample_health, tally), gevent.spawn(self._sample_lag, tally)]
-        dispatcher = gevent.spawn(self.arrivals.dispatch, tally, rate, phase.duration_s)
+        dispatcher = gevent.spawn(self.arrivals.dispatch, tally, rate, phase.duration_s, phase.kind == "probe")
         t0 = time.perf_counter()
         next_emit = t0 + 1.0
         next_window = t0 + self.plan.window_s

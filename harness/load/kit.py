@@ -65,12 +65,16 @@ class _PacedTaskSet(DefaultTaskSet):
     def __init__(self, user: CustomerUser, pacer: Pacer) -> None:
         super().__init__(user)
         self._pacer = pacer
+        # A DefaultTaskSet runs its user's tasks (repeated by weight); the distinct ones, for the probe.
+        self._distinct = list(dict.fromkeys(user.tasks))
 
     def execute_task(self, task: Callable[..., Any]) -> None:
         user = cast(CustomerUser, self.user)
         iteration = self._pacer.take(user)
         if iteration is None:
             raise StopUser()
+        if iteration.even:  # the probe: every task alike, so every endpoint is measured
+            task = random.choice(self._distinct)  # type: ignore[assignment]
         user._iteration = iteration
         try:
             super().execute_task(task)

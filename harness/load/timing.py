@@ -53,14 +53,17 @@ EARLY_PUT_S = 0.0002
 class Iteration:
     """One scheduled iteration: its intended start (perf clock and wall clock) and its lag."""
 
-    __slots__ = ("tally", "intended", "intended_wall", "lag", "first_done")
+    __slots__ = ("tally", "intended", "intended_wall", "lag", "first_done", "even")
 
-    def __init__(self, tally: LiveTally, intended: float, intended_wall: float) -> None:
+    def __init__(self, tally: LiveTally, intended: float, intended_wall: float, even: bool = False) -> None:
         self.tally = tally
         self.intended = intended
         self.intended_wall = intended_wall
         self.lag = 0.0
         self.first_done = False
+        # A probe's iteration: its persona and its task are chosen evenly, not by their weights,
+        # so that every endpoint is measured at every data volume.
+        self.even = even
 
 
 class ClassPool:
@@ -124,8 +127,9 @@ class Arrivals:
         iteration.tally.inflight -= 1
         iteration.tally.completed += 1
 
-    def dispatch(self, tally: LiveTally, rate: float, duration: float) -> None:
-        """Put ``rate`` tokens a second for ``duration`` seconds, each at its intended start."""
+    def dispatch(self, tally: LiveTally, rate: float, duration: float, even: bool = False) -> None:
+        """Put ``rate`` tokens a second for ``duration`` seconds, each at its intended start;
+        ``even``: each persona equally often, whatever its weight (the probe)."""
         t0 = time.perf_counter()
         end = t0 + duration
         poisson = self.poisson
@@ -133,7 +137,7 @@ class Arrivals:
         k = 0
         nxt = t0 + (self.rng.expovariate(rate) if poisson else offset)
         pools = self.pools
-        cum = self.cum_shares
+        cum = [(i + 1) / len(pools) for i in range(len(pools))] if even else self.cum_shares
         single = len(pools) == 1
         wake = self.wake
         timer = self._timer
@@ -161,7 +165,7 @@ class Arrivals:
                 r = self.rng.random()
                 pool = next((p for p, c in zip(pools, cum, strict=True) if r <= c), pools[-1])
             tally.scheduled += 1
-            pool.queue.put(Iteration(tally, nxt, tally.to_wall(nxt)))
+            pool.queue.put(Iteration(tally, nxt, tally.to_wall(nxt), even))
             k += 1
             nxt = nxt + self.rng.expovariate(rate) if poisson else t0 + offset + k / rate
 

@@ -294,3 +294,39 @@ def _no_leftover_engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     for proc in leftovers:
         proc.kill()
     assert leftovers == [], f"engine processes left behind: {leftovers}"
+
+
+WEIGHTED = """
+from harness.load.kit import CustomerUser, task
+
+class Many(CustomerUser):
+    weight = 9
+
+    @task(10)
+    def common(self):
+        self.client.get("/common", name="GET /common")
+
+    @task(1)
+    def rare(self):
+        self.client.get("/rare", name="GET /rare")
+
+class Few(CustomerUser):
+    weight = 1
+
+    @task
+    def admin(self):
+        self.client.get("/admin", name="GET /admin")
+"""
+
+
+def test_a_probe_measures_every_persona_and_task_alike_whatever_their_weights(tmp_path: Path) -> None:
+    # By weight, GET /admin is 1 request in 10 and GET /rare 1 in 12: a probe of 60 iterations
+    # would see a handful of each. The probe chooses personas and tasks evenly instead.
+    lf = locustfile(tmp_path, WEIGHTED)
+    with run_null_target(service_ms=0) as url:
+        outcome = run_load(plan(tmp_path, lf, url, PhasePlan("probe", "probe", 30, 2.0)))
+    (probe,) = outcome.phases
+    counts = {e.name: e.requests for e in probe.endpoints}
+    assert sum(counts.values()) == probe.iterations_started
+    assert counts["GET /admin"] >= 0.3 * probe.iterations_started  # about half: one of two personas
+    assert counts["GET /rare"] >= 0.15 * probe.iterations_started  # about a quarter: one of two tasks
