@@ -217,6 +217,8 @@ TINY = {
     "stress_step_s": 3.0,
     "hypothesis_examples": 5,
     "noise_floor_s": 1.0,
+    "probe_iterations": 10,
+    "probe_rate": 10.0,
     "integrity_sample": 20,
 }
 

@@ -118,6 +118,8 @@ def scenario_toml(mode: str, *, after: int = 0, request_timeout_s: float = 2.0,
         stress_factors = [2.0]
         stress_step_s = 1
         noise_floor_s = 0
+        probe_iterations = 0
+        margin_repeats = 0
         hypothesis_examples = 3
         {extra}
         """

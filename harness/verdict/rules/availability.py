@@ -49,13 +49,13 @@ def where_unavailable(tier: TierResult) -> tuple[str | None, bool]:
     if mentions_unavailable(tier.reason):
         # The target is known to have gone (its process exited): it went in the first phase
         # that met a refused or reset connection, even if that phase's share of errors is small.
-        for phase in (tier.warmup, tier.steady):
+        for phase in (tier.probe, tier.warmup, tier.steady):
             if phase is not None and connection_errors(phase) > 0:
                 return f"the {phase.label}", True
         for phase in tier.stress:
             if connection_errors(phase) > 0:
                 return f"the {phase.label} stress step", False
-    for phase in (tier.warmup, tier.steady):
+    for phase in (tier.probe, tier.warmup, tier.steady):
         if phase is not None and _phase_unavailable(phase):
             return f"the {phase.label}", True
     for phase in tier.stress:
@@ -77,7 +77,7 @@ def unavailable_finding(
     tier: TierResult, where: str, nominal: bool, beyond_goal: bool, repro: str
 ) -> Finding:
     n = tier.customers
-    phases = [p for p in (tier.warmup, tier.steady, *tier.stress) if p is not None]
+    phases = [p for p in (tier.probe, tier.warmup, tier.steady, *tier.stress) if p is not None]
     conn = sum(connection_errors(p) for p in phases)
     first = min(
         (s.at for p in phases for s in p.error_samples if s.reason.startswith("connection")),
