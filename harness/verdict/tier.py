@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.records import NoiseFloor, PhaseMeasurement, TierResult, TierStatus
+from harness.records import NoiseFloor, PhaseMeasurement, SloCheck, TierResult, TierStatus
 from harness.verdict.outcome import TierAssessment, TierOutcome, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.rules.availability import (
@@ -29,7 +29,7 @@ from harness.verdict.rules.availability import (
 from harness.verdict.rules.errors import bugs, capacity_errors
 from harness.verdict.rules.integrity import integrity_findings
 from harness.verdict.rules.saturation import busy, judge_spoiled_window, unusable_window
-from harness.verdict.rules.slo import judge_steady, worst_latency
+from harness.verdict.rules.slo import judge_steady, slo_checks, worst_latency
 from harness.verdict.wording import ms, sentence
 
 __all__ = ["TierAssessment", "assess_tier"]
@@ -44,6 +44,7 @@ class _Window:
     worst_error_rate: float | None = None
     worst_latency: tuple[str, float, float] | None = None
     over_error_budget: frozenset[str] = frozenset()
+    checks: tuple[SloCheck, ...] | None = None
 
 
 def assess_tier(
@@ -84,6 +85,7 @@ def assess_tier(
         integrity_checked=(
             integrity.checked if integrity is not None and integrity.status in ("passed", "failed") else None
         ),
+        slo_checks=window.checks,
     )
 
 
@@ -175,6 +177,7 @@ def _judge_window(
         worst_error_rate=steady.error_rate,
         worst_latency=worst,
         over_error_budget=frozenset(f.endpoint or "" for f in judged.findings if f.category == "slo-errors"),
+        checks=slo_checks(steady, policy),
     )
 
 
