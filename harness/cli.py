@@ -202,7 +202,13 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
         out.print(f"  - [{finding.category}] {finding.title}")
     out.print(f"Report: {outcome.paths.report_html}")
     if chromium is not None:
-        out.print(f"PDF: {_print_pdf(outcome.paths.report_html, chromium)}")
+        from harness.report.pdf import PdfError
+
+        try:
+            out.print(f"PDF: {_print_pdf(outcome.paths.report_html, chromium)}")
+        except PdfError as exc:  # the audit's verdict stands; only the print is missing
+            redo = f"scaleready report {record.run_id} --reports {reports_dir} --pdf"
+            console.print(Text(f"scaleready: {exc}; print it again with `{redo}`", style="red"))
     out.print(f"Scorecard: {outcome.paths.scorecard_md}")
     return exit_code_for(record.verdict, strict=strict, interrupted=outcome.interrupted)
 
@@ -324,9 +330,11 @@ def _selftest(console: Console, pack_spec: str, flaws_text: str | None, no_healt
 @click.option("--pdf", is_flag=True, help="Also print it to report.pdf (A4, needs headless Chromium).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def report(run: str, reports_dir: Path, pdf: bool, debug: bool) -> None:
-    """Redraw the report.html of RUN from its scorecard.json, with this version's report.
+    """Redraw a run's report.html from its scorecard.json (report.pdf too with --pdf).
 
-    RUN is a run id in --reports (e.g. 20261207-010627-9f49), "latest", or a run folder.
+    RUN is a run id in --reports (e.g. 20261207-010627-9f49), "latest", or a run
+    folder. The report is drawn by this version of the harness, so an older run
+    gets the current report's layout.
     """
     console = Console(stderr=True)
     _exit_with(console, debug, lambda: _report(run, reports_dir, pdf))
