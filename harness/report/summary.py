@@ -209,9 +209,22 @@ def _sentence(card: Card, top: Sequence[Action]) -> str:
         if capacity:
             text += f": the service {capacity}"
         return text + (f"; fix {fix} first." if fix else ".")
-    reason = card["summary"]["headline"]
-    return (f"No verdict yet: {reason}. The report shows what was measured; "
+    return (f"No verdict yet: {_lower_first(_missing(card))}. The report shows what was measured; "
             "rerun the audit to complete it.")  # fmt: skip
+
+
+def _missing(card: Card) -> str:
+    """Why there is no verdict: the deciding sentence of the summary, else the audit's first note
+    (the judgement's reasons follow the stages' notes there), else the headline. The headline alone
+    can be a finding's title unrelated to what is missing (no tier reached the goal)."""
+    why = card["summary"].get("why") or []
+    notes = card.get("notes") or []
+    text = why[0]["text"] if why else notes[0] if notes else card["summary"]["headline"]
+    return str(text).rstrip(".")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def briefing(card: Card, anchors: Mapping[str, str]) -> Briefing:
