@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# Headless Chromium from Debian's packages, for the HTML report's browser test.
+# Headless Chromium from Debian's packages, for the HTML report's browser tests and --pdf;
+# poppler-utils (pdftotext) for the test that reads the PDF's page numbers.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium (Debian package) for the report's browser test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || { \
+	  echo "installing chromium and poppler-utils (Debian packages) for the report's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 loadtest: install
 	$(VENV)/bin/scaleready audit $(PACK) $(ARGS)

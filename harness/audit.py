@@ -456,7 +456,9 @@ def _judge(
     )
     # The stage said whether it could measure each tier; the verdict says whether it passed.
     tier_records = tuple(
-        replace(t, status=judgement.tier_status.get(t.customers, t.status)) for t in collected.tiers
+        replace(t, status=judgement.tier_status.get(t.customers, t.status),
+                slo_checks=judgement.tier_checks.get(t.customers))
+        for t in collected.tiers
     )
     notes = list(collected.notes)
     if missing_tiers and plan.runs("tiers"):
@@ -490,6 +492,7 @@ def _judge(
             "profile": plan.profile.model_dump(),
             "per_customer_rps": config.customers.peak_rps_per_customer,
             "goal_customers": config.customers.goal,
+            "slo": config.slo.model_dump(),  # the objectives the reports draw and explain
             "python_pid": os.getpid(),
         },
     )

@@ -129,20 +129,21 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 on AT RISK as well as on NOT READY.")
 @click.option("--deadline", "deadline_text", metavar="DURATION",
               help="Stop after this long (e.g. 90s, 40m, 1.5h) and write what was measured, as Ctrl-C does (exit 5).")
+@click.option("--pdf", is_flag=True, help="Also print report.html to report.pdf (A4, needs headless Chromium).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: str | None,
           only: tuple[str, ...], tiers_text: str | None, seed: int | None, reports_dir: Path,
-          strict: bool, deadline_text: str | None, debug: bool) -> None:  # fmt: skip
+          strict: bool, deadline_text: str | None, pdf: bool, debug: bool) -> None:  # fmt: skip
     """Audit PACK (a folder or a name under scenarios/; default scenarios/booking).
 
     Starts the pack's service (unless --target), runs the regression gate, the properties,
     the noise-floor calibration and each tier (provision, warm up, steady window, stress steps,
     integrity), then writes reports/<run-id>/ with scorecard.json, scorecard.md, report.html
-    and junit.xml, and prints the verdict.
+    and junit.xml (and report.pdf with --pdf), and prints the verdict.
     """
     console = Console(stderr=True)
     _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, workers, flaw, only,
-                                              tiers_text, seed, reports_dir, strict, deadline_text))  # fmt: skip
+                                              tiers_text, seed, reports_dir, strict, deadline_text, pdf))  # fmt: skip
 
 
 def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> None:
@@ -164,11 +165,13 @@ def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> Non
 
 def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, workers: int,
            flaw: str | None, only: tuple[str, ...], tiers_text: str | None, seed: int | None,
-           reports_dir: Path, strict: bool, deadline_text: str | None = None) -> int:  # fmt: skip
+           reports_dir: Path, strict: bool, deadline_text: str | None = None, pdf: bool = False) -> int:  # fmt: skip
     from harness.audit import AuditOptions, run_audit
     from harness.config import check_tiers
     from harness.pack import load_pack
+    from harness.report.pdf import find_chromium
 
+    chromium = find_chromium() if pdf else None  # before the audit, not after an hour of it
     loaded = load_pack(pack_spec)
     tiers = _parse_tiers(tiers_text, check_tiers) if tiers_text else None
     deadline_s = parse_duration(deadline_text, "--deadline") if deadline_text else None
@@ -198,8 +201,22 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     for finding in sorted(record.findings, key=lambda f: severity_rank(f.severity))[:8]:
         out.print(f"  - [{finding.category}] {finding.title}")
     out.print(f"Report: {outcome.paths.report_html}")
+    if chromium is not None:
+        from harness.report.pdf import PdfError
+
+        try:
+            out.print(f"PDF: {_print_pdf(outcome.paths.report_html, chromium)}")
+        except PdfError as exc:  # the audit's verdict stands; only the print is missing
+            redo = f"scaleready report {record.run_id} --reports {reports_dir} --pdf"
+            console.print(Text(f"scaleready: {exc}; print it again with `{redo}`", style="red"))
     out.print(f"Scorecard: {outcome.paths.scorecard_md}")
     return exit_code_for(record.verdict, strict=strict, interrupted=outcome.interrupted)
+
+
+def _print_pdf(html: Path, chromium: str | None = None) -> Path:
+    from harness.report.pdf import print_pdf
+
+    return print_pdf(html, html.with_name("report.pdf"), chromium=chromium)
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -304,6 +321,52 @@ def _selftest(console: Console, pack_spec: str, flaws_text: str | None, no_healt
     if cancel.is_set():
         return EXIT_INCONCLUSIVE
     return EXIT_READY if result.passed else EXIT_NOT_READY
+
+
+@main.command()
+@click.argument("run", metavar="RUN")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that holds the run folders.")
+@click.option("--pdf", is_flag=True, help="Also print it to report.pdf (A4, needs headless Chromium).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def report(run: str, reports_dir: Path, pdf: bool, debug: bool) -> None:
+    """Redraw a run's report.html from its scorecard.json (report.pdf too with --pdf).
+
+    RUN is a run id in --reports (e.g. 20261207-010627-9f49), "latest", or a run
+    folder. The report is drawn by this version of the harness, so an older run
+    gets the current report's layout.
+    """
+    console = Console(stderr=True)
+    _exit_with(console, debug, lambda: _report(run, reports_dir, pdf))
+
+
+def _report(run: str, reports_dir: Path, pdf: bool) -> int:
+    from harness.history import latest_run_id
+    from harness.report.pdf import find_chromium
+    from harness.report.writer import rewrite_html
+
+    chromium = find_chromium() if pdf else None
+    run_dir = _run_folder(run, reports_dir, latest_run_id)
+    out = Console()
+    html = rewrite_html(run_dir)
+    out.print(f"Report: {html}")
+    if chromium is not None:
+        out.print(f"PDF: {_print_pdf(html, chromium)}")
+    return EXIT_READY
+
+
+def _run_folder(run: str, reports_dir: Path, latest: Callable[[Path], str | None]) -> Path:
+    """RUN as a run folder: a folder holding scorecard.json, a run id in ``reports_dir``, or "latest"."""
+    as_path = Path(run)
+    if (as_path / "scorecard.json").is_file():
+        return as_path
+    run_id = latest(reports_dir) if run == "latest" else run
+    if run_id is not None and (reports_dir / run_id).is_dir():
+        return reports_dir / run_id
+    if run == "latest":
+        raise ConfigError(f"no audit has finished in {reports_dir} yet; run one, or pass --reports DIR")
+    raise ConfigError(f"no run {run} in {reports_dir}: give a run id from {reports_dir} (e.g. "
+                      f"{latest(reports_dir) or 'from an audit run there'}), \"latest\", or a run folder")  # fmt: skip
 
 
 @main.command()

@@ -368,6 +368,21 @@ class ProvisioningResult:
 
 
 @dataclass(frozen=True)
+class SloCheck:
+    """What the verdict judged of one endpoint's latency SLO in a tier's steady window.
+
+    A percentile is judged only on enough requests for it (``harness.verdict.policy``); the error
+    budget is always checked. Filled by the audit from the judgement, so a report can say what a
+    passed tier's pass rests on.
+    """
+
+    endpoint: str
+    requests: int
+    # "p95", "p99", or "p50" (a median against the p95 limit, on too few requests for a p95)
+    percentiles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TierResult:
     """Everything measured at one tier: N customers' data and N customers' peak traffic."""
 
@@ -387,6 +402,9 @@ class TierResult:
     # Each endpoint's unloaded service time and response size at this tier's data volume: a
     # short, low-rate phase before the warm-up, so data-volume trends hold when the load collapsed.
     probe: PhaseMeasurement | None = None
+    # what the verdict judged per endpoint; None when the steady window was not judged (spoiled,
+    # missing) or the record predates it
+    slo_checks: tuple[SloCheck, ...] | None = None
 
 
 @dataclass(frozen=True)

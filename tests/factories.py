@@ -19,6 +19,7 @@ from harness.records import (
     CrowdedBy,
     EndpointMeasurement,
     EndpointTrend,
+    Environment,
     ErrorSample,
     FalsifiedProperty,
     Finding,
@@ -35,6 +36,7 @@ from harness.records import (
     ReplayedError,
     ResourceSample,
     Severity,
+    SloCheck,
     TargetInfo,
     TestCaseResult,
     TierResult,
@@ -230,6 +232,7 @@ def audit_record(
     notes: Sequence[str] = (),
     options: dict[str, object] | None = None,
     target: TargetInfo | None = None,
+    environment: Environment | None = None,
 ) -> AuditRecord:
     return AuditRecord(
         run_id=run_id,
@@ -251,6 +254,7 @@ def audit_record(
         partial=partial,
         notes=tuple(notes),
         options=dict(options or {}),
+        environment=environment,
     )
 
 
@@ -385,7 +389,11 @@ def capacity_estimate(
         low=None if predicted is None else predicted * 0.75,
         high=None if predicted is None else predicted * 1.35,
         method=method,
-        params=CapacityParams(usl=UslParameters(sigma=0.0281, kappa=0.000104, lam=995.6)),
+        params=CapacityParams(
+            goal_rps=2000.0, latency_slo_ms=300.0,
+            usl=UslParameters(sigma=0.0281, kappa=0.000104, lam=995.6, sigma_se=0.004, kappa_se=0.00002,
+                              lam_se=12.0, n_points=8, n_min=0.2, n_max=25.0),
+        ),  # fmt: skip
         headroom=None if predicted is None else predicted / goal,
         goal_customers=goal,
         confidence="medium",
@@ -445,8 +453,14 @@ def full_audit_record(verdict: Verdict = "READY", **overrides: object) -> AuditR
                                     title="The load generator was saturated at 5000 customers",
                                     id="generator-saturated-5000", reproduce="scaleready run --workers 2"))
         t = tier(n, steady=steady(rate, service_ms, saturated=saturated),
-                 stress=stress(rate, service_ms), status=status, reason=reason)
-        tiers.append(TierResult(**{**t.__dict__, "integrity": integrity_result(checks={"set-full": 400, "unique-ids": 400})}))
+                 stress=stress(rate, service_ms), status=status, reason=reason,
+                 resources=resource_series([80.0 + n / 500 + i for i in range(6)], start_requests=n * 10))
+        checks = None if saturated else tuple(
+            SloCheck(e.name, e.requests, ("p95", "p99") if e.requests >= 1000 else ("p95",) if e.requests >= 200 else ("p50",))
+            for e in t.steady.endpoints  # type: ignore[union-attr]
+        )  # fmt: skip
+        tiers.append(TierResult(**{**t.__dict__, "slo_checks": checks,
+                                   "integrity": integrity_result(checks={"set-full": 400, "unique-ids": 400})}))
     if verdict == "AT RISK":
         findings.append(finding("data-volume-scaling", severity="medium", endpoint="GET /slots",
                                 title="GET /slots slows linearly with data volume",
@@ -467,7 +481,11 @@ def full_audit_record(verdict: Verdict = "READY", **overrides: object) -> AuditR
         "properties": properties_result(),
         "noise_floor": noise_floor(),
         "scores": area_scores(),
-        "options": {"seed": 1234, "workers": 1},
+        "options": {"seed": 1234, "workers": 1, "tiers": [50, 500, 5000], "goal_customers": 5000,
+                    "slo": {"p95_ms": 200.0, "p99_ms": 300.0, "error_rate": 0.01, "ready_headroom": 1.5,
+                            "endpoints": {"GET /slots": {"p95_ms": 250.0, "p99_ms": 400.0}}}},
+        "environment": Environment("0.1.0", "3.11.2", "Linux-6.1.0-x86_64-with-glibc2.36",
+                                   "AMD EPYC 7B13", 2, (("locust", "2.31.0"), ("numpy", "1.26.4"))),
     }
     values.update(overrides)
     return audit_record(tiers, **values)  # type: ignore[arg-type]

@@ -294,6 +294,18 @@ def test_too_few_requests_are_not_judged_and_say_why(
         assert any(note in r and "at least 10 requests slower" in r for r in j.reasons)
 
 
+def test_the_judgement_records_which_percentiles_each_endpoint_was_judged_on() -> None:
+    # What a report needs to say what a passed tier's pass rests on (records.SloCheck).
+    endpoints = (ep("GET /a", requests=1500), ep("GET /b", requests=300), ep("GET /c", requests=40),
+                 ep("GET /d", requests=3))  # fmt: skip
+    j = run(replace_tier={50: good_tier(50, steady(*endpoints)), 500: good_tier(500, steady(saturated=True))})
+    assert [(c.endpoint, c.requests, c.percentiles) for c in j.tier_checks[50]] == [
+        ("GET /a", 1500, ("p95", "p99")), ("GET /b", 300, ("p95",)), ("GET /c", 40, ("p50",)), ("GET /d", 3, ()),
+    ]  # fmt: skip
+    assert 500 not in j.tier_checks  # a spoiled window is not judged at all
+    assert j.tier_status[50] == "passed"
+
+
 def test_gross_median_failure_reads_plainly() -> None:
     latency = latency_summary(10.0, count=50, p50_ms=150.0, p95_ms=300.0, p99_ms=400.0)
     t = good_tier(50, steady(endpoint("GET /slots", requests=50, latency=latency, service=latency)))

@@ -515,11 +515,11 @@ def _usl_estimate(question: _Question, measured: _Measured, params: CapacityPara
 def _describe_fit(fit: UslFit) -> str:
     return (
         f"USL σ = {fit.sigma:.3g} ± {fit.sigma_se:.2g} (contention), κ = {fit.kappa:.3g} ± "
-        f"{fit.kappa_se:.2g} (coherency), λ = {fit.lam:.4g} req/s per request in flight; "
+        f"{fit.kappa_se:.2g} (coherency), λ = {fit.lam:.4g} iterations/s per request in flight; "
         + (
-            f"peak {fit.x_max:.4g} req/s at N* = {fit.n_star:.3g} in flight"
+            f"peak {fit.x_max:.4g} iterations/s at N* = {fit.n_star:.3g} in flight"
             if math.isfinite(fit.n_star)
-            else f"no peak (κ = 0, Amdahl): throughput approaches {fit.x_max:.4g} req/s"
+            else f"no peak (κ = 0, Amdahl): throughput approaches {fit.x_max:.4g} iterations/s"
         )
         + f"; {fit.dominant} dominates."
     )
@@ -569,8 +569,8 @@ def _unusable_band(
         )
     if not rel_width <= MAX_RELATIVE_BAND:
         return (
-            f"the USL capacity band ({x_low:.4g} to {x_high:.4g} req/s) is wider than the estimate "
-            f"{x_cap:.4g} req/s itself (limit {MAX_RELATIVE_BAND:g}x); more stress steps past the "
+            f"the USL capacity band ({x_low:.4g} to {x_high:.4g} iterations/s) is wider than the estimate "
+            f"{x_cap:.4g} iterations/s itself (limit {MAX_RELATIVE_BAND:g}x); more stress steps past the "
             "knee would narrow it."
         )
     return None
@@ -601,7 +601,7 @@ def _usl_result(
     notes = [usl_text]
     if x_cap < fit.x_max * 0.999:
         notes.append(
-            f"The {question.slo} SLO binds first, at {x_cap:.4g} req/s "
+            f"The {question.slo} SLO binds first, at {x_cap:.4g} iterations/s "
             f"(fitted mean latency × {band.ratio:.2g})."
         )
     floor_moved = False
@@ -622,7 +622,7 @@ def _usl_result(
         knee_agrees = ratio_knee <= KNEE_DISAGREEMENT
         if not knee_agrees:
             notes.append(
-                f"The USL capacity ({x_cap:.4g} req/s) and the latency knee ({knee_rps:.4g} req/s "
+                f"The USL capacity ({x_cap:.4g} iterations/s) and the latency knee ({knee_rps:.4g} iterations/s "
                 f"offered) disagree by {ratio_knee:.1f}x; confidence lowered."
             )
     notes.append(_knee_text(question, measured).strip())

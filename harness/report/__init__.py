@@ -4,9 +4,14 @@
   described by ``scorecard.schema.json`` beside this file; see :data:`SCHEMA_VERSION`)
 - :func:`render_markdown` -> ``scorecard.md`` (the verdict and why, for a manager and the README)
 - :func:`render_junit` -> ``junit.xml`` (one suite per stage and per tier, for CI)
-- ``harness.report.html.render_html`` -> ``report.html`` (self-contained, with charts; imported
-  on demand because it needs matplotlib)
-- :func:`write_reports` writes all four into a run folder atomically (harness.files).
+- ``harness.report.html.render_html`` -> ``report.html``, the audit report (self-contained, with
+  charts; imported on demand because it needs matplotlib), drawn from the scorecard alone:
+  ``summary`` (its first page), ``recommendations`` (what each finding category usually means and
+  what teams do), ``judged`` (what a tier's status rests on), ``charts`` (matplotlib figures)
+- ``harness.report.pdf.print_pdf`` -> ``report.pdf`` (report.html printed by headless Chromium)
+- :func:`write_reports` writes the four text reports into a run folder atomically
+  (harness.files); ``writer.rewrite_html`` redraws an earlier run's report.html from its
+  scorecard.json (``scaleready report RUN``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from harness.report.scorecard import (
     build_scorecard,
     fmt_count,
     fmt_customers,
+    fmt_duration,
     fmt_ms,
     fmt_pct,
     fmt_rps,
@@ -97,19 +98,10 @@ def _header(card: dict[str, Any]) -> list[str]:
         f"profile {code_span(card['profile'])} \u00b7 target {code_span(target['base_url'])}{started}",
         "",
         f"From {fmt_time(card['started_at'])} to {fmt_time(card['finished_at'])}"
-        + (f" ({_duration(card['duration_s'])})." if card["duration_s"] is not None else "."),
+        + (f" ({fmt_duration(card['duration_s'])})." if card["duration_s"] is not None else "."),
         "",
     ]
     return lines
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
 
 
 def _why(card: dict[str, Any]) -> list[str]:
@@ -221,7 +213,8 @@ def _findings(card: dict[str, Any]) -> list[str]:
             "",
             f"Category: {md_text(f['category'])}"
             + "".join(f" \u00b7 {w}" for w in where)
-            + f" \u00b7 id {code_span(f['id'])}",
+            + f" \u00b7 id {code_span(f['id'])}"
+            + (f" \u00b7 a symptom of {code_span(f['caused_by'])}" if f.get("caused_by") else ""),
             "",
         ]
         if f["detail"]:

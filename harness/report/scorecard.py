@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from harness.capacity import completed_iterations_per_s, requests_per_iteration
 from harness.records import (
     AuditRecord,
     CapacityEstimate,
@@ -40,6 +41,8 @@ from harness.records import (
     NoiseFloor,
     PhaseMeasurement,
     PropertiesResult,
+    ResourceSample,
+    SloCheck,
     TierResult,
     UslParameters,
     severity_rank,
@@ -54,11 +57,13 @@ __all__ = [
     "flat_capacity_params",
     "fmt_count",
     "fmt_customers",
+    "fmt_duration",
     "fmt_ms",
     "fmt_pct",
     "fmt_rps",
     "fmt_time",
     "ordered_findings",
+    "usl_from_params",
 ]
 
 SCHEMA_VERSION = "1.1"
@@ -68,6 +73,9 @@ SCHEMA_VERSION = "1.1"
 MAX_VIOLATIONS = 100
 MAX_ERROR_SAMPLES = 20
 MAX_WHY = 5
+# The target's resources are sampled about once a second; a long tier keeps every n-th sample so a
+# scorecard stays small while a leak or a saturated core still shows.
+MAX_RESOURCE_SAMPLES = 600
 
 
 
@@ -179,6 +187,18 @@ def fmt_customers(x: float | None) -> str:
     return DASH if x is None else f"{x:.0f}"
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """``45 s``, ``5 min 36 s``, ``1 h 20 min``; a dash when not measured."""
+    if seconds is None:
+        return DASH
+    s = int(round(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
 def fmt_time(iso: str | None) -> str:
     """``2026-11-23T10:15:00.000Z`` -> ``2026-11-23 10:15:00 UTC``."""
     if not iso:
@@ -250,15 +270,20 @@ def _endpoint(e: EndpointMeasurement) -> dict[str, Any]:
     }
 
 
-def _stress_step(p: PhaseMeasurement) -> dict[str, Any]:
+def _stress_step(p: PhaseMeasurement, per_iteration: float) -> dict[str, Any]:
     requests = p.requests
     return {
         "label": p.label,
         "offered_rps": _rps(p.offered_rps),
         "achieved_rps": _rps(p.achieved_rps),
+        "completed_ips": _rps(completed_iterations_per_s(p, per_iteration)),
+        "concurrency": _num(p.concurrency, 3),
+        "start": iso_utc(p.started_at),
+        "end": iso_utc(p.ended_at),
         "requests": requests,
         "errors": p.errors,
         "p50_ms": _ms(p.latency.p50_ms) if p.latency.count else None,
+        "p95_ms": _ms(p.latency.p95_ms) if p.latency.count else None,
         "p99_ms": _ms(p.latency.p99_ms) if p.latency.count else None,
         "error_rate": _rate(p.error_rate),
         "dropped_iterations": p.dropped_iterations,
@@ -329,7 +354,26 @@ def _error_sample(s: ErrorSample) -> dict[str, Any]:
     }
 
 
-def _tier(t: TierResult) -> dict[str, Any]:
+def _resources(samples: tuple[ResourceSample, ...]) -> list[dict[str, Any]]:
+    step = max(1, math.ceil(len(samples) / MAX_RESOURCE_SAMPLES))
+    kept = list(samples[::step])
+    if samples and kept[-1] is not samples[-1]:
+        kept.append(samples[-1])  # the end of the tier: where a leak has grown the most
+    return [
+        {"at": iso_utc(s.at), "rss_mb": _num(s.rss_mb, 1), "cpu_pct": _num(s.cpu_pct, 1),
+         "open_fds": s.open_fds, "threads": s.threads, "requests_so_far": s.requests_so_far}
+        for s in kept
+    ]
+
+
+def _slo_checks(checks: tuple[SloCheck, ...] | None) -> list[dict[str, Any]] | None:
+    if checks is None:
+        return None
+    return [{"endpoint": c.endpoint, "requests": c.requests, "percentiles": list(c.percentiles)}
+            for c in checks]
+
+
+def _tier(t: TierResult, per_iteration: float) -> dict[str, Any]:
     steady = t.steady
     lat = steady.latency if steady is not None else None
     measured = lat is not None and lat.count > 0
@@ -342,6 +386,10 @@ def _tier(t: TierResult) -> dict[str, Any]:
         "offered_rps": _rps(t.offered_rps),
         "max_rps_arrivals": _rps(t.max_rps_arrivals) if t.max_rps_arrivals is not None else None,
         "achieved_rps": _rps(steady.achieved_rps) if steady is not None else None,
+        "completed_ips": (
+            _rps(completed_iterations_per_s(steady, per_iteration)) if steady is not None else None
+        ),
+        "concurrency": _num(steady.concurrency, 3) if steady is not None else None,
         "dropped_iterations": steady.dropped_iterations if steady is not None else 0,
         "max_users": steady.max_users if steady is not None else 0,
         "requests": requests,
@@ -361,7 +409,7 @@ def _tier(t: TierResult) -> dict[str, Any]:
         ),
         "aborted": steady.aborted if steady is not None else None,
         "endpoints": [_endpoint(e) for e in steady.endpoints] if steady is not None else [],
-        "stress": [_stress_step(p) for p in t.stress],
+        "stress": [_stress_step(p, per_iteration) for p in t.stress],
         "probe": _probe(t.probe),
         "generator": _generator(steady),
         "integrity": _integrity(t.integrity),
@@ -392,6 +440,8 @@ def _tier(t: TierResult) -> dict[str, Any]:
             }
             for r in t.replayed_errors
         ],
+        "slo_checks": _slo_checks(t.slo_checks),
+        "resources": _resources(t.resources),
     }
 
 
@@ -462,6 +512,21 @@ def flat_capacity_params(params: CapacityParams) -> dict[str, float]:
         elif value is not None:
             flat[_PARAM_KEYS.get(name, name)] = float(value)
     return flat
+
+
+def usl_from_params(params: Mapping[str, Any]) -> UslParameters | None:
+    """The USL fit back from a scorecard's ``capacity.params`` (the inverse of the USL part of
+    :func:`flat_capacity_params`), so a report drawn from scorecard.json alone can draw the
+    curve; None when the estimate carries no fit."""
+    names = {v: k for k, v in _PARAM_KEYS.items()}
+    values = {names.get(k, k): v for k, v in params.items()}
+    if not all(isinstance(values.get(k), int | float) for k in ("sigma", "kappa", "lam")):
+        return None
+    known = {f.name for f in fields(UslParameters)}
+    kwargs: dict[str, Any] = {k: float(v) for k, v in values.items() if k in known and v is not None}
+    if "n_points" in kwargs:
+        kwargs["n_points"] = int(kwargs["n_points"])
+    return UslParameters(**kwargs)
 
 
 def _fields(record: CapacityParams | UslParameters) -> list[tuple[str, Any]]:
@@ -636,6 +701,7 @@ def _environment(env: Environment | None) -> dict[str, Any] | None:
 
 def build_scorecard(record: AuditRecord) -> dict[str, Any]:
     """The scorecard dict for ``record``; ``json.dumps`` of it is ``scorecard.json``."""
+    per_iteration = requests_per_iteration(record.tiers)
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": record.run_id,
@@ -651,12 +717,13 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
         "target": {
             "base_url": record.target.base_url,
             "started_by_harness": record.target.started_by_harness,
+            "command": record.target.command,
         },
         "stages": {
             "regression": _regression(record.gate),
             "properties": _properties(record.properties),
         },
-        "tiers": [_tier(t) for t in record.tiers],
+        "tiers": [_tier(t, per_iteration) for t in record.tiers],
         "noise_floor": _noise_floor(record.noise_floor),
         "capacity": _capacity(record.capacity),
         "trends": [_trend(t) for t in record.trends],

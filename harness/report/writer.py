@@ -6,6 +6,9 @@ complete file or the new complete file, never half a scorecard, even if the audi
 
 Order matters: ``scorecard.json`` (the contract) first, then the Markdown, JUnit and, last, the
 HTML report, which is the only one that draws charts. If drawing fails, the others are on disk.
+
+The HTML is drawn from the scorecard alone, so :func:`rewrite_html` redraws an earlier run's
+report.html from its scorecard.json (``scaleready report RUN``) with the current report's layout.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from harness.errors import ConfigError
 from harness.files import atomic_write_text
 from harness.records import AuditRecord
-from harness.report.scorecard import build_scorecard
+from harness.report.scorecard import SCHEMA_VERSION, build_scorecard
 
-__all__ = ["ReportPaths", "write_reports"]
+__all__ = ["ReportPaths", "read_scorecard", "rewrite_html", "write_reports"]
 
 @dataclass(frozen=True)
 class ReportPaths:
@@ -71,3 +76,31 @@ def write_reports(record: AuditRecord, run_dir: Path) -> ReportPaths:
             f"{run_dir / 'report-errors.txt'}); scorecard.json and the other reports were written"
         )
     return paths
+
+
+def read_scorecard(run_dir: Path) -> dict[str, Any]:
+    """A run's scorecard.json; a ConfigError (exit 2) saying what is wrong when it cannot be used."""
+    path = Path(run_dir) / "scorecard.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no scorecard.json in that run folder (its audit did not get as "
+                          "far as writing reports); pick another run") from None  # fmt: skip
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable scorecard ({exc}); pick another run") from None
+    version = str(card.get("schema_version", "")) if isinstance(card, dict) else "(none)"
+    major = SCHEMA_VERSION.split(".")[0]
+    if version.split(".")[0] != major:
+        raise ConfigError(f"{path}: scorecard schema {version} is not {major}.x, which this harness "
+                          "draws; redraw it with the harness version that wrote it")  # fmt: skip
+    return card
+
+
+def rewrite_html(run_dir: Path) -> Path:
+    """Redraw ``run_dir``'s report.html from its scorecard.json; returns the path written."""
+    from harness.report.html import render_html_from_scorecard
+
+    card = read_scorecard(run_dir)
+    path = Path(run_dir) / "report.html"
+    atomic_write_text(path, render_html_from_scorecard(card))
+    return path

@@ -43,6 +43,7 @@ from harness.records import (
     GateResult,
     NoiseFloor,
     PropertiesResult,
+    SloCheck,
     TierResult,
     TierStatus,
     Verdict,
@@ -68,6 +69,8 @@ class Judgement:
     scores: tuple[AreaScore, ...]
     reasons: tuple[str, ...]  # the deciding sentences first, then the other conclusions, then notes
     tier_reasons: Mapping[int, str] = field(default_factory=dict)  # one sentence per tier status
+    # the percentiles judged per endpoint, for the tiers whose steady window was judged
+    tier_checks: Mapping[int, tuple[SloCheck, ...]] = field(default_factory=dict)
 
 
 def tier_status(
@@ -119,6 +122,7 @@ def judge(
         ),  # fmt: skip
         reasons=tuple(reasons) + out.notes,
         tier_reasons={a.customers: a.reason for a in assessments},
+        tier_checks={a.customers: a.slo_checks for a in assessments if a.slo_checks is not None},
     )
 
 

@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import CATEGORIES, Finding, Severity, TierStatus
+from harness.records import CATEGORIES, Finding, Severity, SloCheck, TierStatus
 from harness.verdict.policy import ReproduceContext
 
 __all__ = ["Outcome", "TierAssessment", "TierOutcome", "make_finding", "reproduce_command", "slugify"]
@@ -133,3 +133,4 @@ class TierAssessment:
     worst_error_rate: float | None = None
     worst_latency: tuple[str, float, float] | None = None  # (endpoint, p95 ms, SLO p95 ms)
     integrity_checked: int | None = None  # operations the integrity check covered; None: not run
+    slo_checks: tuple[SloCheck, ...] | None = None  # the percentiles judged; None: window not judged

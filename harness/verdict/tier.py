@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import EndpointTrend, NoiseFloor, PhaseMeasurement, TierResult, TierStatus
+from harness.records import (
+    EndpointTrend,
+    NoiseFloor,
+    PhaseMeasurement,
+    SloCheck,
+    TierResult,
+    TierStatus,
+)
 from harness.verdict.outcome import TierAssessment, TierOutcome, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
 from harness.verdict.rules import causes
@@ -32,7 +39,7 @@ from harness.verdict.rules.errors import bugs, capacity_errors
 from harness.verdict.rules.integrity import integrity_findings
 from harness.verdict.rules.provisioning import provisioning_outcome
 from harness.verdict.rules.saturation import busy, judge_spoiled_window, unusable_window
-from harness.verdict.rules.slo import judge_steady, worst_latency
+from harness.verdict.rules.slo import judge_steady, slo_checks, worst_latency
 from harness.verdict.wording import ms, sentence
 
 __all__ = ["TierAssessment", "assess_tier"]
@@ -47,6 +54,7 @@ class _Window:
     worst_error_rate: float | None = None
     worst_latency: tuple[str, float, float] | None = None
     over_error_budget: frozenset[str] = frozenset()
+    checks: tuple[SloCheck, ...] | None = None
 
 
 def assess_tier(
@@ -90,6 +98,7 @@ def assess_tier(
         integrity_checked=(
             integrity.checked if integrity is not None and integrity.status in ("passed", "failed") else None
         ),
+        slo_checks=window.checks,
     )
 
 
@@ -181,6 +190,7 @@ def _judge_window(
         worst_error_rate=steady.error_rate,
         worst_latency=worst,
         over_error_budget=frozenset(f.endpoint or "" for f in judged.findings if f.category == "slo-errors"),
+        checks=slo_checks(steady, policy),
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
 
-from harness.report.charts import all_charts
-from harness.report.html import inline_svg, render_html
+from harness.report import build_scorecard
+from harness.report.charts import all_charts, tier_charts
+from harness.report.html import inline_svg, render_html, render_html_from_scorecard
 from tests.factories import (
     audit_record,
     endpoint,
@@ -103,9 +105,11 @@ def test_the_verdict_and_every_section_are_shown() -> None:
     html = render_html(full_audit_record("NOT READY"))
     assert '<span class="word">NOT READY</span>' in html
     assert "fails at 5000 customers: GET /slots p99 is 912 ms against a 300 ms SLO" in html
-    for section in ('id="tiers"', 'id="capacity"', 'id="charts"', 'id="findings"',
-                    'id="stages"', 'id="tier-details"', 'id="noise"', 'id="how"',
-                    'id="tier-50"', 'id="tier-5000"'):
+    # the charts now sit in the sections they illustrate (the old "Charts" section is gone)
+    for section in ('id="summary"', 'id="recommendations"', 'id="tiers"', 'id="capacity"',
+                    'id="data-volume"', 'id="resources"', 'id="findings"', 'id="stages"',
+                    'id="tier-details"', 'id="environment"', 'id="method"', 'id="noise"', 'id="how"',
+                    'id="tier-50"', 'id="tier-5000"', 'id="chart-throughput"', 'id="chart-usl"'):
         assert section in html
     assert "Stress steps" in html and "stress x1.5" in html
     assert "Load generator health" in html and "Integrity" in html
@@ -121,7 +125,8 @@ def test_a_partial_run_shows_a_banner() -> None:
 def test_the_charts_are_inlined_as_svg() -> None:
     record = full_audit_record("NOT READY")
     html = render_html(record)
-    charts = all_charts(record)
+    card = build_scorecard(record)
+    charts = all_charts(card) + [c for t in record.tiers for c in tier_charts(card, t.customers)]
     assert html.count('<figure id="chart-') == len(charts)
     assert html.count("<svg") >= len(charts)
     assert "<?xml" not in html and "<!DOCTYPE svg" not in html
@@ -138,3 +143,47 @@ def test_an_svg_with_active_content_is_left_out() -> None:
                 '<svg><image href="https://evil.example/x.png"/></svg>',
                 '<svg><a xlink:href="javascript:alert(1)">x</a></svg>'):
         assert inline_svg(bad) is None, bad
+
+
+def test_a_report_redrawn_from_its_scorecard_json_is_the_same_report() -> None:
+    # `scaleready report RUN` redraws from scorecard.json alone: for a run of this version it
+    # must give the bytes the audit wrote.
+    for verdict in ("READY", "NOT READY", "INCONCLUSIVE"):
+        record = full_audit_record(verdict)  # type: ignore[arg-type]
+        stored = json.loads(json.dumps(build_scorecard(record), allow_nan=False))
+        assert render_html_from_scorecard(stored) == render_html(record), verdict
+
+
+def test_an_older_scorecard_without_the_newer_fields_still_renders() -> None:
+    card = build_scorecard(full_audit_record("NOT READY"))
+    card.pop("environment")
+    del card["target"]["command"]
+    for t in card["tiers"]:
+        for key in ("slo_checks", "resources", "completed_ips", "concurrency"):
+            del t[key]
+        for s in t["stress"]:
+            for key in ("p95_ms", "completed_ips", "concurrency", "start", "end"):
+                del s[key]
+    card["options"].pop("slo")
+    html = render_html_from_scorecard(card)
+    assert '<span class="word">NOT READY</span>' in html
+    assert html.count("predates the record of which percentiles were judged") == 2  # 50 and 500 passed
+    assert "this run did not record its host" in html
+    assert 'id="chart-throughput"' in html and 'id="chart-resources"' not in html
+
+
+def test_the_first_page_says_the_verdict_in_plain_words_and_what_to_do() -> None:
+    html = render_html(full_audit_record("AT RISK"))
+    page = parse(html)
+    text = " ".join(" ".join(page.text).split())
+    assert "we recommend fixing the slowdown of GET /slots as data grows before launch." in text
+    assert 'id="capacity-bar"' in html and "goal: 5,000 customers" in text
+    assert "What teams do:" in text and "effort: small (usually hours)" in text
+
+
+def test_a_tier_that_passed_on_too_few_requests_is_not_shown_as_passed() -> None:
+    html = render_html(full_audit_record())
+    table = html[html.index('id="tier-table"'):html.index("</table>", html.index('id="tier-table"'))]
+    # 50 customers: p95s judged, no p99 (too few requests); 500 and 5000: both
+    assert table.count("partly judged") == 1 and table.count(">passed<") == 2
+    assert "p95 3/3 · p99 0/3" in table

@@ -13,9 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.records import AuditRecord, CapacityParams, UslParameters
+from harness.records import AuditRecord, CapacityParams, TargetInfo, UslParameters
 from harness.report import SCHEMA_VERSION, build_scorecard, load_schema
-from harness.report.scorecard import MAX_VIOLATIONS
+from harness.report.scorecard import MAX_RESOURCE_SAMPLES, MAX_VIOLATIONS, usl_from_params
 from harness.timestamps import iso_utc
 from tests.factories import (
     T0,
@@ -28,6 +28,7 @@ from tests.factories import (
     integrity_result,
     latency_summary,
     phase,
+    resource_series,
     tier,
     violation,
 )
@@ -235,3 +236,46 @@ def test_the_scorecard_does_not_change_the_record_or_depend_on_anything_else() -
     before = copy.deepcopy(record)
     assert build_scorecard(record) == build_scorecard(record)
     assert record == before
+
+
+# --- what the report draws from (fields added for the audit report) ----------------------------
+
+
+def test_each_tier_carries_what_was_judged_and_the_targets_resources() -> None:
+    card = build_scorecard(full_audit_record("INCONCLUSIVE"))
+    small, goal = card["tiers"][0], card["tiers"][2]
+    assert small["slo_checks"][0] == {"endpoint": "GET /slots", "requests": 400, "percentiles": ["p95"]}
+    assert goal["slo_checks"] is None  # a saturated window is not judged
+    assert len(small["resources"]) == 6
+    assert set(small["resources"][0]) == {"at", "rss_mb", "cpu_pct", "open_fds", "threads", "requests_so_far"}
+    assert small["resources"][0]["at"] == iso_utc(T0)
+
+
+def test_a_long_tier_keeps_at_most_600_resource_samples_and_the_last() -> None:
+    samples = resource_series([100.0 + i / 100 for i in range(1801)])
+    card = build_scorecard(audit_record([tier(50, steady=phase(), resources=samples)]))
+    kept = card["tiers"][0]["resources"]
+    assert len(kept) <= MAX_RESOURCE_SAMPLES + 1
+    assert kept[0]["at"] == iso_utc(samples[0].at) and kept[-1]["at"] == iso_utc(samples[-1].at)
+
+
+def test_throughput_is_also_given_in_the_offered_loads_unit() -> None:
+    # 1.6 requests per action: completed_ips compares with offered_rps, achieved_rps does not
+    p = replace(phase(offered_rps=100.0, achieved_rps=160.0, duration_s=60.0), iterations_completed=6000, active_s=60.0)
+    card = build_scorecard(audit_record([tier(50, steady=p, stress=[replace(p, kind="stress", label="stress x2")])]))
+    t = card["tiers"][0]
+    assert (t["achieved_rps"], t["completed_ips"]) == (160.0, 100.0)
+    assert t["stress"][0]["completed_ips"] == 100.0 and t["stress"][0]["p95_ms"] == 20.0
+    assert t["stress"][0]["start"] == iso_utc(p.started_at) and t["concurrency"] == pytest.approx(1.6)
+
+
+def test_the_target_command_is_kept() -> None:
+    target = TargetInfo("http://127.0.0.1:9", started_by_harness=True, command="python -m shop --port 9")
+    assert build_scorecard(audit_record(target=target))["target"]["command"] == "python -m shop --port 9"
+
+
+def test_the_usl_fit_is_read_back_from_the_scorecards_parameters() -> None:
+    usl = UslParameters(sigma=0.03, kappa=0.0001, lam=400.0, sigma_se=0.01, n_points=9, n_max=30.0)
+    card = build_scorecard(audit_record(capacity=replace(capacity_estimate(), params=CapacityParams(usl=usl, goal_rps=5.0))))
+    assert usl_from_params(card["capacity"]["params"]) == usl
+    assert usl_from_params({"goal_rps": 5.0}) is None

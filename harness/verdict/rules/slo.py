@@ -14,13 +14,16 @@ from harness.records import (
     Finding,
     NoiseFloor,
     PhaseMeasurement,
+    SloCheck,
     TierResult,
 )
 from harness.verdict.outcome import Outcome, make_finding
 from harness.verdict.policy import EndpointSlo, VerdictPolicy
 from harness.verdict.wording import ms, names, pct
 
-__all__ = ["errors_finding", "judge_steady", "latency_finding", "server_errors", "worst_latency"]
+__all__ = [
+    "errors_finding", "judge_steady", "latency_finding", "server_errors", "slo_checks", "worst_latency",
+]
 
 
 def server_errors(e: EndpointMeasurement) -> int:
@@ -110,6 +113,14 @@ def judge_steady(
             f"{policy.min_requests_for_percentiles} requests each, and a p99 needs at least 10 requests slower than it."
         )
     return Outcome(findings=tuple(findings), failures=tuple(failures), notes=tuple(notes))
+
+
+def slo_checks(steady: PhaseMeasurement, policy: VerdictPolicy) -> tuple[SloCheck, ...]:
+    """Which percentiles :func:`judge_steady` judges for each endpoint of ``steady``, for reports."""
+    return tuple(
+        SloCheck(e.name, e.requests, tuple(label for label, _, _ in _percentile_checks(e, policy.slo_for(e.name), policy)))
+        for e in sorted(steady.endpoints, key=lambda e: e.name)
+    )
 
 
 def _percentile_checks(
