@@ -138,14 +138,16 @@ def run_audit(
     run = _Run(run_id, run_dir, CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:]))
     collected = _Collected()
     target_info = TargetInfo(base_url=plan.target_url or "", started_by_harness=plan.starts_target, command="")
+    start_secrets: tuple[str, ...] = ()
     deadline = _Deadline(options.deadline_s, cancel)
     try:
         with _target(plan, run_dir, obs, cancel) as target:
             target_info = TargetInfo(
                 base_url=target.base_url,
                 started_by_harness=target.managed is not None,
-                command=target.managed.command if target.managed else "",
+                command=target.managed.shown_command if target.managed else "",
             )
+            start_secrets = target.managed.secrets if target.managed else ()
             try:
                 _run_stages(plan, target, hooks, run, collected, obs, cancel)
             except KeyboardInterrupt:
@@ -173,7 +175,7 @@ def run_audit(
         collected.partial = True
         collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
 
-    redactor = Redactor.for_customers(run.store.all())
+    redactor = Redactor.for_customers(run.store.all(), also=start_secrets)
     shutil.rmtree(state_dir, ignore_errors=True)
     record = _judge(plan, run_id, started_at, clock(), target_info, collected)
     record = redactor.value(record)
@@ -234,9 +236,10 @@ def _target(
         env=config.env,
         flaw=plan.options.flaw,
         flaw_env=config.flaw_env,
+        secrets=tuple(config.secrets),
     )
     managed = ManagedTarget(spec, log_path=run_dir / "target.log")
-    obs.stage("preflight", f"starting the target: {managed.command}")
+    obs.stage("preflight", f"starting the target: {managed.shown_command}")
     managed.start(cancel=cancel)
     try:
         yield _Target(managed.base_url, managed)

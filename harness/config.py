@@ -50,6 +50,9 @@ class TargetSection(_Strict):
     flaws: list[str] = []
     flaw_env: str | None = None
     stats_path: str | None = None
+    # Options of `start` and names in `env` (or the harness's environment) whose values are
+    # credentials, beyond those whose names already say so (--api-key, DB_PASSWORD, ...).
+    secrets: list[str] = []
 
     @field_validator("health_path")
     @classmethod

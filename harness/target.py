@@ -31,6 +31,7 @@ import psutil
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.processes import signal_group, stop_group, wait_group_gone
 from harness.records import ResourceSample
+from harness.redaction import Redactor, start_secrets
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -113,6 +114,7 @@ class StartSpec:
     env: Mapping[str, str]
     flaw: str | None = None
     flaw_env: str | None = None
+    secrets: Sequence[str] = ()
 
 
 class ManagedTarget:
@@ -126,6 +128,11 @@ class ManagedTarget:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.state_dir = Path(tempfile.mkdtemp(prefix="scaleready-target-"))
         self.command = self._format_command()
+        # The credentials in the command and its environment: never printed, never written.
+        self.secrets = tuple(start_secrets(self.command, spec.env, spec.secrets))
+        self.redactor = Redactor(self.secrets)
+        #: The command as it may be shown (console, error messages, reports).
+        self.shown_command = self.redactor.text(self.command)
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: BinaryIO | None = None
         self._samples: list[ResourceSample] = []
@@ -171,7 +178,7 @@ class ManagedTarget:
         except OSError as exc:
             self.stop()
             raise TargetError(
-                f"could not run the target's start command `{self.command}` in {self.spec.cwd}: "
+                f"could not run the target's start command `{self.shown_command}` in {self.spec.cwd}: "
                 f"{exc.strerror}; check target.start in scenario.toml"
             ) from None
         try:
@@ -185,7 +192,7 @@ class ManagedTarget:
         except TargetError as exc:
             self.stop()
             raise TargetError(
-                f"{exc}. Command: `{self.command}` (cwd {self.spec.cwd}). "
+                f"{exc}. Command: `{self.shown_command}` (cwd {self.spec.cwd}). "
                 f"Last output:\n{self.log_tail()}"
             ) from None
         self._sampler = threading.Thread(target=self._sample_loop, name="target-sampler", daemon=True)
@@ -226,6 +233,8 @@ class ManagedTarget:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+            # The service may have echoed a credential it was given: the log keeps none.
+            self.redactor.file(self.log_path)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> ManagedTarget:
@@ -240,7 +249,7 @@ class ManagedTarget:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no output)"
-        tail = text.strip().splitlines()[-lines:]
+        tail = self.redactor.text(text).strip().splitlines()[-lines:]
         return "\n".join(tail) if tail else "(no output)"
 
     # --- resources ---------------------------------------------------------------------------

@@ -88,3 +88,19 @@ def test_a_started_target_is_stopped_with_its_children_and_sampled(tmp_path: Pat
 def test_unknown_placeholder_in_the_start_command_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown placeholder 'prot'"):
         ManagedTarget(spec("{python} x --port {prot} {port}", tmp_path), log_path=tmp_path / "t.log")
+
+
+def test_a_start_failure_shows_neither_the_credentials_of_its_command_nor_what_it_echoed(tmp_path: Path) -> None:
+    script = tmp_path / "echo_and_die.py"
+    script.write_text("import os, sys\nprint('key', sys.argv[2], 'env', os.environ['API_TOKEN'])\nsys.exit(1)\n")
+    command = f"{PY} {script} --api-key opt-secret-123 {{port}}"
+    start = StartSpec(command=command, cwd=tmp_path, health_path="/", ready_timeout_s=10, env={"API_TOKEN": "env-secret-456"})
+    target = ManagedTarget(start, log_path=tmp_path / "target.log")
+    assert "opt-secret-123" not in target.shown_command and "--api-key [REDACTED]" in target.shown_command
+    with pytest.raises(TargetError) as info:
+        target.start()
+    message = str(info.value)
+    assert "key [REDACTED] env [REDACTED]" in message  # the output is still there, its secrets not
+    for secret in ("opt-secret-123", "env-secret-456"):
+        assert secret not in message
+        assert secret not in (tmp_path / "target.log").read_text()
