@@ -26,6 +26,8 @@ from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
+from harness.history.rows import run_metrics
+from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.pacing import MAX_RPS_ENV, RequestPacer
@@ -184,7 +186,17 @@ def run_audit(
     finally:
         redactor.sweep(run_dir)
         history.record_run(options.reports_dir, record)
+        _remember(options.reports_dir, record, obs)
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
+
+
+def _remember(reports_dir: Path, record: AuditRecord, obs: AuditObserver) -> None:
+    """Keep the run in the history database; an unreadable database costs the history, not the run."""
+    try:
+        with HistoryStore(reports_dir) as store:
+            store.add_run(run_metrics(record))
+    except HistoryError as exc:
+        obs.note(f"history: {exc}")
 
 
 def _pack_hooks(pack: Pack) -> _PackHooks:
@@ -497,6 +509,9 @@ def _judge(
             "goal_customers": config.customers.goal,
             "slo": config.slo.model_dump(),  # the objectives the reports draw and explain
             "python_pid": os.getpid(),
+            "label": plan.options.label,
+            "commit": plan.options.commit,
+            "branch": plan.options.branch,
         },
     )
 

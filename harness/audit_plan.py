@@ -40,6 +40,11 @@ class AuditOptions:
     # Stop where the audit is after this many seconds and write what was measured (a nightly
     # job's time limit, kept by the audit itself rather than by a kill); None: no deadline.
     deadline_s: float | None = None
+    # What the history database says about the target's code: a name the team gives the run, and
+    # the commit and branch (the CLI fills them from GitHub Actions' environment when not given).
+    label: str | None = None
+    commit: str | None = None
+    branch: str | None = None
 
 
 @dataclass(frozen=True)

@@ -130,10 +130,14 @@ def main() -> None:
 @click.option("--deadline", "deadline_text", metavar="DURATION",
               help="Stop after this long (e.g. 90s, 40m, 1.5h) and write what was measured, as Ctrl-C does (exit 5).")
 @click.option("--pdf", is_flag=True, help="Also print report.html to report.pdf (A4, needs headless Chromium).")
+@click.option("--label", metavar="TEXT", help="A name for this run in the history (e.g. 'after the index').")
+@click.option("--commit", metavar="SHA",
+              help="The target's commit, for the history (default: $GITHUB_SHA; the branch from $GITHUB_REF_NAME).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: str | None,
           only: tuple[str, ...], tiers_text: str | None, seed: int | None, reports_dir: Path,
-          strict: bool, deadline_text: str | None, pdf: bool, debug: bool) -> None:  # fmt: skip
+          strict: bool, deadline_text: str | None, pdf: bool, label: str | None, commit: str | None,
+          debug: bool) -> None:  # fmt: skip
     """Audit PACK (a folder or a name under scenarios/; default scenarios/booking).
 
     Starts the pack's service (unless --target), runs the regression gate, the properties,
@@ -143,7 +147,8 @@ def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: s
     """
     console = Console(stderr=True)
     _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, workers, flaw, only,
-                                              tiers_text, seed, reports_dir, strict, deadline_text, pdf))  # fmt: skip
+                                              tiers_text, seed, reports_dir, strict, deadline_text, pdf,
+                                              label, commit))  # fmt: skip
 
 
 def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> None:
@@ -165,9 +170,11 @@ def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> Non
 
 def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, workers: int,
            flaw: str | None, only: tuple[str, ...], tiers_text: str | None, seed: int | None,
-           reports_dir: Path, strict: bool, deadline_text: str | None = None, pdf: bool = False) -> int:  # fmt: skip
+           reports_dir: Path, strict: bool, deadline_text: str | None = None, pdf: bool = False,
+           label: str | None = None, commit: str | None = None) -> int:  # fmt: skip
     from harness.audit import AuditOptions, run_audit
     from harness.config import check_tiers
+    from harness.history.rows import ci_commit
     from harness.pack import load_pack
     from harness.report.pdf import find_chromium
 
@@ -177,7 +184,8 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     deadline_s = parse_duration(deadline_text, "--deadline") if deadline_text else None
     options = AuditOptions(pack=loaded, profile_name=profile, reports_dir=reports_dir,
                            target_url=target_url, workers=workers, flaw=flaw, seed=seed,
-                           only=only, tiers=tiers, strict=strict, deadline_s=deadline_s)  # fmt: skip
+                           only=only, tiers=tiers, strict=strict, deadline_s=deadline_s,
+                           label=label, commit=commit or ci_commit()[0], branch=ci_commit()[1])  # fmt: skip
     cancel = threading.Event()
     with _signals(cancel, console):
         live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
@@ -367,6 +375,49 @@ def _run_folder(run: str, reports_dir: Path, latest: Callable[[Path], str | None
         raise ConfigError(f"no audit has finished in {reports_dir} yet; run one, or pass --reports DIR")
     raise ConfigError(f"no run {run} in {reports_dir}: give a run id from {reports_dir} (e.g. "
                       f"{latest(reports_dir) or 'from an audit run there'}), \"latest\", or a run folder")  # fmt: skip
+
+
+@main.command()
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that holds the history database.")
+@click.option("--pack", metavar="NAME", help="Runs of this pack (default: the newest run's pack).")
+@click.option("--profile", metavar="NAME", help="Runs of this profile only.")
+@click.option("--metric", default="p95", show_default=True,
+              help="capacity, headroom, p50, p95, p99, service_p50, service_p95, error_rate, throughput, requests.")
+@click.option("--tier", type=int, metavar="N", help="The tier (customers) of the metric (default: the largest).")
+@click.option("--endpoint", default="*", show_default=True, help="An endpoint (Locust request name); * is all together.")
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N runs.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
+              help="Also draw the metric over the runs to a PNG file.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def history(reports_dir: Path, pack: str | None, profile: str | None, metric: str, tier: int | None,
+            endpoint: str, limit: int | None, plot_path: Path | None, debug: bool) -> None:  # fmt: skip
+    """List the runs in the history database with a metric, and plot it over time.
+
+    Every audit adds its run to REPORTS/history.sqlite (runs of an older history.jsonl are
+    imported once, without metrics).
+    """
+    console = Console(stderr=True)
+    _exit_with(console, debug, lambda: _history(reports_dir, pack, profile, metric, tier, endpoint, limit, plot_path))
+
+
+def _history(reports_dir: Path, pack: str | None, profile: str | None, metric: str, tier: int | None,
+             endpoint: str, limit: int | None, plot_path: Path | None) -> int:  # fmt: skip
+    from harness.nightly import history_view, open_store, series_dict
+
+    with open_store(reports_dir) as store:
+        view = history_view(store, pack=pack, profile=profile, metric=metric, tier=tier, endpoint=endpoint, limit=limit)
+    out = Console(width=200)
+    out.print(view.table(), markup=False, highlight=False)
+    if plot_path is not None:
+        from harness.report.charts import figure_png, history_chart
+
+        fig = history_chart(series_dict(view))
+        if fig is None:
+            raise ConfigError(f"--plot {plot_path}: {metric} is known for fewer than two runs, nothing to draw")
+        plot_path.write_bytes(figure_png(fig))
+        out.print(f"Plot: {plot_path}")
+    return EXIT_READY
 
 
 @main.command()

@@ -604,3 +604,51 @@ class AuditRecord:
     notes: tuple[str, ...] = ()
     options: dict[str, object] = field(default_factory=dict)  # seed, workers, flaw ...
     environment: Environment | None = None
+
+
+# --- history and comparison -------------------------------------------------------------------
+
+#: Where a metric was measured: (tier's customers, endpoint, metric). Tier 0 is the whole run
+#: (capacity, headroom); endpoint "*" is every endpoint of the tier together.
+MetricKey = tuple[int, str, str]
+#: A sample as (value, count) pairs in increasing value: an HDR histogram's non-empty buckets, or
+#: per-window values with count 1.
+Buckets = tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One audit as the history database keeps it (harness.history.store)."""
+
+    run_id: str
+    pack: str
+    profile: str
+    finished_at: float  # unix time
+    verdict: str
+    started_at: float | None = None
+    partial: bool = False
+    ready_up_to: int | None = None
+    capacity: float | None = None  # predicted customers
+    capacity_low: float | None = None
+    capacity_high: float | None = None
+    headroom: float | None = None
+    commit: str | None = None  # of the target, from --commit or the CI's GITHUB_SHA
+    branch: str | None = None  # from GITHUB_REF_NAME
+    label: str | None = None  # --label: a name the team gives the run ("after the index")
+    flaw: str | None = None  # the demo's --flaw, for the harness's own tests
+    harness_version: str | None = None
+    cores: int | None = None
+    cpu_model: str | None = None
+    steal_pct: float | None = None  # the largest steal of a steady window, % of one core
+    source: str = "audit"  # "audit", or "history.jsonl" for a run imported from the old history
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """A run with its metrics and the samples behind them: what two runs are compared on."""
+
+    run: RunSummary
+    values: dict[MetricKey, float] = field(default_factory=dict)
+    # (tier, endpoint, kind) -> sample; kind "service" or "latency" (every request of the steady
+    # window), "windows" (endpoint "*": each window's p95 latency)
+    samples: dict[MetricKey, Buckets] = field(default_factory=dict)

@@ -124,3 +124,14 @@ def test_slos_met_while_busy_processes_shared_the_machine_still_count(tmp_path: 
         assert "Other work on this machine used" in " ".join(t["generator"]["reasons"])
     assert not [f for f in card["findings"] if f["category"] == "generator-saturated"]
     assert sum("the machine was busy" in n and "upper bound" in n for n in card["notes"]) == 2, card["notes"]
+
+
+def test_the_run_is_kept_in_the_history_database_with_its_samples(healthy_run) -> None:  # noqa: ANN001
+    from harness.history.store import HistoryStore
+
+    run_id = healthy_run.scorecard["run_id"]
+    with HistoryStore(healthy_run.run_dir.parent) as store:
+        kept = store.metrics(run_id)
+    assert kept.run.verdict == "READY" and kept.run.cores
+    assert {t for t, _, _ in kept.values if t} == {5, 20}
+    assert any(kind == "service" and sum(c for _, c in b) > 0 for (_, _, kind), b in kept.samples.items())

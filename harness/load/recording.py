@@ -207,6 +207,17 @@ def percentiles_us(hist: HdrHistogram, percentiles: Iterable[float]) -> dict[flo
     return out
 
 
+def buckets_ms(encoded: str) -> list[tuple[float, int]]:
+    """The recorded values of an encoded histogram as (value in ms, count), one per non-empty
+    bucket in increasing value (a bucket's value is its median equivalent, as in the mean): the
+    whole sample, at the histogram's precision, in a few hundred pairs."""
+    hist = decode(encoded)
+    counts = _counts(hist)
+    nonzero = np.flatnonzero(counts)
+    values = _values().median[nonzero] / 1000.0
+    return [(round(float(v), 4), int(c)) for v, c in zip(values, counts[nonzero], strict=True)]
+
+
 def summarise(hist: HdrHistogram) -> LatencySummary:
     """Count, percentiles, max and mean of ``hist`` in milliseconds (hdrh's definitions)."""
     count = hist.get_total_count()

@@ -41,7 +41,9 @@ __all__ = [
     "Chart",
     "all_charts",
     "endpoint_chart",
+    "figure_png",
     "figure_svg",
+    "history_chart",
     "latency_chart",
     "resources_chart",
     "throughput_chart",
@@ -598,6 +600,48 @@ def figure_svg(fig: Figure, *, salt: str | None = None) -> str:
         FigureCanvasSVG(fig).print_svg(buffer, metadata={"Date": None})
     text = buffer.getvalue()
     return _prefix_ids(text[text.find("<svg") :], rc["svg.hashsalt"])
+
+
+def figure_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """Render a figure to PNG bytes (for `scaleready history --plot`)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+@_rc
+def history_chart(series: Mapping[str, Any]) -> Figure | None:
+    """One metric over the runs of a pack, oldest first, with the change points marked.
+
+    ``series`` is the scorecard's ``history`` shape: ``metric``, ``tier``, ``endpoint``, ``unit``,
+    ``points`` ([{run_id, finished_at, value, verdict}]) and ``changes`` ([{run_id, ...}]).
+    """
+    points = [p for p in series.get("points") or () if _number(p.get("value")) is not None]
+    if len(points) < 2:
+        return None
+    fig, (ax,) = _new_figure(3.4)
+    x = list(range(len(points)))
+    values = [float(p["value"]) for p in points]
+    ax.plot(x, values, color=_MODEL, marker="o", markersize=4, linewidth=1.2, label=str(series.get("metric")))
+    bad = [(i, v) for i, (p, v) in enumerate(zip(points, values, strict=True)) if p.get("verdict") not in ("READY", None)]
+    if bad:
+        ax.scatter([i for i, _ in bad], [v for _, v in bad], color=_SLO, zorder=3, s=22, label="not READY")
+    index = {p.get("run_id"): i for i, p in enumerate(points)}
+    for change in series.get("changes") or ():
+        at = index.get(change.get("run_id"))
+        if at is not None:
+            ax.axvline(at - 0.5, color=_KNEE, linestyle="--", linewidth=1.0)
+            ax.annotate(f"{float(change.get('shift_pct') or 0):+.0f} %", (at - 0.5, max(values)),
+                        textcoords="offset points", xytext=(3, -10), color=_KNEE, fontsize=9)  # fmt: skip
+    step = max(1, len(points) // 10)
+    ax.set_xticks(x[::step], [str(p.get("run_id", ""))[:15] for p in points][::step], rotation=20, ha="right")
+    ax.set_ylim(bottom=0)
+    where = f"{series.get('endpoint')}" if series.get("endpoint") not in (None, "*") else "all endpoints"
+    tier = series.get("tier")
+    title = f"{series.get('metric')} over the last {len(points)} runs" + (f" ({where} at {tier} customers)" if tier else "")
+    _labels(fig, [ax], title, "run", [str(series.get("unit") or series.get("metric"))])
+    _legend_below(ax, ncol=2)
+    return fig
 
 
 def _prefix_ids(svg: str, prefix: str) -> str:
