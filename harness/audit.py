@@ -26,6 +26,7 @@ from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
+from harness.history.baseline import compare_with_baseline
 from harness.history.rows import run_metrics
 from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
@@ -36,6 +37,7 @@ from harness.progress import TierEvent
 from harness.provisioning import CreateCustomer, CustomerStore
 from harness.records import (
     AuditRecord,
+    BaselineComparison,
     CapacityEstimate,
     EndpointTrend,
     GateResult,
@@ -179,7 +181,8 @@ def run_audit(
 
     redactor = Redactor.for_customers(run.store.all(), also=start_secrets)
     shutil.rmtree(state_dir, ignore_errors=True)
-    record = _judge(plan, run_id, started_at, clock(), target_info, collected)
+    comparison = _baseline(options.reports_dir, plan, run_id, collected)
+    record = _judge(plan, run_id, started_at, clock(), target_info, collected, comparison)
     record = redactor.value(record)
     try:
         paths = write_reports(record, run_dir)
@@ -188,6 +191,18 @@ def run_audit(
         history.record_run(options.reports_dir, record)
         _remember(options.reports_dir, record, obs)
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
+
+
+def _baseline(reports_dir: Path, plan: AuditPlan, run_id: str, collected: _Collected) -> BaselineComparison | None:
+    """This run against the pack's baseline run; an unreadable history is a note, not a failure."""
+    if collected.partial:
+        return None
+    try:
+        return compare_with_baseline(reports_dir, pack=plan.pack.name, profile=plan.options.profile_name,
+                                     run_id=run_id, tiers=collected.tiers)  # fmt: skip
+    except HistoryError as exc:
+        collected.notes.append(f"Not compared with a baseline: {exc}.")
+        return None
 
 
 def _remember(reports_dir: Path, record: AuditRecord, obs: AuditObserver) -> None:
@@ -450,7 +465,8 @@ def _pytest_replay(plan: AuditPlan, folder: Path, base_url: str) -> str:
 
 
 def _judge(
-    plan: AuditPlan, run_id: str, started_at: float, finished_at: float, target: TargetInfo, collected: _Collected
+    plan: AuditPlan, run_id: str, started_at: float, finished_at: float, target: TargetInfo, collected: _Collected,
+    comparison: BaselineComparison | None = None,
 ) -> AuditRecord:
     config = plan.pack.config
     capacity, trends = _analyse(plan, collected)
@@ -468,6 +484,7 @@ def _judge(
         reproduce=plan.reproduce(target.base_url),
         partial=partial,
         partial_reason=partial_reason,
+        baseline=comparison,
     )
     # The stage said whether it could measure each tier; the verdict says whether it passed.
     tier_records = tuple(
@@ -498,6 +515,7 @@ def _judge(
         partial=partial,
         notes=tuple(notes) + tuple(judgement.reasons),
         environment=read_environment(),
+        baseline=comparison,
         options={
             "seed": plan.seed,
             "workers": plan.options.workers,

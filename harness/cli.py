@@ -421,6 +421,89 @@ def _history(reports_dir: Path, pack: str | None, profile: str | None, metric: s
 
 
 @main.command()
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that holds the history database.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def compare(run_a: str, run_b: str, reports_dir: Path, debug: bool) -> None:
+    """Compare RUN_B with RUN_A (two runs of one pack in the history database).
+
+    Each endpoint's median service time and p95 at each tier both measured: slower or faster
+    only when significant (Mann-Whitney U, bootstrap interval) and larger than the larger of
+    10 % and the run-to-run noise. Exit 1 when RUN_B is slower beyond the noise, else 0.
+    """
+    console = Console(stderr=True)
+    _exit_with(console, debug, lambda: _compare(run_a, run_b, reports_dir))
+
+
+def _compare(run_a: str, run_b: str, reports_dir: Path) -> int:
+    from harness.history.baseline import compare_stored
+    from harness.nightly import comparison_text, open_store
+
+    with open_store(reports_dir) as store:
+        comparison = compare_stored(store, run_a, run_b)
+    Console(width=200).print(comparison_text(comparison), markup=False, highlight=False)
+    return EXIT_NOT_READY if comparison.regressions else EXIT_READY
+
+
+@main.group()
+def baseline() -> None:
+    """Pin the run that later audits of a pack and profile are compared with."""
+
+
+@baseline.command("pin")
+@click.argument("run", metavar="RUN")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that holds the history database.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def baseline_pin(run: str, reports_dir: Path, debug: bool) -> None:
+    """Make RUN the baseline of its pack and profile (instead of the last READY run)."""
+    console = Console(stderr=True)
+
+    def pin() -> int:
+        from harness.nightly import open_store
+
+        with open_store(reports_dir) as store:
+            pinned = store.pin_baseline(run)
+        Console().print(f"Baseline of {pinned.pack} ({pinned.profile}): {pinned.run_id} ({pinned.verdict})",
+                        markup=False, highlight=False)  # fmt: skip
+        return EXIT_READY
+
+    _exit_with(console, debug, pin)
+
+
+@baseline.command("show")
+@click.option("--pack", required=True, metavar="NAME", help="The pack's name (e.g. booking).")
+@click.option("--profile", default="standard", show_default=True, help="The profile.")
+@click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder that holds the history database.")
+@click.option("--unpin", is_flag=True, help="Forget the pinned baseline (back to the last READY run).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def baseline_show(pack: str, profile: str, reports_dir: Path, unpin: bool, debug: bool) -> None:
+    """Say which run the next audit of PACK with PROFILE is compared with."""
+    console = Console(stderr=True)
+
+    def show() -> int:
+        from harness.nightly import open_store
+
+        with open_store(reports_dir) as store:
+            if unpin:
+                store.unpin_baseline(pack, profile)
+            run = store.baseline_for(pack, profile)
+            pinned = store.pinned_baseline(pack, profile)
+        out = Console()
+        if run is None:
+            out.print(f"No baseline for {pack} ({profile}) yet: the next READY audit becomes it.", markup=False)
+        else:
+            how = "pinned" if pinned == run.run_id else "the last READY run"
+            out.print(f"Baseline of {pack} ({profile}): {run.run_id} ({how})", markup=False, highlight=False)
+        return EXIT_READY
+
+    _exit_with(console, debug, show)
+
+
+@main.command()
 @click.option("--master", required=True, metavar="HOST:PORT", help="The Locust master of a running audit.")
 def worker(master: str) -> None:
     """Join an audit's load generation from another machine (Locust worker)."""

@@ -15,10 +15,11 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.history.store import HistoryStore
-from harness.records import RunSummary
+from harness.records import BaselineComparison, RunSummary
 from harness.timestamps import iso_utc
+from harness.verdict.rules.baseline import describe_change
 
-__all__ = ["METRICS", "HistoryView", "history_view", "metric_unit", "series_dict"]
+__all__ = ["METRICS", "HistoryView", "comparison_text", "history_view", "metric_unit", "open_store", "series_dict"]
 
 #: The metrics a run keeps, with their unit. Per tier and endpoint unless said otherwise.
 METRICS: dict[str, str] = {
@@ -115,3 +116,19 @@ def open_store(reports_dir: Path) -> HistoryStore:
     if not Path(reports_dir).is_dir():
         raise ConfigError(f"no reports folder {reports_dir}: run an audit first, or pass --reports DIR")
     return HistoryStore(reports_dir)
+
+
+def comparison_text(c: BaselineComparison) -> str:
+    """`scaleready compare A B` as the terminal shows it."""
+    lines = [f"{c.run_id} against {c.baseline_run_id}: {len(c.changes)} metrics compared, "
+             f"{len(c.regressions)} slower and {len(c.improvements)} faster beyond the noise."]  # fmt: skip
+    if c.note:
+        lines.append(c.note)
+    for title, changes in (("Slower:", c.regressions), ("Faster:", c.improvements)):
+        if changes:
+            lines += [title, *[f"  - {describe_change(x)}; threshold {x.threshold:.0%}" for x in changes]]
+    unchanged = [x for x in c.changes if x.kind == "unchanged"]
+    if unchanged:
+        lines.append("Within the noise:")
+        lines += [f"  - {describe_change(x)}; threshold {x.threshold:.0%}" for x in unchanged]
+    return "\n".join(lines)

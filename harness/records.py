@@ -604,6 +604,10 @@ class AuditRecord:
     notes: tuple[str, ...] = ()
     options: dict[str, object] = field(default_factory=dict)  # seed, workers, flaw ...
     environment: Environment | None = None
+    # This run against its pack's baseline (harness.comparison); None when there was none.
+    baseline: BaselineComparison | None = None
+    # The latest change points of the pack's nightly series, this run included.
+    change_points: tuple[ChangePoint, ...] = ()
 
 
 # --- history and comparison -------------------------------------------------------------------
@@ -652,3 +656,71 @@ class RunMetrics:
     # (tier, endpoint, kind) -> sample; kind "service" or "latency" (every request of the steady
     # window), "windows" (endpoint "*": each window's p95 latency)
     samples: dict[MetricKey, Buckets] = field(default_factory=dict)
+
+
+ChangeKind = Literal["regression", "improvement", "unchanged"]
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric of one endpoint at one tier, in a run against its baseline.
+
+    A regression is a change that is both significant (``p_value`` under the policy's alpha and a
+    bootstrap interval that excludes no change) and larger than ``threshold``: the larger of the
+    minimum effect (10 %) and the ``noise`` the history measured for this metric between runs.
+    """
+
+    tier: int
+    endpoint: str
+    metric: str  # "service_p50" (the median service time) or "p95" (from the intended start)
+    before: float  # ms, in the baseline
+    after: float  # ms, in this run
+    change: float  # after / before - 1
+    low: float  # 95 % bootstrap interval of the relative change
+    high: float
+    p_value: float  # Mann-Whitney U, two-sided, on the requests of the two steady windows
+    threshold: float  # the smallest relative change called a regression here
+    noise: float | None  # run-to-run noise of this metric (relative, ~2 sigma); None: too few runs
+    requests_before: int
+    requests_after: int
+    kind: ChangeKind = "unchanged"
+    noise_runs: int = 0  # the runs the noise was measured over
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """A run compared with a baseline run of the same pack and profile."""
+
+    baseline_run_id: str
+    run_id: str
+    pinned: bool  # the baseline was pinned (`scaleready baseline pin`), not the last READY run
+    changes: tuple[MetricChange, ...] = ()  # every metric compared, regressions first
+    baseline_commit: str | None = None
+    baseline_finished_at: float | None = None
+    note: str = ""  # why less was compared than asked (no common tier, too few requests)
+
+    @property
+    def regressions(self) -> tuple[MetricChange, ...]:
+        return tuple(c for c in self.changes if c.kind == "regression")
+
+    @property
+    def improvements(self) -> tuple[MetricChange, ...]:
+        return tuple(c for c in self.changes if c.kind == "improvement")
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    """Where a metric's distribution changed across a pack's runs (E-divisive means, Otava)."""
+
+    tier: int
+    endpoint: str
+    metric: str
+    run_id: str  # the first run after the change
+    index: int  # its position in the series (0 = the oldest run looked at)
+    before: float  # the mean of the runs before the change (back to the previous change)
+    after: float  # ... and after it
+    shift: float  # after / before - 1
+    p_value: float
+    previous_run_id: str | None = None  # the last run before the change
+    commit_before: str | None = None  # the commit range the change came in
+    commit_after: str | None = None

@@ -11,7 +11,7 @@ of every request, not only against two percentiles.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from harness.load import recording
 from harness.records import (
@@ -22,9 +22,10 @@ from harness.records import (
     PhaseMeasurement,
     RunMetrics,
     RunSummary,
+    TierResult,
 )
 
-__all__ = ["ci_commit", "run_metrics"]
+__all__ = ["ci_commit", "run_metrics", "tier_metrics"]
 
 
 def ci_commit(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -61,13 +62,19 @@ def run_metrics(record: AuditRecord) -> RunMetrics:
         cpu_model=env.cpu_model if env else None,
         steal_pct=max(steal) if steal else None,
     )
-    values: dict[MetricKey, float] = {}
-    samples: dict[MetricKey, Buckets] = {}
+    values, samples = tier_metrics(record.tiers)
     if summary.capacity is not None:
         values[(0, "*", "capacity")] = summary.capacity
     if summary.headroom is not None:
         values[(0, "*", "headroom")] = summary.headroom
-    for tier in record.tiers:
+    return RunMetrics(run=summary, values=values, samples=samples)
+
+
+def tier_metrics(tiers: Sequence[TierResult]) -> tuple[dict[MetricKey, float], dict[MetricKey, Buckets]]:
+    """Each tier's steady-window metrics and samples (what a comparison needs before a verdict)."""
+    values: dict[MetricKey, float] = {}
+    samples: dict[MetricKey, Buckets] = {}
+    for tier in tiers:
         steady = tier.steady
         if steady is None or steady.requests == 0:
             continue
@@ -78,7 +85,7 @@ def run_metrics(record: AuditRecord) -> RunMetrics:
         windows = [recording.percentile_ms(w.latency_hdr, 95.0) for w in steady.windows if w.requests and w.latency_hdr]
         if windows:
             samples[(n, "*", "windows")] = tuple((round(v, 4), 1) for v in sorted(windows))
-    return RunMetrics(run=summary, values=values, samples=samples)
+    return values, samples
 
 
 def _phase_values(values: dict[MetricKey, float], n: int, steady: PhaseMeasurement) -> None:

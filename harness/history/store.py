@@ -273,7 +273,7 @@ class HistoryStore:
             with contextlib.suppress(HistoryError):
                 return self.run(pinned)
         candidates = [r for r in self.runs(pack=pack, profile=profile)
-                      if r.verdict == "READY" and not r.partial and r.source == "audit"
+                      if r.verdict == "READY" and not r.partial and r.source == "audit" and r.flaw in (None, "none")
                       and (before is None or r.run_id < before)]  # fmt: skip
         return candidates[-1] if candidates else None
 

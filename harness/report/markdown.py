@@ -264,6 +264,42 @@ and per-endpoint tables are in `report.html`.
 """
 
 
+_METRIC_WORDS = {"service_p50": "median service time", "p95": "p95 latency"}
+
+
+def change_line(c: dict[str, Any]) -> str:
+    """One compared metric in a sentence: endpoint, tier, before -> after, interval, p-value."""
+    low, high = (c.get("interval") or [None, None])[:2]
+    interval = f", 95 % interval {low:+.0%} to {high:+.0%}" if low is not None and high is not None else ""
+    noise = f"; noise {c['noise']:.0%} over {c.get('noise_runs', 0)} runs" if c.get("noise") is not None else ""
+    return (f"{md_text(c['endpoint'])} at {c['tier']} customers, {_METRIC_WORDS.get(c['metric'], c['metric'])}: "
+            f"{fmt_ms(c['before_ms'])} → {fmt_ms(c['after_ms'])} ({c['change']:+.0%}{interval}, "
+            f"p = {c['p_value']:.2g}; threshold {c['threshold']:.0%}{noise})")  # fmt: skip
+
+
+def baseline_section(card: dict[str, Any]) -> list[str]:
+    """This run against the pack's baseline: regressions, improvements, or nothing beyond the noise."""
+    b = card.get("baseline")
+    if not b:
+        return []
+    which = "pinned baseline" if b.get("pinned") else "baseline (the last READY run of this profile)"
+    commit = f" at commit {code_span(b['baseline_commit'][:12])}" if b.get("baseline_commit") else ""
+    lines = ["## Against the baseline", "",
+             f"Compared with the {which} {code_span(b['baseline_run_id'])}{commit}: {b['compared']} metrics "
+             "(each endpoint's median service time and p95 at each tier both runs measured).", ""]  # fmt: skip
+    if b.get("note"):
+        lines += [md_text(b["note"]), ""]
+    if b["regressions"]:
+        lines += ["Slower beyond the noise (a `baseline-regression` finding each):", ""]
+        lines += [f"- {change_line(c)}" for c in b["regressions"]] + [""]
+    if b["improvements"]:
+        lines += ["Faster beyond the noise:", ""]
+        lines += [f"- {change_line(c)}" for c in b["improvements"]] + [""]
+    if not b["regressions"] and not b["improvements"] and b["compared"]:
+        lines += ["No metric changed by more than its noise (the larger of 10 % and the run-to-run noise).", ""]
+    return lines
+
+
 def render_markdown_from_scorecard(card: dict[str, Any]) -> str:
     lines = [
         *_header(card),
@@ -272,6 +308,7 @@ def render_markdown_from_scorecard(card: dict[str, Any]) -> str:
         *_capacity(card),
         *_stages(card),
         *_findings(card),
+        *baseline_section(card),
         *_noise_floor(card),
     ]
     if card["notes"]:

@@ -29,6 +29,7 @@ from typing import Any
 from harness.capacity import completed_iterations_per_s, requests_per_iteration
 from harness.records import (
     AuditRecord,
+    BaselineComparison,
     CapacityEstimate,
     CapacityParams,
     EndpointMeasurement,
@@ -38,6 +39,7 @@ from harness.records import (
     Finding,
     GateResult,
     IntegrityResult,
+    MetricChange,
     NoiseFloor,
     PhaseMeasurement,
     PropertiesResult,
@@ -699,6 +701,32 @@ def _environment(env: Environment | None) -> dict[str, Any] | None:
     }
 
 
+def _change(c: MetricChange) -> dict[str, Any]:
+    return {
+        "tier": c.tier, "endpoint": c.endpoint, "metric": c.metric, "kind": c.kind,
+        "before_ms": _sig(c.before, 4), "after_ms": _sig(c.after, 4), "change": _sig(c.change, 4),
+        "interval": [_sig(c.low, 4), _sig(c.high, 4)], "p_value": _sig(c.p_value, 3),
+        "threshold": _sig(c.threshold, 3), "noise": None if c.noise is None else _sig(c.noise, 3),
+        "noise_runs": c.noise_runs, "requests": [c.requests_before, c.requests_after],
+    }  # fmt: skip
+
+
+def _baseline(b: BaselineComparison | None) -> dict[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "baseline_run_id": b.baseline_run_id,
+        "baseline_commit": b.baseline_commit,
+        "baseline_finished_at": iso_utc(b.baseline_finished_at),
+        "pinned": b.pinned,
+        "compared": len(b.changes),
+        "regressions": [_change(c) for c in b.regressions],
+        "improvements": [_change(c) for c in b.improvements],
+        "unchanged": [_change(c) for c in b.changes if c.kind == "unchanged"],
+        "note": b.note,
+    }
+
+
 def build_scorecard(record: AuditRecord) -> dict[str, Any]:
     """The scorecard dict for ``record``; ``json.dumps`` of it is ``scorecard.json``."""
     per_iteration = requests_per_iteration(record.tiers)
@@ -735,4 +763,5 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
         "notes": list(record.notes),
         "options": _jsonable(dict(record.options)),
         "environment": _environment(record.environment),
+        "baseline": _baseline(record.baseline),
     }

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.records import (
+    BaselineComparison,
     CapacityEstimate,
     EndpointTrend,
     Finding,
@@ -33,6 +34,8 @@ class Evidence:
     partial_reason: str = ""  # why some stages or tiers did not run, one sentence; "" if unknown
     # Findings other analyses made (the history's baseline-regression).
     extra_findings: tuple[Finding, ...] = ()
+    # This run against its pack's baseline run (harness.comparison); None without one.
+    baseline: BaselineComparison | None = None
 
 
 #: A verdict rule: pure, from the evidence to what it concludes.

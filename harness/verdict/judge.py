@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.records import (
     AreaScore,
+    BaselineComparison,
     CapacityEstimate,
     EndpointTrend,
     Finding,
@@ -95,6 +96,7 @@ def judge(
     partial: bool = False,
     extra_findings: Sequence[Finding] = (),
     partial_reason: str = "",
+    baseline: BaselineComparison | None = None,
 ) -> Judgement:
     """Findings, verdict, per-tier status and area scores for one audit (precedence: see the
     package docstring)."""
@@ -105,6 +107,7 @@ def judge(
     evidence = Evidence(
         gate=gate, properties=properties, tiers=ordered, assessments=assessments, capacity=capacity,
         trends=tuple(trends), noise_floor=noise_floor, partial=partial, partial_reason=partial_reason, extra_findings=tuple(extra_findings),
+        baseline=baseline,
     )  # fmt: skip
     out = Outcome()
     for rule in RULES:

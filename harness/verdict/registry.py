@@ -10,6 +10,7 @@ order of findings of equal severity in every report. One module per family:
     capacity      headroom over the goal; contention and coherency (USL)
     trends        an endpoint's service time growing with the customers' data
     resources     memory growing with requests served (a leak)
+    baseline      slower than the pack's baseline run, beyond the noise (AT RISK)
 
 A tier is judged by :func:`harness.verdict.tier.assess_tier`, from the tier rules: availability,
 integrity, errors (server errors replayed alone), slo (a steady window) and saturation (a window
@@ -21,7 +22,7 @@ from __future__ import annotations
 from harness.verdict.evidence import Evidence, Rule
 from harness.verdict.outcome import Outcome
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
-from harness.verdict.rules import capacity, coverage, resources, suites, trends
+from harness.verdict.rules import baseline, capacity, coverage, resources, suites, trends
 
 __all__ = ["RULES"]
 
@@ -54,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     _capacity,
     _trends,
     _memory,
+    baseline.baseline_findings,
     coverage.extra_findings,
     coverage.partial_audit,
 )

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from booking_service.flaws import DESCRIPTIONS, UnknownFlawError, parse_flaws
+from booking_service.settings import parse_slowdown
 from booking_service.settings import Settings
 
 
@@ -52,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        slowdown = parse_slowdown(os.environ.get("BOOKING_SLOWDOWN", ""))
+    except ValueError as exc:
+        print(f"booking_service: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         db_path=args.db.resolve() if args.db else None,
         database_url=database_url,
         flaws=flaws,
+        slowdown_ms=slowdown,
     )
 
     import uvicorn

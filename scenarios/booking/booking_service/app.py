@@ -178,9 +178,22 @@ def create_app(settings: Settings) -> FastAPI:
             raise Invalid(f"date={text[:40]!r}: {exc}") from None
 
     def _read(clinic: Clinic, request: Request, compute: Callable[[], Any]) -> Any:
+        _slower(request)
         if responses is not None:
             return responses.get_or_render(clinic.id, str(request.url), compute)
         return compute()
+
+    def _slower(request: Request) -> None:
+        # BOOKING_SLOWDOWN: CPU work, as a slower release of the endpoint would do (not a sleep,
+        # which would cost the process nothing while it waits).
+        if not settings.slowdown_ms:
+            return
+        route = request.scope.get("route")
+        extra = settings.slowdown_ms.get(f"{request.method} {getattr(route, 'path', '')}")
+        if extra:
+            until = time.perf_counter() + extra / 1000.0
+            while time.perf_counter() < until:
+                pass
 
     def _wrote(clinic: Clinic) -> None:
         if responses is not None:

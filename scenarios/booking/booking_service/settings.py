@@ -17,6 +17,9 @@ class Settings:
     flaws: frozenset[Flaw] = field(default_factory=frozenset)
     #: Where the audit log goes (the folder of the SQLite file by default).
     state_dir: Path | None = None
+    #: Extra CPU time per request of some endpoints, in ms (``BOOKING_SLOWDOWN="GET /slots=0.6"``):
+    #: a slower release of one endpoint, for the harness's baseline-regression measurements.
+    slowdown_ms: dict[str, float] = field(default_factory=dict)
 
     def has(self, flaw: Flaw) -> bool:
         return flaw in self.flaws
@@ -38,3 +41,18 @@ class Settings:
     @property
     def backend(self) -> str:
         return "postgresql" if self.database_url else "sqlite"
+
+
+def parse_slowdown(text: str) -> dict[str, float]:
+    """``"GET /slots=0.6, GET /bookings=1"`` -> {"GET /slots": 0.6, "GET /bookings": 1.0} (ms)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, ms = part.rpartition("=")
+        try:
+            value = float(ms)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or value < 0:
+            raise ValueError(f"BOOKING_SLOWDOWN={text!r}: write ENDPOINT=MS pairs, e.g. 'GET /slots=0.6'")
+        out[" ".join(name.split())] = value
+    return out
