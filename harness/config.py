@@ -254,7 +254,7 @@ def load_scenario(path: Path) -> ScenarioConfig:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: file not found; a pack is a folder with a scenario.toml (see README, 'Writing a pack')"
+            f"{path}: file not found; a pack is a folder with a scenario.toml (see docs/PACKS.md)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None

@@ -163,6 +163,6 @@ def provision_hook(pack: Pack):  # noqa: ANN201 - returns the pack's coroutine f
     if hook is None or not callable(hook):
         raise ConfigError(
             f"{pack.provision_file}: no function create_customer(client, index, rng, marker); "
-            "define it (see README, 'Writing a pack')"
+            "define it (see docs/PACKS.md)"
         )
     return hook

@@ -6,7 +6,7 @@
     from harness.pack_api import resource, readback, Read, ...   # invariants.py
     from harness.pack_api import request_hooks, ...              # conftest.py
 
-A name is added here deliberately, and removed only with a note in the README's pack reference:
+A name is added here deliberately, and removed only with a note in the pack reference, docs/PACKS.md:
 ``tests/test_pack_api.py`` fails when ``__all__`` changes unnoticed.
 
 The Locust names (``CustomerUser``, ``task`` ...) are imported on first use: importing Locust
