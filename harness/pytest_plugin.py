@@ -26,6 +26,11 @@ Hypothesis profile ``"scaleready"``
 ``SCALEREADY_SEED``
     Same effect as ``--hypothesis-seed``: every property draws the same examples on a rerun.
     An explicit ``--hypothesis-seed`` wins.
+Minimal failing examples
+    When a Hypothesis test fails, the examples Hypothesis itself hands its pytest plugin (the
+    call it shrank to, e.g. ``test_x(n=10)``) are recorded as the JUnit property
+    ``scaleready.failing_example`` of that test case, so the properties stage reads them from the
+    report rather than from whatever wording the installed Hypothesis prints before them.
 ``request_hooks()``
     httpx event hooks that keep a client under the pack's ``target.max_rps`` (handed down by the
     audit as ``SCALEREADY_MAX_RPS``); the ``http`` fixture has them, and clients a pack's
@@ -49,6 +54,10 @@ ENV_REQUEST_TIMEOUT_S = "SCALEREADY_REQUEST_TIMEOUT_S"
 ENV_MAX_EXAMPLES = "SCALEREADY_HYPOTHESIS_MAX_EXAMPLES"
 ENV_SEED = "SCALEREADY_SEED"
 ENV_HYPOTHESIS_STORAGE = "HYPOTHESIS_STORAGE_DIRECTORY"  # Hypothesis's own variable
+FAILING_EXAMPLE_PROPERTY = "scaleready.failing_example"
+# Where Hypothesis's core leaves the shrunk failing calls for its own pytest plugin (it writes
+# them as patches from there); the same name as _hypothesis_pytestplugin.FAILING_EXAMPLES_KEY.
+_HYPOTHESIS_FAILING_EXAMPLES = "_hypothesis_failing_examples"
 
 HYPOTHESIS_PROFILE = "scaleready"
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
@@ -163,6 +172,65 @@ def pytest_configure(config: pytest.Config) -> None:
         from hypothesis import core
 
         core.global_force_seed = seed  # type: ignore[assignment]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _restore_hypothesis_printer()
+
+
+def _restore_hypothesis_printer() -> None:
+    """Put back the printer Hypothesis shows failing examples with (before each test, since a
+    test module may import Schemathesis only at collection).
+
+    Importing Schemathesis (its pytest plugin loads with it) swaps Hypothesis's printer for one
+    that prints nothing, to speed up its own generation; every failing example then reads
+    ``test_x(n=,)``. Schemathesis's own objects print nothing either way (their
+    ``_repr_pretty_`` is empty), so restoring it costs them nothing and gives back the values.
+    """
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    if getattr(core, "RepresentationPrinter", None) is not pretty.RepresentationPrinter:
+        core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[misc]
+
+
+def failing_examples(item: pytest.Item, error: BaseException | None) -> list[str]:
+    """The minimal failing examples Hypothesis found for `item`, as calls; [] when none.
+
+    First what Hypothesis's core handed its pytest plugin; failing that (another Hypothesis
+    version), the notes it attached to the error that are a call of the test itself.
+    """
+    handed = getattr(item, _HYPOTHESIS_FAILING_EXAMPLES, None)
+    if isinstance(handed, list) and handed:
+        return [str(example).strip() for example in handed if str(example).strip()]
+    function = getattr(item, "function", None)
+    name = getattr(function, "__name__", "")
+    if not name or error is None:
+        return []
+    calls: list[str] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        pending.extend(getattr(current, "exceptions", ()))
+        for note in getattr(current, "__notes__", ()):
+            text = str(note)
+            at = text.find(f"{name}(")
+            if at >= 0:
+                calls.append(text[at:].strip())
+    return calls
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    yield
+    if call.when != "call" or call.excinfo is None:
+        return
+    examples = failing_examples(item, call.excinfo.value)
+    if examples:
+        # The JUnit writer takes a case's properties from its last (teardown) report, which
+        # copies them from the item: so they go on the item, not on this report.
+        item.user_properties.append((FAILING_EXAMPLE_PROPERTY, "\n\n".join(examples)))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -269,6 +269,8 @@ class TestCaseResult:
     outcome: Literal["passed", "failed", "error", "skipped"]
     duration_s: float
     message: str = ""
+    # The shrunk call Hypothesis reported for a failing property (harness.pytest_plugin), else "".
+    example: str = ""
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,7 @@ class BenchmarkResult:
 @dataclass(frozen=True)
 class FalsifiedProperty:
     name: str
-    example: str  # Hypothesis's minimal falsifying example, as printed
+    example: str  # the minimal failing call Hypothesis reported, e.g. test_x(n=10); "" if none
     error: str
     reproduce: str  # command that replays it
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.processes import stop_group
+from harness.pytest_plugin import FAILING_EXAMPLE_PROPERTY
 from harness.records import (
     BenchmarkResult,
     FalsifiedProperty,
@@ -33,7 +33,6 @@ from harness.records import (
 
 # pytest takes SIGINT as Ctrl-C: it stops and still writes its JUnit XML, so what ran is kept.
 STOP_STEPS = ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))
-_FALSIFYING = re.compile(r"Falsifying (?:explicit )?example:.*?(?=\n\S|\Z)", re.S)
 
 
 @dataclass(frozen=True)
@@ -122,12 +121,21 @@ def parse_junit(path: Path) -> tuple[TestCaseResult, ...]:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                 message = "\n".join(filter(None, [node.get("message", ""), node.text or ""]))
                 break
+        example = next(
+            (
+                prop.get("value", "")
+                for prop in case.iter("property")
+                if prop.get("name") == FAILING_EXAMPLE_PROPERTY
+            ),
+            "",
+        )
         cases.append(
             TestCaseResult(
                 name=name,
                 outcome=outcome,  # type: ignore[arg-type]
                 duration_s=float(case.get("time", 0) or 0),
                 message=message.strip()[:4000],
+                example=example.strip()[:4000],
             )
         )
     return tuple(cases)
@@ -210,7 +218,7 @@ def run_properties(
     falsified = tuple(
         FalsifiedProperty(
             name=case.name,
-            example=_falsifying_example(case.message),
+            example=case.example,
             error=_first_error_line(case.message),
             reproduce=f"{reproduce_prefix} -k {shlex.quote(case.name.split('::')[-1])}",
         )
@@ -235,11 +243,6 @@ def _tail_note(run: SuiteRun) -> str:
     if run.interrupted:
         return "the suite was interrupted\n" + run.output_tail
     return run.output_tail
-
-
-def _falsifying_example(message: str) -> str:
-    match = _FALSIFYING.search(message)
-    return match.group(0).strip() if match else ""
 
 
 def _first_error_line(message: str) -> str:

@@ -189,3 +189,53 @@ def test_a_conftest_may_load_the_plugin_again(pytester: pytest.Pytester) -> None
     # and the conftest alone is enough
     result = pytester.runpytest("-s", "--target-url=http://127.0.0.1:8123")
     result.assert_outcomes(passed=2)
+
+
+FAILING_PROPERTY = """
+from hypothesis import given, strategies as st
+
+@given(n=st.integers(), label=st.text())
+def test_stays_small(n, label):
+    assert n < 10, "too big"
+
+def test_plain_failure():
+    assert 1 == 2
+"""
+
+
+def _case_properties(junit: str) -> dict[str, dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    return {
+        case.get("name", ""): {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        for case in ET.parse(junit).getroot().iter("testcase")
+    }
+
+
+def test_a_falsified_property_records_hypothesis_s_minimal_example_in_the_junit_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(FAILING_PROPERTY)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(*PLUGIN, f"--junitxml={junit}", "-o", "junit_family=xunit2")
+    result.assert_outcomes(failed=2)
+    cases = _case_properties(str(junit))
+    example = cases["test_stays_small"]["scaleready.failing_example"]
+    # The call Hypothesis shrank to, with the value that fails (not a blank `n=,`), and no
+    # console wording of any one Hypothesis version in front of it.
+    assert example.startswith("test_stays_small(")
+    assert "n=10," in example
+    assert "scaleready.failing_example" not in cases["test_plain_failure"]
+
+
+def test_failing_examples_fall_back_to_the_notes_hypothesis_attached() -> None:
+    from harness.pytest_plugin import failing_examples
+
+    class Item:
+        def function(self) -> None: ...
+
+    error = AssertionError("too big")
+    error.add_note("Some future wording: function(\n    n=10,\n)")
+    error.add_note("You can reproduce this example by temporarily adding ...")
+    assert failing_examples(Item(), error) == ["function(\n    n=10,\n)"]  # type: ignore[arg-type]
+    assert failing_examples(Item(), None) == []  # type: ignore[arg-type]
