@@ -26,7 +26,7 @@ from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
-from harness.history.baseline import compare_with_baseline
+from harness.history.baseline import HistoryContext, with_history
 from harness.history.rows import run_metrics
 from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
@@ -42,6 +42,7 @@ from harness.records import (
     EndpointTrend,
     GateResult,
     IntegrityResult,
+    MetricSeries,
     NoiseFloor,
     PropertiesResult,
     TargetInfo,
@@ -181,8 +182,9 @@ def run_audit(
 
     redactor = Redactor.for_customers(run.store.all(), also=start_secrets)
     shutil.rmtree(state_dir, ignore_errors=True)
-    comparison = _baseline(options.reports_dir, plan, run_id, collected)
-    record = _judge(plan, run_id, started_at, clock(), target_info, collected, comparison)
+    past = _history(options.reports_dir, plan, run_id, collected)
+    record = _judge(plan, run_id, started_at, clock(), target_info, collected, past.baseline)
+    record = replace(record, change_points=past.change_points, history=_with_verdict(past.series, record.verdict))
     record = redactor.value(record)
     try:
         paths = write_reports(record, run_dir)
@@ -193,16 +195,25 @@ def run_audit(
     return AuditOutcome(record=record, run_dir=run_dir, paths=paths, interrupted=interrupted)
 
 
-def _baseline(reports_dir: Path, plan: AuditPlan, run_id: str, collected: _Collected) -> BaselineComparison | None:
-    """This run against the pack's baseline run; an unreadable history is a note, not a failure."""
-    if collected.partial:
-        return None
+def _with_verdict(series: MetricSeries | None, verdict: str) -> MetricSeries | None:
+    """The series' last point is this run, whose verdict was not known when it was read."""
+    if series is None or not series.points:
+        return series
+    return replace(series, points=(*series.points[:-1], replace(series.points[-1], verdict=verdict)))
+
+
+def _history(reports_dir: Path, plan: AuditPlan, run_id: str, collected: _Collected) -> HistoryContext:
+    """This run against the pack's baseline run, and the change points of the series it ends; an
+    unreadable history is a note, not a failure. A partial or flawed run is compared with nothing."""
+    if collected.partial or plan.options.flaw not in (None, "none"):
+        return HistoryContext()
+    capacity, _trends = _analyse(plan, collected)
     try:
-        return compare_with_baseline(reports_dir, pack=plan.pack.name, profile=plan.options.profile_name,
-                                     run_id=run_id, tiers=collected.tiers)  # fmt: skip
+        return with_history(reports_dir, pack=plan.pack.name, profile=plan.options.profile_name, run_id=run_id,
+                            tiers=collected.tiers, capacity=capacity.predicted_customers if capacity else None)  # fmt: skip
     except HistoryError as exc:
         collected.notes.append(f"Not compared with a baseline: {exc}.")
-        return None
+        return HistoryContext()
 
 
 def _remember(reports_dir: Path, record: AuditRecord, obs: AuditObserver) -> None:

@@ -389,16 +389,29 @@ def _run_folder(run: str, reports_dir: Path, latest: Callable[[Path], str | None
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
               help="Also draw the metric over the runs to a PNG file.")
+@click.option("--changes", is_flag=True,
+              help="List the change points of the pack's series instead (median service times, p95s, capacity).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def history(reports_dir: Path, pack: str | None, profile: str | None, metric: str, tier: int | None,
-            endpoint: str, limit: int | None, plot_path: Path | None, debug: bool) -> None:  # fmt: skip
+            endpoint: str, limit: int | None, plot_path: Path | None, changes: bool, debug: bool) -> None:  # fmt: skip
     """List the runs in the history database with a metric, and plot it over time.
 
     Every audit adds its run to REPORTS/history.sqlite (runs of an older history.jsonl are
     imported once, without metrics).
     """
     console = Console(stderr=True)
+    if changes:
+        _exit_with(console, debug, lambda: _changes(reports_dir, pack, profile, limit))
     _exit_with(console, debug, lambda: _history(reports_dir, pack, profile, metric, tier, endpoint, limit, plot_path))
+
+
+def _changes(reports_dir: Path, pack: str | None, profile: str | None, limit: int | None) -> int:
+    from harness.nightly import changes_text, open_store
+
+    with open_store(reports_dir) as store:
+        text = changes_text(store, pack=pack, profile=profile, limit=limit)
+    Console(width=220).print(text, markup=False, highlight=False)
+    return EXIT_READY
 
 
 def _history(reports_dir: Path, pack: str | None, profile: str | None, metric: str, tier: int | None,

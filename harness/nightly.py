@@ -19,7 +19,7 @@ from harness.records import BaselineComparison, RunSummary
 from harness.timestamps import iso_utc
 from harness.verdict.rules.baseline import describe_change
 
-__all__ = ["METRICS", "HistoryView", "comparison_text", "history_view", "metric_unit", "open_store", "series_dict"]
+__all__ = ["METRICS", "HistoryView", "changes_text", "comparison_text", "history_view", "metric_unit", "open_store", "series_dict"]
 
 #: The metrics a run keeps, with their unit. Per tier and endpoint unless said otherwise.
 METRICS: dict[str, str] = {
@@ -132,3 +132,28 @@ def comparison_text(c: BaselineComparison) -> str:
         lines.append("Within the noise:")
         lines += [f"  - {describe_change(x)}; threshold {x.threshold:.0%}" for x in unchanged]
     return "\n".join(lines)
+
+
+def changes_text(store: HistoryStore, *, pack: str | None, profile: str | None, limit: int | None) -> str:
+    """`scaleready history --changes`: every change point of the pack's series, newest first."""
+    from harness.history.baseline import find_change_points
+
+    newest = store.runs(pack=pack, profile=profile, limit=1)
+    if not newest:
+        raise ConfigError(f"no runs {'of pack ' + pack if pack else 'yet'} in {store.path}; run `scaleready audit` first")
+    pack = pack or newest[0].pack
+    profile = profile or newest[0].profile
+    found = find_change_points(store, pack, profile, limit=limit or 30)
+    runs = [r.run_id for r in store.runs(pack=pack, profile=profile)]
+    if not found:
+        return (f"No change points in the last {min(len(runs), limit or 30)} runs of {pack} ({profile}): "
+                "no metric moved by 10 % or more and stayed moved.")  # fmt: skip
+    head = ("started with run", "after run", "tier", "endpoint", "metric", "before", "after", "shift", "p", "commits")
+    rows = [head]
+    for c in found:
+        commits = f"{(c.commit_before or '?')[:8]}..{(c.commit_after or '?')[:8]}" if c.commit_before or c.commit_after else "-"
+        rows.append((c.run_id, c.previous_run_id or "-", str(c.tier or "run"), c.endpoint, c.metric,
+                     f"{c.before:.3g}", f"{c.after:.3g}", f"{c.shift:+.0%}", f"{c.p_value:.2g}", commits))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return f"Change points of {pack} ({profile}), newest first:\n{table}"

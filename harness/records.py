@@ -610,6 +610,8 @@ class AuditRecord:
     baseline: BaselineComparison | None = None
     # The latest change points of the pack's nightly series, this run included.
     change_points: tuple[ChangePoint, ...] = ()
+    # One metric over that series, for the report's chart (the largest tier's p95).
+    history: MetricSeries | None = None
 
 
 # --- history and comparison -------------------------------------------------------------------
@@ -726,3 +728,22 @@ class ChangePoint:
     previous_run_id: str | None = None  # the last run before the change
     commit_before: str | None = None  # the commit range the change came in
     commit_after: str | None = None
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    run_id: str
+    finished_at: float | None
+    value: float
+    verdict: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric across a pack's runs, oldest first (harness.history)."""
+
+    tier: int
+    endpoint: str
+    metric: str
+    points: tuple[SeriesPoint, ...]

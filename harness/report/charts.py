@@ -631,7 +631,7 @@ def history_chart(series: Mapping[str, Any]) -> Figure | None:
         at = index.get(change.get("run_id"))
         if at is not None:
             ax.axvline(at - 0.5, color=_KNEE, linestyle="--", linewidth=1.0)
-            ax.annotate(f"{float(change.get('shift_pct') or 0):+.0f} %", (at - 0.5, max(values)),
+            ax.annotate(f"{float(change.get('shift') or 0):+.0%}", (at - 0.5, max(values)),
                         textcoords="offset points", xytext=(3, -10), color=_KNEE, fontsize=9)  # fmt: skip
     step = max(1, len(points) // 10)
     ax.set_xticks(x[::step], [str(p.get("run_id", ""))[:15] for p in points][::step], rotation=20, ha="right")
@@ -663,10 +663,17 @@ _CAPTIONS = {
     "endpoint-scaling": "Each line is one endpoint's service time with no load, as the data grows "
     "from tier to tier; a dotted line is its fitted trend, extended to where it would cross the "
     "objective.",
+    "history": "The largest tier's p95 in each run of this pack and profile, oldest first, this run "
+    "last; a dashed line marks a change point (where the runs after it stayed moved), with its shift.",
     "resources": "The service's own CPU and memory, sampled every second by the harness. Memory "
     "that climbs through every tier and never comes down is a leak; CPU flat at a core's 100 % "
     "is a saturated process.",
 }
+
+
+def _history_of(card: Card) -> Figure | None:
+    series = card.get("history")
+    return history_chart(series) if series else None
 
 
 def all_charts(card: Card) -> list[Chart]:
@@ -678,6 +685,7 @@ def all_charts(card: Card) -> list[Chart]:
         ("usl", "Universal Scalability Law fit", usl_chart),
         ("endpoint-scaling", "Endpoint latency vs data volume", endpoint_chart),
         ("resources", "The service's CPU and memory", resources_chart),
+        ("history", "The nightly series", _history_of),
     )
     charts = []
     for chart_id, title, build in builders:

@@ -300,6 +300,27 @@ def baseline_section(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def change_point_line(c: dict[str, Any]) -> str:
+    what = _METRIC_WORDS.get(c["metric"], c["metric"])
+    where = "the whole run" if not c["tier"] else f"{c['tier']} customers"
+    who = "" if c["endpoint"] == "*" else f"{md_text(c['endpoint'])}, "
+    commits = ""
+    if c.get("commit_before") or c.get("commit_after"):
+        commits = f", commits {code_span(str(c.get('commit_before') or '?')[:12])}..{code_span(str(c.get('commit_after') or '?')[:12])}"
+    unit = "" if c["metric"] == "capacity" else " ms"
+    return (f"{who}{what} at {where}: {c['before']:.3g}{unit} → {c['after']:.3g}{unit} ({c['shift']:+.0%}, "
+            f"p = {c['p_value']:.2g}) from run {code_span(c['run_id'])} (after {code_span(str(c.get('previous_run_id')))}{commits})")  # fmt: skip
+
+
+def changes_section(card: dict[str, Any]) -> list[str]:
+    points = card.get("change_points") or []
+    if not points:
+        return []
+    return ["## Changes over the nightly series", "",
+            "Where a metric moved and stayed moved across this pack's runs (E-divisive means, Apache Otava), newest first:", "",
+            *[f"- {change_point_line(c)}" for c in points], ""]  # fmt: skip
+
+
 def render_markdown_from_scorecard(card: dict[str, Any]) -> str:
     lines = [
         *_header(card),
@@ -309,6 +330,7 @@ def render_markdown_from_scorecard(card: dict[str, Any]) -> str:
         *_stages(card),
         *_findings(card),
         *baseline_section(card),
+        *changes_section(card),
         *_noise_floor(card),
     ]
     if card["notes"]:

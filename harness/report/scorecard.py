@@ -32,6 +32,7 @@ from harness.records import (
     BaselineComparison,
     CapacityEstimate,
     CapacityParams,
+    ChangePoint,
     EndpointMeasurement,
     EndpointTrend,
     Environment,
@@ -40,6 +41,7 @@ from harness.records import (
     GateResult,
     IntegrityResult,
     MetricChange,
+    MetricSeries,
     NoiseFloor,
     PhaseMeasurement,
     PropertiesResult,
@@ -727,6 +729,27 @@ def _baseline(b: BaselineComparison | None) -> dict[str, Any] | None:
     }
 
 
+def _change_point(c: ChangePoint) -> dict[str, Any]:
+    return {
+        "tier": c.tier, "endpoint": c.endpoint, "metric": c.metric, "run_id": c.run_id,
+        "previous_run_id": c.previous_run_id, "index": c.index, "before": _sig(c.before, 4),
+        "after": _sig(c.after, 4), "shift": _sig(c.shift, 4), "p_value": _sig(c.p_value, 3),
+        "commit_before": c.commit_before, "commit_after": c.commit_after,
+    }  # fmt: skip
+
+
+def _history(s: MetricSeries | None, changes: tuple[ChangePoint, ...]) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "metric": s.metric, "tier": s.tier, "endpoint": s.endpoint, "unit": "ms",
+        "points": [{"run_id": p.run_id, "finished_at": iso_utc(p.finished_at), "value": _sig(p.value, 4),
+                    "verdict": p.verdict, "commit": p.commit} for p in s.points],
+        "changes": [_change_point(c) for c in changes
+                    if (c.tier, c.endpoint, c.metric) == (s.tier, s.endpoint, s.metric)],
+    }  # fmt: skip
+
+
 def build_scorecard(record: AuditRecord) -> dict[str, Any]:
     """The scorecard dict for ``record``; ``json.dumps`` of it is ``scorecard.json``."""
     per_iteration = requests_per_iteration(record.tiers)
@@ -764,4 +787,6 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
         "options": _jsonable(dict(record.options)),
         "environment": _environment(record.environment),
         "baseline": _baseline(record.baseline),
+        "change_points": [_change_point(c) for c in record.change_points],
+        "history": _history(record.history, record.change_points),
     }

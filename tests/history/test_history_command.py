@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -68,3 +69,57 @@ def test_a_folder_without_reports_is_exit_2(tmp_path: Path) -> None:
     code, out = _run("--reports", str(tmp_path / "nothing"))
     assert code == 2 and "run an audit first" in _said(out)
     assert not (tmp_path / "nothing").exists()
+
+
+@pytest.fixture
+def series(tmp_path: Path) -> Path:
+    """Eight nightly runs; GET /slots 30 % slower from the fifth, at commit c0ffee4."""
+    rng = np.random.default_rng(5)
+    with HistoryStore(tmp_path) as store:
+        for i in range(8):
+            slots = (2.6 if i >= 4 else 2.0) * float(rng.normal(1.0, 0.02))
+            record = measured_record(f"20261201-0{i}0000-000{i}", {"GET /slots": slots, "POST /bookings": 4.0},
+                                     seed=i, finished_at=T0 + i, verdict="AT RISK" if i >= 4 else "READY",
+                                     options={"commit": f"c0ffee{i}"})  # fmt: skip
+            store.add_run(metrics_of(record))
+    return tmp_path
+
+
+def test_changes_lists_where_the_series_moved_with_the_commit_range(series: Path) -> None:
+    code, out = _run("--reports", str(series), "--changes")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "Change points of booking (quick), newest first:"
+    moved = [line for line in lines[2:] if "GET /slots" in line and "service_p50" in line]
+    assert len(moved) == 1 and moved[0].split()[:2] == ["20261201-040000-0004", "20261201-030000-0003"]
+    assert "c0ffee3..c0ffee4" in moved[0] and "+3" in moved[0]
+    assert not [line for line in lines[2:] if "POST /bookings" in line]
+
+
+def test_no_change_says_so(reports: Path) -> None:
+    code, out = _run("--reports", str(reports), "--changes")
+    assert code == 0 and "No change points in the last 3 runs of booking (quick)" in _said(out)
+
+
+def test_an_audit_carries_its_change_points_and_series_into_its_reports(series: Path) -> None:
+    from dataclasses import replace
+
+    import jsonschema
+
+    from harness.history.baseline import with_history
+    from harness.report import load_schema
+    from harness.report.html import render_html
+    from harness.report.markdown import render_markdown
+    from harness.report.scorecard import build_scorecard
+    from tests.factories import full_audit_record
+
+    new = measured_record("20261201-090000-0009", {"GET /slots": 2.6, "POST /bookings": 4.0}, seed=9)
+    past = with_history(series, pack="booking", profile="quick", run_id=new.run_id, tiers=new.tiers, capacity=None)
+    assert [c.run_id for c in past.change_points if c.endpoint == "GET /slots"] == ["20261201-040000-0004"]
+    assert past.series is not None and len(past.series.points) == 9 and past.series.points[-1].run_id == new.run_id
+    record = replace(full_audit_record(), baseline=past.baseline, change_points=past.change_points, history=past.series)
+    card = build_scorecard(record)
+    jsonschema.Draft202012Validator(load_schema()).validate(card)
+    assert "## Changes over the nightly series" in render_markdown(record)
+    html = render_html(record)
+    assert 'id="history"' in html and "Change points" in html and "20261201-040000-0004" in html
