@@ -45,6 +45,7 @@ from harness.records import (
     MetricSeries,
     NoiseFloor,
     PropertiesResult,
+    ResourceSample,
     TargetInfo,
     TierResult,
 )
@@ -52,6 +53,7 @@ from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, write_reports
 from harness.suites import run_properties, run_regression_gate
 from harness.target import ManagedTarget, StartSpec, wait_healthy
+from harness.target_resources import PROCESS_TREE, external_sampler
 from harness.tiers import TierContext, measure_margin, requests_served, run_tier
 
 
@@ -119,6 +121,9 @@ class _Target:
 
     base_url: str
     managed: ManagedTarget | None
+    # the target's resources, from its process tree or from what the pack pointed at
+    samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
+    resources_source: str = ""
 
 
 def run_audit(
@@ -151,12 +156,18 @@ def run_audit(
                 base_url=target.base_url,
                 started_by_harness=target.managed is not None,
                 command=target.managed.shown_command if target.managed else "",
+                resources_source=target.resources_source,
             )
             start_secrets = target.managed.secrets if target.managed else ()
             try:
                 _run_stages(plan, target, hooks, run, collected, obs, cancel)
             except KeyboardInterrupt:
                 cancel.set()
+            if target.managed is None and target.samples is not None and not target.samples(0.0):
+                collected.notes.append(
+                    f"No resources could be read from {target.resources_source}: the leak and "
+                    "saturation rules had nothing of the target's to judge."
+                )
     except AuditInterrupted:
         # Ctrl-C while the target was starting: nothing was measured, but the run still gets
         # its (partial, INCONCLUSIVE) report, like an interruption at any later stage.
@@ -263,7 +274,18 @@ def _target(
     if plan.target_url is not None:
         obs.stage("preflight", f"waiting for {Redactor().text(plan.target_url)}")  # no password on a console
         wait_healthy(plan.target_url, config.health_path, config.ready_timeout_s, cancel=cancel)
-        yield _Target(plan.target_url, None)
+        sampler = external_sampler(config, plan.target_url)
+        if sampler is None:
+            yield _Target(plan.target_url, None)
+            return
+        obs.stage("preflight", f"reading the target's resources from {sampler.source}")
+        if sampler.sample_once() is None and sampler.readings == 0:
+            obs.note(f"{sampler.source} gave no reading yet (no process_resident_memory_bytes?); sampling goes on")
+        sampler.start()
+        try:
+            yield _Target(plan.target_url, None, sampler.samples, sampler.source)
+        finally:
+            sampler.stop()
         return
     assert config.start is not None  # resolve_plan refused a pack with neither
     spec = StartSpec(
@@ -280,7 +302,7 @@ def _target(
     obs.stage("preflight", f"starting the target: {managed.shown_command}")
     managed.start(cancel=cancel)
     try:
-        yield _Target(managed.base_url, managed)
+        yield _Target(managed.base_url, managed, managed.samples, PROCESS_TREE)
     finally:
         managed.stop()
 
@@ -426,7 +448,7 @@ def _tier_context(plan: AuditPlan, target: _Target, hooks: _PackHooks, run: _Run
         pacer=pacer,
         stress_stop_p99_ms=_stress_stop_p99(plan),
         target_alive=managed.alive if managed else None,
-        target_samples=managed.samples if managed else None,
+        target_samples=target.samples,
         integrity_check=_integrity_check(plan, target.base_url, run.store, pacer),
         env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
     )

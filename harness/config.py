@@ -49,7 +49,11 @@ class TargetSection(_Strict):
     env: dict[str, str] = {}
     flaws: list[str] = []
     flaw_env: str | None = None
+    # Where the resources of a target the harness did not start are read (harness/target_resources.py):
+    # a Prometheus text endpoint (a path on the target, or a URL), a local PID, a cgroup v2 folder.
     stats_path: str | None = None
+    stats_pid: int | None = Field(default=None, gt=0)
+    stats_cgroup: str | None = None
     # Options of `start` and names in `env` (or the harness's environment) whose values are
     # credentials, beyond those whose names already say so (--api-key, DB_PASSWORD, ...).
     secrets: list[str] = []
@@ -59,6 +63,13 @@ class TargetSection(_Strict):
     def _absolute_path(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"must start with '/', for example \"/{v}\"")
+        return v
+
+    @field_validator("stats_path")
+    @classmethod
+    def _path_or_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("/", "http://", "https://")):
+            raise ValueError(f"must be a path on the target or a URL, for example \"/{v}\"")
         return v
 
     @model_validator(mode="after")

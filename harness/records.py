@@ -568,6 +568,9 @@ class TargetInfo:
     base_url: str
     started_by_harness: bool
     command: str = ""
+    # where the target's resources were read: its process tree, a Prometheus endpoint, a PID,
+    # a cgroup; "" when nothing was (a --target without target.stats_*)
+    resources_source: str = ""
 
 
 @dataclass(frozen=True)

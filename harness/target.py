@@ -266,7 +266,7 @@ class ManagedTarget:
             return
         known: dict[int, psutil.Process] = {}
         while not self._stop_sampling.wait(self.sample_interval_s):
-            sample = _sample_tree(root, known)
+            sample = sample_tree(root, known)
             if sample is None:
                 self.alive()
                 return
@@ -274,7 +274,7 @@ class ManagedTarget:
                 self._samples.append(sample)
 
 
-def _sample_tree(root: psutil.Process, known: dict[int, psutil.Process]) -> ResourceSample | None:
+def sample_tree(root: psutil.Process, known: dict[int, psutil.Process]) -> ResourceSample | None:
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:

@@ -85,6 +85,8 @@ def verdict_line(card: dict[str, Any]) -> str:
 def _header(card: dict[str, Any]) -> list[str]:
     target = card["target"]
     started = " (started by the harness)" if target["started_by_harness"] else ""
+    if not target["started_by_harness"] and target.get("resources_source"):
+        started = f" (resources read from {md_text(target['resources_source'])})"
     lines = [verdict_line(card), ""]  # first, so a README or a CI summary can quote line 1
     if card["partial"]:
         lines += [

@@ -769,6 +769,7 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
             "base_url": record.target.base_url,
             "started_by_harness": record.target.started_by_harness,
             "command": record.target.command,
+            "resources_source": record.target.resources_source,
         },
         "stages": {
             "regression": _regression(record.gate),

@@ -30,7 +30,7 @@ from booking_service.store import Clinic, Conflict, Invalid, NotFound, Store
 IdPath = Annotated[int, Path(ge=1, le=models.MAX_ID)]
 DateQuery = Annotated[str, Query(max_length=32, description="YYYY-MM-DD")]
 KEY_CACHE_SIZE = 20_000
-PUBLIC_PATHS = frozenset({"/clinics", "/health", "/stats"})
+PUBLIC_PATHS = frozenset({"/clinics", "/health", "/stats", "/metrics"})
 
 
 class Unauthorized(Exception):
@@ -213,6 +213,14 @@ def create_app(settings: Settings) -> FastAPI:
             "uptime_s": round(time.monotonic() - started, 1),
         }
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        # Prometheus text: prometheus_client's process collector (RSS, CPU seconds, open fds),
+        # what a harness that did not start this process reads (target.stats_path).
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @app.post("/clinics", status_code=201, response_model=models.ClinicOut)
     def create_clinic(body: models.ClinicIn) -> dict[str, Any]:
         with db.connection() as conn:
@@ -344,3 +352,4 @@ def create_app(settings: Settings) -> FastAPI:
 def create_asgi(settings: Settings) -> ASGIApp:
     """The ASGI application to serve: the FastAPI app wrapped by its request counter."""
     return create_app(settings).state.counter  # type: ignore[no-any-return]
+
