@@ -269,6 +269,9 @@ class TestCaseResult:
     outcome: Literal["passed", "failed", "error", "skipped"]
     duration_s: float
     message: str = ""
+    # What the test said when it failed: the first line of JUnit's failure message (the
+    # assertion's own message when it has one), not the traceback's last line.
+    headline: str = ""
     # The shrunk call Hypothesis reported for a failing property (harness.pytest_plugin), else "".
     example: str = ""
 

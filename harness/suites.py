@@ -114,12 +114,15 @@ def parse_junit(path: Path) -> tuple[TestCaseResult, ...]:
         classname = case.get("classname", "")
         name = f"{classname}::{case.get('name', '')}" if classname else case.get("name", "")
         outcome = "passed"
-        message = ""
+        message = headline = ""
         for tag in ("failure", "error", "skipped"):
             node = case.find(tag)
             if node is not None:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
                 message = "\n".join(filter(None, [node.get("message", ""), node.text or ""]))
+                # pytest puts the exception line first in the message attribute; the
+                # traceback's last lines are the assertion's rewriting ("+ where 60 = ...").
+                headline = _first_line(node.get("message", "")) or _first_error_line(node.text or "")
                 break
         example = next(
             (
@@ -135,6 +138,7 @@ def parse_junit(path: Path) -> tuple[TestCaseResult, ...]:
                 outcome=outcome,  # type: ignore[arg-type]
                 duration_s=float(case.get("time", 0) or 0),
                 message=message.strip()[:4000],
+                headline=headline,
                 example=example.strip()[:4000],
             )
         )
@@ -243,6 +247,10 @@ def _tail_note(run: SuiteRun) -> str:
     if run.interrupted:
         return "the suite was interrupted\n" + run.output_tail
     return run.output_tail
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip()[:300] for line in text.splitlines() if line.strip()), "")
 
 
 def _first_error_line(message: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.suites import run_properties
+from harness.suites import run_properties, run_regression_gate
 
 FAILING_PROPERTIES = '''
 from hypothesis import example, given, strategies as st
@@ -26,6 +26,17 @@ def test_never_boom(word):
 def test_holds(n):
     assert isinstance(n, int)
 '''
+
+FAILING_GATE = '''
+def test_total():
+    parts = [3] * 20
+    assert sum(parts) == 61, "the total of the parts should be 61"
+
+def test_bare():
+    values = [1, 2]
+    assert len(values) == 3
+'''
+
 
 def _suite(tmp_path: Path, source: str) -> Path:
     folder = tmp_path / "suite"
@@ -55,3 +66,18 @@ def test_a_falsified_property_carries_the_failing_call_hypothesis_reported(tmp_p
     explicit = by_name["test_never_boom"]
     assert "word='boom'" in explicit.example
 
+
+
+def test_a_failed_regression_test_is_summed_up_by_its_assertion_message(tmp_path: Path) -> None:
+    folder = _suite(tmp_path, FAILING_GATE)
+    gate = run_regression_gate(
+        folder, rootdir=tmp_path, run_dir=tmp_path / "run", env={}, timeout_s=120
+    )
+    assert (gate.status, gate.failed) == ("failed", 2)
+    headlines = {case.name.split("::")[-1]: case.headline for case in gate.cases}
+    # The message the test's author wrote, else the comparison: never "+ where ..." nor the
+    # traceback's "file.py:4: AssertionError".
+    assert headlines == {
+        "test_total": "AssertionError: the total of the parts should be 61",
+        "test_bare": "assert 2 == 3",
+    }

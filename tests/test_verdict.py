@@ -40,6 +40,7 @@ from harness.records import (
     GateResult,
     PhaseMeasurement,
     ResourceSample,
+    TestCaseResult,
     TierResult,
     UslParameters,
 )
@@ -596,6 +597,21 @@ def test_gate_failure_names_the_failing_tests() -> None:
     assert f.reproduce == "scaleready audit scenarios/booking --profile quick --only gate"
     assert j.reasons[0].startswith("The regression gate failed: 2 test(s)")
     assert next(s for s in j.scores if s.area == "correctness").score == 50.0
+
+
+def test_a_failing_test_is_shown_by_its_assertion_message_not_its_traceback_tail() -> None:
+    message = (
+        "AssertionError: the total of the parts should be 61\nassert 60 == 61\n"
+        "def test_total():\nE       +  where 60 = sum([3, 3, 3, ...])\n\ntest_g.py:4: AssertionError"
+    )
+    case = TestCaseResult(
+        "test_total", "failed", 0.01, message,
+        headline="AssertionError: the total of the parts should be 61",
+    )
+    j = run(gate=gate_result(failed=["test_total"], cases=[case]))
+    detail = only(j, "regression").detail
+    assert "- test_total: AssertionError: the total of the parts should be 61\n" in detail
+    assert "where 60" not in detail
 
 
 def test_property_falsified_reports_the_minimal_example_and_replay() -> None:

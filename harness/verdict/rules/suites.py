@@ -30,7 +30,7 @@ def gate_findings(gate: GateResult | None, ctx: ReproduceContext) -> Outcome:
     if gate.status != "failed" and count == 0:
         return Outcome()
     failing_names = [c.name for c in failing]
-    lines = [f"- {c.name}: {last_line(c.message) or c.outcome}" for c in failing[:10]]
+    lines = [f"- {c.name}: {c.headline or last_line(c.message) or c.outcome}" for c in failing[:10]]
     detail = (
         f"{count} test(s) of the pack's regression suite failed against the target "
         f"({gate.passed} passed, {gate.skipped} skipped). A functional regression makes every load "
