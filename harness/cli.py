@@ -8,6 +8,8 @@ Exit codes (stable, documented in the README):
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -218,7 +220,26 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
             redo = f"scaleready report {record.run_id} --reports {reports_dir} --pdf"
             console.print(Text(f"scaleready: {exc}; print it again with `{redo}`", style="red"))
     out.print(f"Scorecard: {outcome.paths.scorecard_md}")
+    _job_summary(console, outcome.paths.scorecard_json, reports_dir)
     return exit_code_for(record.verdict, strict=strict, interrupted=outcome.interrupted)
+
+
+def _job_summary(console: Console, scorecard: Path, reports_dir: Path) -> None:
+    """In a CI job ($GITHUB_STEP_SUMMARY set), append the run's summary to the job's page."""
+    from harness.report.job_summary import SUMMARY_ENV, write_job_summary
+    from harness.report.writer import read_scorecard
+
+    if not os.environ.get(SUMMARY_ENV):
+        return
+    try:
+        card = read_scorecard(scorecard.parent)
+        baseline = None
+        if card.get("baseline"):
+            with contextlib.suppress(ConfigError):  # a baseline folder cleaned away: every finding is new
+                baseline = read_scorecard(reports_dir / card["baseline"]["baseline_run_id"])
+        write_job_summary(card, baseline, report=str(scorecard.parent / "report.html"))
+    except (OSError, ConfigError) as exc:  # the audit's verdict stands; only the job page misses it
+        console.print(Text(f"scaleready: could not write the job summary to ${SUMMARY_ENV}: {exc}", style="red"))
 
 
 def _print_pdf(html: Path, chromium: str | None = None) -> Path:

@@ -113,7 +113,7 @@ def _why(card: dict[str, Any]) -> list[str]:
     return ["## Why", "", *[f"- {md_text(w['text'])}" for w in why], ""]
 
 
-def _tier_table(card: dict[str, Any]) -> list[str]:
+def tier_table(card: dict[str, Any]) -> list[str]:
     if not card["tiers"]:
         return ["## Tiers", "", "No tier was run.", ""]
     lines = [
@@ -327,7 +327,7 @@ def render_markdown_from_scorecard(card: dict[str, Any]) -> str:
     lines = [
         *_header(card),
         *_why(card),
-        *_tier_table(card),
+        *tier_table(card),
         *_capacity(card),
         *_stages(card),
         *_findings(card),
