@@ -70,6 +70,12 @@ BOOKING_EXPECTATIONS: Mapping[str, Expectation] = {
                                       "a 500 on a non-ASCII or one-word patient name"),
     "functional-regression": Expectation(("regression",), None,
                                          "cancelling no longer frees the slot"),
+    # A downstream called badly: the serialisation cause (throughput stopped while the CPU
+    # idled) and errors from a dependency full at a fixed number of slots.
+    "blocking-event-loop": Expectation(("contention",), None,
+                                       "a synchronous call to a downstream inside an async handler"),
+    "downstream-slots": Expectation(("saturation-errors",), None,
+                                    "a downstream with 8 call slots; 503 when they are all taken"),
 }  # fmt: skip
 
 

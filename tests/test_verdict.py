@@ -40,7 +40,6 @@ from harness.records import (
     GateResult,
     PhaseMeasurement,
     ResourceSample,
-    TestCaseResult,
     TierResult,
     UslParameters,
 )
@@ -604,10 +603,8 @@ def test_a_failing_test_is_shown_by_its_assertion_message_not_its_traceback_tail
         "AssertionError: the total of the parts should be 61\nassert 60 == 61\n"
         "def test_total():\nE       +  where 60 = sum([3, 3, 3, ...])\n\ntest_g.py:4: AssertionError"
     )
-    case = TestCaseResult(
-        "test_total", "failed", 0.01, message,
-        headline="AssertionError: the total of the parts should be 61",
-    )
+    failed = gate_result(failed=["test_total"]).cases[-1]
+    case = dataclasses.replace(failed, message=message, headline="AssertionError: the total of the parts should be 61")
     j = run(gate=gate_result(failed=["test_total"], cases=[case]))
     detail = only(j, "regression").detail
     assert "- test_total: AssertionError: the total of the parts should be 61\n" in detail

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -315,3 +316,61 @@ def test_functional_regression_cancel_no_longer_frees_the_slot(demo: DemoFactory
     free = [s["start"] for s in t.get(f"/slots?practitioner_id={pid}&date={day.isoformat()}").json()["slots"]]
     assert (body["start"] in free) is frees
     assert t.post("/bookings", body).status_code == (201 if frees else 409)
+
+
+# --- a downstream called badly: blocking-event-loop, downstream-slots ---------------------------
+
+
+def _free_slot_burst(demo: Demo, racers: int) -> tuple[float, list[int]]:
+    """``racers`` GET /slots released at once (one client each, made beforehand): the wall time
+    from the release to the last answer, and the statuses."""
+    t = demo.new_clinic()
+    path = f"/slots?practitioner_id={t.practitioner()}&date={next_weekday(10).isoformat()}"
+    clients = [t.client() for _ in range(racers)]
+    barrier = threading.Barrier(racers + 1)
+    try:
+        for c in clients:
+            assert c.get(path).status_code == 200  # connected and warm, alone it works
+
+        def ask(c: Any) -> int:
+            barrier.wait(timeout=10)
+            return c.get(path).status_code
+
+        with ThreadPoolExecutor(racers) as pool:
+            futures = [pool.submit(ask, c) for c in clients]
+            barrier.wait(timeout=10)
+            started = time.perf_counter()
+            statuses = [f.result(timeout=60) for f in futures]
+            return time.perf_counter() - started, statuses
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_blocking_event_loop_answers_one_request_at_a_time(demo: DemoFactory) -> None:
+    from booking_service.downstream import ROUND_TRIP_S
+
+    racers = 12
+    # The loop waits out each calendar round trip in turn: a lower bound, whatever the machine.
+    wall_s, statuses = _free_slot_burst(demo("blocking-event-loop"), racers)
+    assert statuses == [200] * racers
+    assert wall_s >= racers * ROUND_TRIP_S * 0.95, wall_s
+    # The same calendar called from worker threads (within its 8 slots) overlaps the waits.
+    parallel_s, statuses = _free_slot_burst(demo("downstream-slots"), 8)
+    assert statuses == [200] * 8
+    assert parallel_s < 8 * ROUND_TRIP_S * 0.75, parallel_s
+
+
+@pytest.mark.parametrize(("flaw", "fails"), [("none", False), ("downstream-slots", True)])
+def test_downstream_slots_answer_503_when_every_slot_is_taken(demo: DemoFactory, flaw: str, fails: bool) -> None:
+    from booking_service.downstream import ROUND_TRIP_S, SLOT_WAIT_S, SLOTS
+
+    # Enough at once that the last ones would wait well past SLOT_WAIT_S for a slot.
+    racers = SLOTS * (2 + round(2 * SLOT_WAIT_S / ROUND_TRIP_S))
+    statuses: list[int] = []
+    for _burst in range(3):  # bounded: a burst may arrive spread out enough to fit
+        statuses += _free_slot_burst(demo(flaw), racers)[1]
+        if fails and 503 in statuses:
+            break
+    assert (503 in statuses) is fails, statuses
+    assert set(statuses) <= {200, 503}

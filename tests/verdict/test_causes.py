@@ -101,6 +101,28 @@ def test_a_service_serving_one_request_at_a_time_while_its_cpu_idles_is_named_as
     assert all(f.caused_by == cause.id for f in j.findings if f.category == "slo-latency")  # type: ignore[attr-defined]
 
 
+def test_a_service_that_waits_one_call_at_a_time_is_serialised_even_where_one_endpoint_takes_its_time() -> None:
+    # The blocking-event-loop flaw as measured on 2026-12-07: two endpoints wait 28 ms each for a
+    # downstream on the event loop, the rest take 2 ms. Most requests timed out (never answered):
+    # what was answered kept 0.7 requests in service at once, on 20 % of a core. The endpoint
+    # with most of the busy time is where it waits, not a cost to cut.
+    unloaded = {"GET /slow": 28.0, "POST /slow": 28.0, "GET /a": 2.0, "GET /b": 2.0}
+    rates = {"GET /slow": 80.0, "POST /slow": 10.0, "GET /a": 20.0, "GET /b": 20.0}
+    eps = [measured(n, int(r * SECONDS), 5000.0, errors=int(r * SECONDS * 0.85), reason="timeout")
+           for n, r in rates.items() if n != "POST /slow"] + [measured("POST /slow", int(10.0 * SECONDS), 5000.0)]
+    steady = dataclasses.replace(
+        phase(offered_rps=300.0, duration_s=SECONDS, endpoints=eps, achieved_rps=130.0),
+        iterations_completed=int(40 * SECONDS), active_s=SECONDS,
+    )
+    j = audit(tier(GOAL, steady=steady, integrity=integrity_result(), probe=probe(unloaded), resources=cpu(20.0)))
+    cause = j.findings[0]  # type: ignore[attr-defined]
+    assert cause.category == "contention" and "about one request at a time" in cause.title
+    assert cause.evidence["requests_in_service"] < 1.0  # answered requests only, not the timeouts
+    assert "only 20% of a CPU" in cause.detail
+    assert "GET /slow, POST /slow take 98% of that time: look there first" in cause.detail
+    assert not any(f.evidence.get("busy_share") for f in j.findings)  # type: ignore[attr-defined]
+
+
 def test_a_service_that_scales_is_not_called_serialised() -> None:
     # 10 ms requests completed at 900 requests/s: nine in service at once.
     unloaded = {f"GET /{n}": 10.0 for n in "abc"}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from harness.records import CapacityEstimate, CapacityParams, Finding, Severity, TierResult
 from harness.verdict.outcome import Outcome, make_finding, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
-from harness.verdict.wording import about
+from harness.verdict.rules.errors import passed_alone
+from harness.verdict.wording import about, names, pct
 
 __all__ = ["PeakCpu", "capacity_findings", "target_cpu_at_peak"]
 
@@ -34,6 +35,7 @@ class _Estimate:
     basis: str  # how it was estimated, one sentence
     evidence: dict[str, object]
     repro: str
+    shed: str = ""  # why a load past it was not carried, when server errors refused it (shed_errors)
 
     def finding(self, severity: Severity, title: str, detail: str) -> Finding:
         return make_finding("throughput", ["capacity"], severity=severity, title=title, detail=detail,
@@ -96,6 +98,41 @@ def margin_note(capacity: CapacityEstimate, policy: VerdictPolicy) -> str:
     return ""
 
 
+#: An endpoint's errors over the budget count once they rest on this many (as the capacity model's).
+MIN_SHED_ERRORS = 5
+
+
+def shed_errors(tiers: Sequence[TierResult], policy: VerdictPolicy) -> tuple[str, dict[str, object]] | None:
+    """The lowest load the service answered with server errors over the budget that passed when
+    replayed alone, as a sentence and its evidence, or None: a load not carried because a
+    bounded resource (a pool, a downstream's slots) refused work, not because it was slow."""
+    found = []
+    for tier in tiers:
+        alone = {r.sample.endpoint for r in tier.replayed_errors if passed_alone(r)}
+        for phase in ([tier.steady] if tier.steady is not None else []) + list(tier.stress):
+            shed = [e for e in phase.endpoints if e.name in alone and e.errors >= MIN_SHED_ERRORS
+                    and e.error_rate > policy.max_error_rate
+                    and sum(v for k, v in e.errors_by_reason.items() if k.startswith("http-5")) * 2 > e.errors]
+            if shed and not phase.validity.generator_limited:
+                found.append((phase.offered_rps, tier.customers, phase, shed))
+    if not found:
+        return None
+    offered, customers, phase, shed = min(found, key=lambda f: (f[0], f[1]))
+    reasons = sorted({k for e in shed for k in e.errors_by_reason if k.startswith("http-5")})
+    errors, requests = sum(e.errors for e in shed), sum(e.requests for e in shed)
+    sentence = (
+        f"The lowest load it did not carry on errors ({phase.label} at {customers} customers, {offered:.4g} "
+        f"iterations/s offered) failed because {names([e.name for e in shed])} answered {' or '.join(reasons)} to "
+        f"{pct(errors / requests)} of their requests, and those requests passed when replayed alone: something "
+        "with a fixed number of slots (a connection pool, a downstream's concurrency limit, a worker limit) "
+        "refuses work when full. Size it for the load, or queue in front of it; see the saturation-errors findings."
+    )
+    evidence: dict[str, object] = {"phase": phase.label, "customers": customers, "offered_ips": offered,
+                                   "endpoints": [e.name for e in shed], "reasons": reasons,
+                                   "errors": errors, "requests": requests}  # fmt: skip
+    return sentence, evidence
+
+
 def _estimate(
     capacity: CapacityEstimate, tiers: Sequence[TierResult], policy: VerdictPolicy, ctx: ReproduceContext
 ) -> _Estimate:
@@ -123,7 +160,11 @@ def _estimate(
         + (f"; {capacity.note}" if capacity.note else "")
         + "."
     )
-    return _Estimate(capacity, h, pred, goal, band, basis, evidence, reproduce_command(ctx, f"tier:{measured}"))
+    shed = shed_errors(tiers, policy) if h < policy.ready_headroom else None
+    if shed is not None:
+        evidence["shed_errors"] = shed[1]
+    return _Estimate(capacity, h, pred, goal, band, basis, evidence, reproduce_command(ctx, f"tier:{measured}"),
+                     shed[0] if shed else "")
 
 
 def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcome:
@@ -135,9 +176,9 @@ def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcom
                 "high",
                 f"The service can handle about {about(pred)} customers{est.band}, below the goal of {goal}",
                 f"{est.basis} At the goal's peak traffic the service would be past its capacity: "
-                "latency climbs without bound once arrivals outpace completions. See the "
-                "contention and coherency findings, if any, for what limits it; otherwise "
-                "profile the slowest endpoints at the largest tier.",
+                "latency climbs without bound once arrivals outpace completions. "
+                + (est.shed or "See the contention and coherency findings, if any, for what limits it; otherwise "
+                   "profile the slowest endpoints at the largest tier."),
             ),),
             failures=(f"Predicted capacity is about {about(pred)} customers, below the goal of {goal} (headroom {h:.2f}x).",),
         )  # fmt: skip
@@ -148,7 +189,8 @@ def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcom
                 f"The service can handle about {about(pred)} customers{est.band}: only {h:.1f}x the goal "
                 f"of {goal}, less than the {policy.ready_headroom:g}x margin for growth and spikes",
                 f"{est.basis} It reaches the goal, but a traffic spike or a few months of growth past "
-                "it would exhaust the margin. See the contention and coherency findings for what limits it.",
+                "it would exhaust the margin. "
+                + (est.shed or "See the contention and coherency findings for what limits it."),
             ),),
             risks=(
                 f"Headroom is thin: predicted capacity {about(pred)} customers is {h:.2f}x the goal, "

@@ -75,7 +75,11 @@ def explain(
         out = _fold(out, _error_cause(tier, steady, errors, policy, repro), errors)
     slow = [f for f in symptoms if f.category == "slo-latency"]
     if len(slow) >= 2 or (slow and _waited(tier, slow[0])):
-        cause = _busy_cause(tier, steady, slow, policy, repro, trends) or _serial_cause(tier, steady, slow, policy, repro)
+        serial = _serial_cause(tier, steady, slow, policy, repro)
+        # A service that waited with about one request in service is not short of CPU for its
+        # busiest endpoint: the wait is the cause, the busiest endpoint where it happens.
+        waiting = serial is not None and serial[0].evidence.get("waiting") is True
+        cause = (serial if waiting else None) or _busy_cause(tier, steady, slow, policy, repro, trends) or serial
         if cause is not None:
             out = _fold(out, cause, slow)
     return out
@@ -179,6 +183,25 @@ def _growth(endpoint: str, trends: Sequence[EndpointTrend]) -> str:
 # --- the service serialises ------------------------------------------------------------------------
 
 
+def _served(tier: TierResult, phase: PhaseMeasurement) -> list[_Busy]:
+    """Each endpoint's requests the service answered in a phase, per second, and the requests in
+    service at once they account for (rate x unloaded time). A request the client gave up on (a
+    timeout, a refused connection) was not answered in the phase, so it counts for neither."""
+    seconds = phase.active_s or max(phase.ended_at - phase.started_at, 1e-9)
+    out = []
+    for e in phase.endpoints:
+        unloaded = probe_service_ms(tier, e.name)
+        served = e.requests - sum(e.errors_by_reason.get(r, 0) for r in _NOT_SERVED)
+        if unloaded is None or served <= 0:
+            continue
+        rate = served / seconds
+        out.append(_Busy(e.name, rate, unloaded, rate * unloaded / 1000.0))
+    return sorted(out, key=lambda b: -b.busy)
+
+
+_NOT_SERVED = ("timeout", "connection")
+
+
 def _serial_cause(
     tier: TierResult, steady: PhaseMeasurement, slow: Sequence[Finding], policy: VerdictPolicy, repro: str
 ) -> tuple[Finding, str] | None:
@@ -186,15 +209,17 @@ def _serial_cause(
     # users all waited on the target (arrivals dropped) measured the target's limit.
     phases = [p for p in (steady, *tier.stress) if not p.validity.generator_limited]
     stopped = [p for p in phases if p.achieved_ips is not None and p.achieved_ips < STOPPED_SCALING * p.offered_rps]
-    busy = _busy_time(tier, steady)
-    if not stopped or not busy:
+    served = {id(p): _served(tier, p) for p in phases}
+    if not stopped or not served.get(id(steady)):
         return None
-    requests = sum(b.rate for b in busy)
-    mean_unloaded_s = sum(b.rate * b.unloaded_ms for b in busy) / requests / 1000.0 if requests else 0.0
-    peak = max(phases, key=lambda p: p.achieved_rps)
-    parallel = peak.achieved_rps * mean_unloaded_s
-    if parallel <= 0 or parallel >= SERIAL_PARALLELISM:
+    peak = max(phases, key=lambda p: sum(b.rate for b in served[id(p)]))
+    busy = served[id(peak)] or served[id(steady)]
+    peak_rps = sum(b.rate for b in busy)
+    # Requests in service at once: the most any phase kept, by Little's law on what it answered.
+    parallel = max(sum(b.busy for b in served[id(p)]) for p in phases)
+    if parallel <= 0 or parallel >= SERIAL_PARALLELISM or peak_rps <= 0:
         return None
+    mean_unloaded_s = sum(b.busy for b in busy) / peak_rps
     cpu = peak.target_cpu_pct(tier.resources)
     n = tier.customers
     if cpu is not None and cpu < WAITING_CPU_PCT:
@@ -207,29 +232,48 @@ def _serial_cause(
     else:
         why = ("(the target's CPU was not sampled: with --target the harness cannot see it): a blocking call "
                "in an asynchronous handler, a lock, a single worker, or one busy core")  # fmt: skip
+    where = _where(busy)
     sentence = (
         f"{len(slow)} endpoints missed their SLOs because the service serves about one request at a time: "
-        f"throughput stopped at {peak.achieved_rps:.1f} requests/s"
+        f"throughput stopped at {peak_rps:.1f} requests/s"
     )
     finding = make_finding(
         "contention", [n, "serialised"], severity="high",
         title=(
             f"The service handles about one request at a time: at {n} customers its throughput stopped at "
-            f"{peak.achieved_rps:.1f} requests/s and {_count([f.endpoint for f in slow], 'endpoint')} queued"
+            f"{peak_rps:.1f} requests/s and {_count([f.endpoint for f in slow], 'endpoint')} queued"
         ),
         detail=(
             f"Its requests take {ms(mean_unloaded_s * 1000)} ms on average with no other load (the tier's probe), "
-            f"and it completed at most {peak.achieved_rps:.1f} requests/s ({peak.label}): {parallel:.2f} requests in "
+            f"and it answered at most {peak_rps:.1f} requests/s ({peak.label}): {parallel:.2f} requests in "
             f"service at once, where a service that scales would have many. Throughput stopped following the "
-            f"offered load ({_stops(stopped)}) {why}. Every endpoint waits in that one queue, so each looks slow: "
-            f"{names([f.endpoint or '' for f in slow])}."
+            f"offered load ({_stops(stopped)}) {why}. {where}Every endpoint waits in that one queue, so each "
+            f"looks slow: {names([f.endpoint or '' for f in slow])}."
         ),
-        evidence={"customers": n, "peak_rps": peak.achieved_rps, "peak_phase": peak.label,
+        evidence={"customers": n, "peak_rps": peak_rps, "peak_phase": peak.label,
                   "mean_unloaded_service_ms": mean_unloaded_s * 1000, "requests_in_service": parallel,
-                  "target_cpu_pct": cpu, "symptoms": [f.id for f in slow]},
+                  "target_cpu_pct": cpu, "waiting": cpu is not None and cpu < WAITING_CPU_PCT,
+                  "busy_time": {b.endpoint: round(b.busy / (sum(x.busy for x in busy) or 1), 3) for b in busy[:8]},
+                  "symptoms": [f.id for f in slow]},
         reproduce=repro, tier=n,
     )  # fmt: skip
     return finding, sentence
+
+
+def _where(busy: Sequence[_Busy]) -> str:
+    """The endpoints that hold most of the one queue's time: where to look for what it waits on."""
+    total = sum(b.busy for b in busy)
+    if total <= 0:
+        return ""
+    top, share = [], 0.0
+    for b in busy:
+        top.append(b.endpoint)
+        share += b.busy / total
+        if share >= 0.8 or len(top) == 3:
+            break
+    if len(top) == len(busy) and len(busy) > 1:
+        return ""
+    return f"{names(top)} {'take' if len(top) > 1 else 'takes'} {share:.0%} of that time: look there first. "
 
 
 def _stops(phases: Sequence[PhaseMeasurement]) -> str:

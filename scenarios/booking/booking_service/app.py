@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from booking_service import models, scheduling
 from booking_service.db import Database, PoolTimeout
+from booking_service.downstream import CalendarBusy, calendar_dependencies
 from booking_service.flaws import Flaw
 from booking_service.settings import Settings
 from booking_service.store import Clinic, Conflict, Invalid, NotFound, Store
@@ -146,6 +147,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(
         PoolTimeout, lambda r, e: _error(503, f"service busy: {e}")
     )
+    app.add_exception_handler(
+        CalendarBusy, lambda r, e: _error(503, f"calendar unavailable: {e}")
+    )
 
     # --- auth ---------------------------------------------------------------------------------
 
@@ -170,6 +174,9 @@ def create_app(settings: Settings) -> FastAPI:
         return clinic
 
     Caller = Annotated[Clinic, Depends(caller)]
+    # blocking-event-loop, downstream-slots: the external calendar, consulted before free-slot
+    # search and booking ([] for a service without those flaws).
+    calendar = calendar_dependencies(settings, caller)
 
     def _day(text: str) -> date:
         try:
@@ -282,7 +289,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.get("/slots", response_model=models.SlotsOut)
+    @app.get("/slots", response_model=models.SlotsOut, dependencies=calendar)
     def free_slots(
         clinic: Caller,
         request: Request,
@@ -297,7 +304,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.post("/bookings", status_code=201, response_model=models.BookingOut)
+    @app.post("/bookings", status_code=201, response_model=models.BookingOut, dependencies=calendar)
     def create_booking(clinic: Caller, body: models.BookingIn) -> dict[str, Any]:
         with db.connection() as conn:
             created = store.create_booking(conn, clinic, body)

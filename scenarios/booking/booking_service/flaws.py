@@ -3,7 +3,8 @@
 Each flaw is a realistic mistake a team makes as a service grows, written as ordinary code on
 the path it affects (grep for ``Flaw.`` to find every branch). None is an injected sleep: the
 symptom the audit must see comes from what the code does with real data, real locks and real
-connections.
+connections. (The one wait is the round trip of the emulated downstream that blocking-event-loop
+and downstream-slots call: the remote's time, not the mistake; see booking_service.downstream.)
 
 Flaws are chosen at start (``--flaw NAME``, repeatable, or ``BOOKING_FLAW=NAME[,NAME]``) and
 frozen in `Settings`; the code branches on ``settings.has(Flaw.X)``.
@@ -25,6 +26,10 @@ class Flaw(StrEnum):
     POOL_EXHAUSTION = "pool-exhaustion"
     CRASH_ON_ODD_INPUT = "crash-on-odd-input"
     FUNCTIONAL_REGRESSION = "functional-regression"
+    # A downstream called badly (booking_service.downstream): an event loop that waits for it,
+    # and a fixed number of call slots.
+    BLOCKING_EVENT_LOOP = "blocking-event-loop"
+    DOWNSTREAM_SLOTS = "downstream-slots"
 
 
 #: What each flaw does, and what an audit should eventually see (also printed by ``--list-flaws``).
@@ -49,6 +54,12 @@ DESCRIPTIONS: dict[Flaw, str] = {
     "trail -> 500 on a non-ASCII or one-word name",
     Flaw.FUNCTIONAL_REGRESSION: "cancelling records cancelled_at but leaves the booking active in "
     "the slot index -> a cancelled slot can never be booked again",
+    Flaw.BLOCKING_EVENT_LOOP: "free slots and booking consult the practitioners' external calendar "
+    "(25 ms away) from an async dependency with a synchronous client: the event loop waits for it "
+    "-> the service handles one request at a time, its CPU mostly idle",
+    Flaw.DOWNSTREAM_SLOTS: "free slots and booking consult the external calendar through 8 call "
+    "slots (the provider's per-account limit), waiting 50 ms for one, then 503 -> errors instead "
+    "of slowness once the load needs more than 8 calls at once",
 }
 
 #: Names that mean "no flaw" (the harness passes ``{flaw}`` as "none" when healthy).
