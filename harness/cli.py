@@ -508,7 +508,7 @@ def baseline_pin(run: str, reports_dir: Path, debug: bool) -> None:
 
 
 @baseline.command("show")
-@click.option("--pack", required=True, metavar="NAME", help="The pack's name (e.g. booking).")
+@click.option("--pack", required=True, metavar="NAME", help="The pack's name ([pack] name in its scenario.toml).")
 @click.option("--profile", default="standard", show_default=True, help="The profile.")
 @click.option("--reports", "reports_dir", type=click.Path(path_type=Path), default=Path("reports"),
               show_default=True, help="Folder that holds the history database.")

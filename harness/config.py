@@ -154,7 +154,7 @@ _PROFILE_FIELDS = set(Profile.model_fields)
 
 # Built-in profiles; a pack's [profiles.NAME] tables override these field by field.
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
-    "standard": {"description": "the default audit (about 7 minutes for the booking pack)"},
+    "standard": {"description": "the default audit (about 7 minutes for the bundled demo pack)"},
     "quick": {
         "parent": "standard",
         "description": "same kind of report in about 3 minutes: short windows, few examples",

@@ -240,8 +240,8 @@ _ALL = (
         "integrity-duplicate",
         "something that must be unique was created twice",
         "the duplicate records",
-        "Something that must exist once exists twice, such as a double booking or a duplicate "
-        "order: two requests at the same moment both passed a 'check, then insert'.",
+        "Something that must exist once exists twice, such as one reservation made twice or a "
+        "duplicate order: two requests at the same moment both passed a 'check, then insert'.",
         (
             "Let the database enforce it: a unique (or exclusion) constraint, with the conflict "
             "answered as 409.",

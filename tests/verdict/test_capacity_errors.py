@@ -49,11 +49,11 @@ def test_thin_headroom_from_errors_that_pass_alone_names_a_resource_with_fixed_s
     assert capacity.severity == "medium" and "only 1.2x the goal" in capacity.title
     assert ("stress x1.5 at 5000 customers, 150 iterations/s offered) failed because GET /quote, POST /order "
             "answered http-503 to 7.7% of their requests") in capacity.detail
-    assert "fixed number of slots" in capacity.detail and "contention and coherency" not in capacity.detail
+    assert "a fixed number of requests at once" in capacity.detail and "contention and coherency" not in capacity.detail
     assert capacity.evidence["shed_errors"]["endpoints"] == ["GET /quote", "POST /order"]  # type: ignore[index]
 
 
 def test_errors_that_fail_alone_too_are_bugs_not_a_full_resource() -> None:
     j = _audit(still_failing=True)
     capacity = next(f for f in j.findings if f.id == "throughput:capacity")
-    assert "fixed number of slots" not in capacity.detail and "shed_errors" not in capacity.evidence
+    assert "a fixed number of requests at once" not in capacity.detail and "shed_errors" not in capacity.evidence

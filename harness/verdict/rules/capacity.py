@@ -124,8 +124,8 @@ def shed_errors(tiers: Sequence[TierResult], policy: VerdictPolicy) -> tuple[str
         f"The lowest load it did not carry on errors ({phase.label} at {customers} customers, {offered:.4g} "
         f"iterations/s offered) failed because {names([e.name for e in shed])} answered {' or '.join(reasons)} to "
         f"{pct(errors / requests)} of their requests, and those requests passed when replayed alone: something "
-        "with a fixed number of slots (a connection pool, a downstream's concurrency limit, a worker limit) "
-        "refuses work when full. Size it for the load, or queue in front of it; see the saturation-errors findings."
+        "that takes a fixed number of requests at once (a connection pool, a downstream's concurrency limit, a "
+        "worker limit) refuses work when full. Size it for the load, or queue in front of it; see the saturation-errors findings."
     )
     evidence: dict[str, object] = {"phase": phase.label, "customers": customers, "offered_ips": offered,
                                    "endpoints": [e.name for e in shed], "reasons": reasons,

@@ -102,7 +102,7 @@ def bug_finding(
             f"; replayed alone it answered {replay} again ({len(group)} distinct request(s) like this). "
             "It falsifies the property 'no 5xx on any input', found by the load rather than by the "
             "property checks: more capacity will not fix it. It likely depends on the data the tier "
-            "created (pagination past the end, an empty or very long field, a customer with no staff). "
+            "created (pagination past the end, an empty or very long field, a customer with no records of some kind). "
             f"Request body: {s.request_body or '(none)'}. Response excerpt: {s.body_excerpt[:300]}"
         ),
         evidence={

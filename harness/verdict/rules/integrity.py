@@ -41,9 +41,9 @@ def integrity_findings(
             "after a write. Look at the handlers that write these records and their transaction scope.",
         ),
         "integrity-duplicate": (
-            "Duplicates were created at {n} customers: {k} record(s) exist twice (for example a slot booked twice)",
+            "Duplicates were created at {n} customers: {k} record(s) exist twice (for example one reservation made twice)",
             "A check-then-insert race: two concurrent requests both see 'free' and both insert. Add a "
-            "unique constraint on the natural key (slot, resource) and handle the conflict, or take a "
+            "unique constraint on the natural key (what may be taken once, by whom) and handle the conflict, or take a "
             "row lock (SELECT ... FOR UPDATE) around the check.",
         ),
         "isolation-leak": (
