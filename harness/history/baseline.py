@@ -50,6 +50,9 @@ def compare_stored(store: HistoryStore, run_a: str, run_b: str) -> BaselineCompa
     from harness.history.store import HistoryError
 
     a, b = store.metrics(run_a), store.metrics(run_b)
+    if run_a == run_b:  # after the look-ups, so a missing run is named as missing first
+        raise HistoryError(f"{run_a} compared with itself says nothing: give two different runs of the pack "
+                           "(`scaleready history` lists them)")  # fmt: skip
     if a.run.pack != b.run.pack:
         raise HistoryError(f"{run_a} is a run of pack {a.run.pack} and {run_b} of pack {b.run.pack}: "
                            "compare two runs of the same pack")  # fmt: skip

@@ -52,7 +52,9 @@ def test_compare_of_the_same_service_exits_0(reports: Path) -> None:
 
 @pytest.mark.parametrize("a, b, message", [
     (BASE, "20991231-000000-ffff", "no run 20991231-000000-ffff in"),
+    ("20991231-000000-ffff", BASE, "no run 20991231-000000-ffff in"),
     (BASE, OTHER, "is a run of pack booking and 20261201-040000-0004 of pack shop"),
+    (BASE, BASE, "compared with itself says nothing: give two different runs"),
 ])  # fmt: skip
 def test_bad_runs_are_one_sentence_exit_2_and_lose_nothing(reports: Path, a: str, b: str, message: str) -> None:
     before = (reports / DB_FILE).read_bytes()
@@ -97,3 +99,53 @@ def test_an_audit_is_compared_with_the_last_ready_run_and_the_scorecard_says_so(
 def test_no_baseline_yet_is_no_comparison(tmp_path: Path) -> None:
     new = measured_record("20261201-050000-0005", {"GET /slots": 2.0})
     assert compare_with_baseline(tmp_path, pack="booking", profile="quick", run_id=new.run_id, tiers=new.tiers) is None
+
+
+@pytest.mark.parametrize("args", [
+    ["compare", BASE, SLOW], ["history"], ["history", "--changes"], ["baseline", "pin", BASE],
+    ["baseline", "show", "--pack", "booking", "--profile", "quick"],
+])  # fmt: skip
+def test_a_database_damaged_inside_is_exit_2_for_every_command_and_not_written(reports: Path, args: list[str]) -> None:
+    path = reports / DB_FILE
+    with HistoryStore(reports):  # closing the last connection folds the WAL into the file
+        pass
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    assert len(data) >= 3 * page, "the fixture's database should span several pages"
+    data[page:] = b"\xff" * (len(data) - page)  # the SQLite header and schema page intact, the tables not
+    path.write_bytes(bytes(data))
+    code, out = _run(*args, "--reports", str(reports))
+    assert code == 2 and "is not a readable history database" in out and "Traceback" not in out, out
+    assert path.read_bytes() == bytes(data)
+
+
+def test_a_database_from_a_newer_harness_is_exit_2_and_untouched(reports: Path) -> None:
+    import sqlite3
+
+    from harness.history.store import SCHEMA_VERSION
+
+    db = sqlite3.connect(reports / DB_FILE)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    before = (reports / DB_FILE).read_bytes()
+    code, out = _run("compare", BASE, SLOW, "--reports", str(reports))
+    assert code == 2 and "newer than this harness" in out and "upgrade scaleready" in out
+    assert (reports / DB_FILE).read_bytes() == before
+
+
+def test_a_run_without_samples_cannot_be_compared(reports: Path) -> None:
+    from harness.records import RunMetrics, RunSummary
+
+    old = "20261101-010000-0000"  # as a run imported from history.jsonl: a summary, no samples
+    with HistoryStore(reports) as store:
+        store.add_run(RunMetrics(RunSummary(run_id=old, pack="booking", profile="quick", finished_at=T0 - 9,
+                                            verdict="READY"), {}, {}))  # fmt: skip
+    code, out = _run("compare", old, BASE, "--reports", str(reports))
+    assert code == 2 and f"{old} has no per-request samples" in out
+
+
+def test_a_missing_reports_folder_is_exit_2(tmp_path: Path) -> None:
+    code, out = _run("compare", BASE, SLOW, "--reports", str(tmp_path / "nowhere"))
+    assert code == 2 and "no reports folder" in out
+    assert not (tmp_path / "nowhere").exists()  # not created by asking
