@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from harness import capacity as capacity_model
 from harness import history, verdict
-from harness.audit_plan import STAGES, AuditOptions, AuditPlan, resolve_plan
+from harness.audit_plan import STAGES, AuditOptions, AuditPlan, remote_workers, resolve_plan
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
@@ -444,6 +444,8 @@ def _tier_context(plan: AuditPlan, target: _Target, hooks: _PackHooks, run: _Run
         seed=plan.seed,
         persona_weights=config.customers.personas,
         workers=plan.options.workers,
+        remote=remote_workers(plan.options),
+        pack_dir=plan.pack.root,
         max_rps=config.target.max_rps,
         pacer=pacer,
         stress_stop_p99_ms=_stress_stop_p99(plan),
@@ -552,6 +554,7 @@ def _judge(
         options={
             "seed": plan.seed,
             "workers": plan.options.workers,
+            "remote_workers": plan.options.expect_workers,
             "flaw": plan.options.flaw,
             "tiers": list(plan.tiers),
             "only": list(plan.options.only),

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from harness.config import Profile, suggest
 from harness.errors import ConfigError
+from harness.load.joining import check_remote_target
+from harness.load.plan import RemoteWorkers
 from harness.pack import Pack
 from harness.target import check_target_allowed
 from harness.verdict import EndpointSlo, ReproduceContext, VerdictPolicy
 
-__all__ = ["STAGES", "AuditOptions", "AuditPlan", "resolve_plan"]
+__all__ = ["STAGES", "AuditOptions", "AuditPlan", "remote_workers", "resolve_plan"]
 
 STAGES = ("gate", "properties", "noise-floor", "tiers")
 
@@ -32,6 +34,10 @@ class AuditOptions:
     reports_dir: Path = Path("reports")
     target_url: str | None = None
     workers: int = 0
+    # --bind HOST:PORT: where each tier's Locust master listens (None: loopback, a free port)
+    bind: tuple[str, int] | None = None
+    expect_workers: int = 0  # --expect-workers: workers other hosts start (scaleready worker)
+    join_timeout_s: float = 120.0  # how long each tier's master waits for them
     flaw: str | None = None
     seed: int | None = None
     only: tuple[str, ...] = ()  # "gate", "properties", "tiers", "tier:5000"; empty = everything
@@ -84,6 +90,10 @@ class AuditPlan:
             parts.append(f"--flaw {self.options.flaw}")
         if self.options.workers:
             parts.append(f"--workers {self.options.workers}")
+        if self.options.bind is not None:
+            parts.append(f"--bind {self.options.bind[0]}:{self.options.bind[1]}")
+        if self.options.expect_workers:
+            parts.append(f"--expect-workers {self.options.expect_workers}")
         return ReproduceContext(
             pack=_pack_arg(self.pack),
             profile=self.options.profile_name,
@@ -106,6 +116,7 @@ def resolve_plan(options: AuditOptions) -> AuditPlan:
         raise ConfigError(
             f"{pack.scenario_file}: target.start is not set and no --target URL was given; set one of them"
         )
+    _check_remote_workers(options, url)
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31)
     return AuditPlan(
         options=options,
@@ -116,6 +127,30 @@ def resolve_plan(options: AuditOptions) -> AuditPlan:
         target_url=url.rstrip("/") if url is not None else None,
         policy=verdict_policy(pack),
     )
+
+
+def _check_remote_workers(options: AuditOptions, url: str | None) -> None:
+    if not options.expect_workers:
+        return
+    if options.bind is None:
+        raise ConfigError(
+            f"--expect-workers {options.expect_workers} needs --bind HOST:PORT: the address and port "
+            "of this machine that the workers on other hosts connect to"
+        )
+    if url is None:
+        raise ConfigError(
+            f"--expect-workers {options.expect_workers}: the target the harness starts listens on "
+            "loopback, which other hosts cannot reach; serve it on an address they reach and give "
+            "it with --target URL (its host listed in the pack's target.allowed_hosts)"
+        )
+    check_remote_target(url, options.expect_workers)
+
+
+def remote_workers(options: AuditOptions) -> RemoteWorkers | None:
+    """The load plan's remote workers (and master address), from --bind and --expect-workers."""
+    if options.bind is None:
+        return None
+    return RemoteWorkers(options.expect_workers, options.bind[0], options.bind[1], options.join_timeout_s)
 
 
 def verdict_policy(pack: Pack) -> VerdictPolicy:

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,14 @@ def main() -> None:
               help="Named profile: quick (~3 min), standard, nightly, audit, or one the pack defines.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Run Locust's distributed mode with N local worker processes (0 = one process).")
+@click.option("--bind", "bind_text", metavar="HOST:PORT",
+              help="Where each tier's Locust master listens, for workers on other hosts "
+                   "(default: loopback, a free port). Not the target: its host is still checked.")
+@click.option("--expect-workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Also wait for N workers that other hosts start with "
+                   "`scaleready worker --master HOST:PORT PACK` (needs --bind and --target).")
+@click.option("--join-timeout", "join_timeout_text", metavar="DURATION", default="120s", show_default=True,
+              help="How long each tier's master waits for every worker to join.")
 @click.option("--flaw", metavar="NAME", help="Start the pack's service with a named flaw (see the pack).")
 @click.option("--only", multiple=True, metavar="STAGE",
               help="Run only: gate, properties, tiers, or tier:N (repeatable).")
@@ -136,7 +145,8 @@ def main() -> None:
 @click.option("--commit", metavar="SHA",
               help="The target's commit, for the history (default: $GITHUB_SHA; the branch from $GITHUB_REF_NAME).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: str | None,
+def audit(pack: str, target_url: str | None, profile: str, workers: int, bind_text: str | None,
+          expect_workers: int, join_timeout_text: str, flaw: str | None,
           only: tuple[str, ...], tiers_text: str | None, seed: int | None, reports_dir: Path,
           strict: bool, deadline_text: str | None, pdf: bool, label: str | None, commit: str | None,
           debug: bool) -> None:  # fmt: skip
@@ -148,7 +158,8 @@ def audit(pack: str, target_url: str | None, profile: str, workers: int, flaw: s
     and junit.xml (and report.pdf with --pdf), and prints the verdict.
     """
     console = Console(stderr=True)
-    _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, workers, flaw, only,
+    distribution = _Distribution(workers, bind_text, expect_workers, join_timeout_text)
+    _exit_with(console, debug, lambda: _audit(console, pack, target_url, profile, distribution, flaw, only,
                                               tiers_text, seed, reports_dir, strict, deadline_text, pdf,
                                               label, commit))  # fmt: skip
 
@@ -170,7 +181,25 @@ def _exit_with(console: Console, debug: bool, command: Callable[[], int]) -> Non
     sys.exit(code)
 
 
-def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, workers: int,
+@dataclass(frozen=True)
+class _Distribution:
+    """The load-generation options as given: --workers, --bind, --expect-workers, --join-timeout."""
+
+    workers: int
+    bind: str | None
+    expect_workers: int
+    join_timeout: str
+
+    def bind_address(self) -> tuple[str, int] | None:
+        if self.bind is None:
+            return None
+        host, _, port = self.bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--bind {self.bind}: write HOST:PORT with a fixed port, e.g. 10.0.0.5:5557")
+        return host.strip("[]"), int(port)
+
+
+def _audit(console: Console, pack_spec: str, target_url: str | None, profile: str, distribution: _Distribution,
            flaw: str | None, only: tuple[str, ...], tiers_text: str | None, seed: int | None,
            reports_dir: Path, strict: bool, deadline_text: str | None = None, pdf: bool = False,
            label: str | None = None, commit: str | None = None) -> int:  # fmt: skip
@@ -185,8 +214,10 @@ def _audit(console: Console, pack_spec: str, target_url: str | None, profile: st
     tiers = _parse_tiers(tiers_text, check_tiers) if tiers_text else None
     deadline_s = parse_duration(deadline_text, "--deadline") if deadline_text else None
     options = AuditOptions(pack=loaded, profile_name=profile, reports_dir=reports_dir,
-                           target_url=target_url, workers=workers, flaw=flaw, seed=seed,
-                           only=only, tiers=tiers, strict=strict, deadline_s=deadline_s,
+                           target_url=target_url, workers=distribution.workers,
+                           bind=distribution.bind_address(), expect_workers=distribution.expect_workers,
+                           join_timeout_s=parse_duration(distribution.join_timeout, "--join-timeout"),
+                           flaw=flaw, seed=seed, only=only, tiers=tiers, strict=strict, deadline_s=deadline_s,
                            label=label, commit=commit or ci_commit()[0], branch=ci_commit()[1])  # fmt: skip
     cancel = threading.Event()
     with _signals(cancel, console):
@@ -538,15 +569,31 @@ def baseline_show(pack: str, profile: str, reports_dir: Path, unpin: bool, debug
 
 
 @main.command()
-@click.option("--master", required=True, metavar="HOST:PORT", help="The Locust master of a running audit.")
-def worker(master: str) -> None:
-    """Join an audit's load generation from another machine (Locust worker)."""
+@click.argument("pack", default="scenarios/booking", metavar="[PACK]")
+@click.option("--master", required=True, metavar="HOST:PORT",
+              help="Where the audit's master listens (its --bind).")
+@click.option("--idle-timeout", "idle_text", metavar="DURATION", default="30m", show_default=True,
+              help="Stop once no master has appeared for this long (between tiers the audit provisions).")
+@click.option("--once", is_flag=True, help="Stop after the first master's load (one tier).")
+def worker(pack: str, master: str, idle_text: str, once: bool) -> None:
+    """Generate part of an audit's load from this machine (a Locust worker).
+
+    PACK is this host's copy of the audit's pack folder: its version must match the master's
+    (checked at join). The worker joins each tier's master at HOST:PORT in turn and receives the
+    plan and the customers over Locust's messages; it never reads the master's files.
+    """
     host, _, port = master.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"{master}: write HOST:PORT, e.g. 10.0.0.5:5557", param_hint="--master")
-    from harness.load.engine import run_worker
+    from harness.load.joining import serve
+    from harness.pack import resolve_pack_path
 
-    sys.exit(run_worker(host, int(port)))
+    console = Console(stderr=True)
+    # The folder only: a worker runs no target, provisioning or suites; the version hash at
+    # join is the check that its copy is the master's.
+    _exit_with(console, False, lambda: serve(master, resolve_pack_path(pack),
+                                             idle_timeout_s=parse_duration(idle_text, "--idle-timeout"),
+                                             once=once))  # fmt: skip
 
 
 if __name__ == "__main__":

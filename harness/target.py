@@ -8,7 +8,6 @@ samples, never from a guess.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shlex
 import shutil
@@ -28,12 +27,11 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
+from harness.addresses import is_loopback
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.processes import signal_group, stop_group, wait_group_gone
 from harness.records import ResourceSample
 from harness.redaction import Redactor, start_secrets
-
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 def check_target_allowed(base_url: str, allowed_hosts: Sequence[str], where: str) -> None:
@@ -50,15 +48,6 @@ def check_target_allowed(base_url: str, allowed_hosts: Sequence[str], where: str
         f"target host '{host}' is not on loopback and {where} does not allow it; "
         f"add it to target.allowed_hosts if you really mean to load-test it"
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -19,7 +19,7 @@ import httpx
 
 from harness.config import Profile
 from harness.integrity.ledger import LEDGER_DIR_ENV
-from harness.load.plan import LoadPlan, PhasePlan
+from harness.load.plan import LoadPlan, PhasePlan, RemoteWorkers
 from harness.load.stage import LoadOutcome, run_load
 from harness.pacing import RequestPacer, request_hooks
 from harness.progress import Provisioning, TierEvent, TierStep
@@ -58,6 +58,8 @@ class TierContext:
     seed: int
     persona_weights: Mapping[str, float]
     workers: int = 0
+    remote: RemoteWorkers | None = None  # workers on other hosts, and the master's address
+    pack_dir: Path | None = None  # the folder every worker host holds a copy of
     max_rps: float | None = None
     pacer: RequestPacer | None = None  # max_rps for the requests sent outside the load engine
     stress_stop_p99_ms: float | None = None
@@ -286,7 +288,9 @@ def _plan(customers: int, offered: float, ctx: TierContext, cap: float) -> LoadP
         max_rps=ctx.max_rps,
         stress_stop_p99_ms=ctx.stress_stop_p99_ms,
         workers=ctx.workers,
+        pack_dir=str(ctx.pack_dir or ""),
         env={**ctx.env, LEDGER_DIR_ENV: str(ledger_dir(out))},
+        **(ctx.remote.plan_fields() if ctx.remote is not None else {}),
     )
 
 

@@ -104,7 +104,7 @@ class Engine:
         # A tenth of a second's burst: open-model arrivals bunch, and a load under the cap should
         # pass untouched.
         self.pacer = (
-            RequestPacer(plan.max_rps / max(1, plan.workers), burst_s=PACER_BURST_S) if plan.max_rps else None
+            RequestPacer(plan.max_rps / max(1, plan.generators), burst_s=PACER_BURST_S) if plan.max_rps else None
         )
         self.ledger = shared_ledger()
         recording.prepare()  # build the percentile lookup table before any load, not during it
@@ -369,14 +369,15 @@ def start_worker_engine(plan: LoadPlan, env: Environment) -> Engine:
     seed = random.SystemRandom().randrange(2**31)  # distinct random phase per worker
     engine = Engine(plan, env, classes, seed)
     engine.start()
-    engine.size_pools(plan.phases[0].rate / max(1, plan.workers))
+    engine.size_pools(plan.phases[0].rate / max(1, plan.generators))
     gevent.sleep(0.5)  # let the users start (on_start, TLS contexts) before any phase
     return engine
 
 
-def run_worker(master_host: str, master_port: int) -> int:
-    """Run one Locust worker for a harness master at ``master_host:master_port`` until it quits."""
-    return distributed.run_worker(master_host, master_port, start_worker_engine)
+def run_worker(master_host: str, master_port: int, pack_dir: Path, wait_s: float) -> int:
+    """Run one Locust worker for a harness master at ``master_host:master_port`` until it quits
+    (``harness.load.distributed.run_worker``)."""
+    return distributed.run_worker(master_host, master_port, start_worker_engine, pack_dir=pack_dir, wait_s=wait_s)
 
 
 # --- entry point -----------------------------------------------------------------------------------
@@ -387,16 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("plan", nargs="?", help="the LoadPlan JSON file")
     parser.add_argument("--worker", action="store_true", help="run as a Locust worker")
     parser.add_argument("--master", default="127.0.0.1:5557", help="HOST:PORT of the master (with --worker)")
+    parser.add_argument("--pack", default=".", help="this host's copy of the pack folder (with --worker)")
+    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the master (with --worker)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.worker:
         host, _, port = args.master.rpartition(":")
-        return run_worker(host or "127.0.0.1", int(port))
+        return run_worker(host or "127.0.0.1", int(port), Path(args.pack), args.wait)
     if not args.plan:
-        parser.error("give the plan JSON file, or --worker --master HOST:PORT")
+        parser.error("give the plan JSON file, or --worker --master HOST:PORT --pack DIR")
     plan = LoadPlan.read(Path(args.plan))
-    return distributed.run_master(plan) if plan.workers > 0 else run_local(plan)
+    return distributed.run_master(plan) if plan.generators > 0 else run_local(plan)
 
 
 if __name__ == "__main__":

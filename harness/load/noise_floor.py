@@ -137,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-ms", type=float, default=0.5)
     parser.add_argument("--stall-every", type=float, default=None, help="seconds between freezes")
     parser.add_argument("--stall-for", type=float, default=1.0, help="length of each freeze, seconds")
+    parser.add_argument("--expose", action="store_true",
+                        help="allow a --host off loopback (a network namespace of a test; it answers anyone)")
     args = parser.parse_args(argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        parser.error(f"--host {args.host}: the null target serves loopback only; use 127.0.0.1")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.expose:
+        parser.error(f"--host {args.host}: the null target serves loopback only; use 127.0.0.1 (or --expose)")
     target = NullTarget(args.service_ms, args.stall_every, args.stall_for)
     asyncio.run(_serve(target, args.host, args.port))
     return 0

@@ -20,7 +20,7 @@ PERSONA_WEIGHTS_ENV = "SCALEREADY_PERSONA_WEIGHTS"  # "Name=w,..." the pack's we
 
 Arrivals = Literal["constant", "poisson"]
 
-__all__ = ["Arrivals", "LoadPlan", "PhasePlan", "tier_plan"]
+__all__ = ["Arrivals", "LoadPlan", "PhasePlan", "RemoteWorkers", "tier_plan"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,25 @@ class PhasePlan:
             raise ConfigError(f"phase {self.label!r}: rate = {self.rate}: must be > 0 iterations/s")
         if self.duration_s <= 0:
             raise ConfigError(f"phase {self.label!r}: duration_s = {self.duration_s}: must be > 0")
+
+
+@dataclass(frozen=True)
+class RemoteWorkers:
+    """Load workers that other hosts start with ``scaleready worker --master BIND:PORT``.
+
+    ``bind`` is where each tier's Locust master listens (an address the workers reach); it has
+    nothing to do with the target, whose host the pack must still allow.
+    """
+
+    count: int
+    bind: str
+    port: int
+    join_timeout_s: float
+
+    def plan_fields(self) -> dict[str, Any]:
+        """The :class:`LoadPlan` fields these set."""
+        return {"remote_workers": self.count, "master_bind": self.bind, "master_port": self.port,
+                "worker_connect_timeout_s": self.join_timeout_s}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,15 @@ class LoadPlan:
     stress_stop_throughput_ratio: float | None = 0.85
     # distributed mode: 0 = one process; N = Locust master + N local worker processes
     workers: int = 0
-    master_port: int = 0  # 0 = pick a free port
-    worker_connect_timeout_s: float = 30.0
+    # workers that other machines start with `scaleready worker --master HOST:PORT` (they need
+    # master_bind on an address they reach and a fixed master_port)
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"  # where the master listens; not the target (allowed_hosts)
+    master_port: int = 0  # 0 = pick a free port (local workers only)
+    worker_connect_timeout_s: float = 30.0  # for every worker to join and load the locustfile
+    # the folder every host holds the same copy of (its version is checked at join); the
+    # locustfile is inside it. "" = the locustfile's folder
+    pack_dir: str = ""
     # the generator's saturation thresholds (see harness.validity for why)
     saturation_cpu_pct: float = 90.0
     saturation_loop_lag_p99_ms: float = 20.0
@@ -86,12 +112,28 @@ class LoadPlan:
             raise ConfigError(
                 f"min_users = {self.min_users}, max_users = {self.max_users}: both must be >= 1"
             )
-        if self.workers < 0:
-            raise ConfigError(f"workers = {self.workers}: must be 0 (one process) or more")
+        if self.workers < 0 or self.remote_workers < 0:
+            raise ConfigError(
+                f"workers = {self.workers}, remote_workers = {self.remote_workers}: must be 0 or more"
+            )
+        if self.remote_workers and not self.master_port:
+            raise ConfigError(
+                f"remote_workers = {self.remote_workers} needs a fixed master_port: workers on other "
+                "hosts connect to HOST:PORT (scaleready audit --bind HOST:PORT)"
+            )
         if self.max_rps is not None and not self.max_rps > 0:
             raise ConfigError(f"max_rps = {self.max_rps}: must be a positive number of requests per second")
         if self.arrivals not in ("constant", "poisson"):
             raise ConfigError(f"arrivals = {self.arrivals!r}: use 'constant' or 'poisson'")
+
+    @property
+    def generators(self) -> int:
+        """Worker processes sharing the load (local and remote); 0 = this process alone."""
+        return self.workers + self.remote_workers
+
+    @property
+    def pack_folder(self) -> Path:
+        return Path(self.pack_dir) if self.pack_dir else Path(self.locustfile).resolve().parent
 
     @property
     def total_duration_s(self) -> float:

@@ -54,7 +54,7 @@ class LoadOutcome:
 
 def _deadline_s(plan: LoadPlan) -> float:
     drains = len(plan.phases) * (plan.request_timeout_s + 2.0)
-    return plan.total_duration_s + drains + STARTUP_ALLOWANCE_S + (plan.worker_connect_timeout_s if plan.workers else 0)
+    return plan.total_duration_s + drains + STARTUP_ALLOWANCE_S + (plan.worker_connect_timeout_s if plan.generators else 0)
 
 
 def _read_progress(stream: Any, on_progress: ProgressCallback | None) -> None:

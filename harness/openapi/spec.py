@@ -30,8 +30,8 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from harness.addresses import is_loopback
 from harness.errors import ConfigError
-from harness.target import is_loopback
 
 __all__ = ["HTTP_METHODS", "ApiSpec", "AuthScheme", "Parameter", "SpecOperation", "load_spec", "parse_spec"]
 

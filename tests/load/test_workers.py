@@ -17,32 +17,11 @@ import textwrap
 from pathlib import Path
 
 import psutil
+from sent_log import LOGGING_LOCUSTFILE
 
 from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load
 from harness.load.noise_floor import run_null_target
 from harness.load.stage import PLAN_FILE
-
-LOGGING_LOCUSTFILE = """
-import os
-import time
-
-from locust import events
-
-from harness.load.kit import CustomerUser, task
-
-LOG = open(os.path.join(os.environ["SENT_DIR"], f"{os.getpid()}.log"), "a", buffering=1)
-
-
-@events.request.add_listener
-def _log(response_time, **_):
-    LOG.write(f"{time.time():.6f} {response_time!r}\\n")
-
-
-class Visitor(CustomerUser):
-    @task
-    def home(self):
-        self.client.get("/", name="GET /")
-"""
 
 
 def _setup(tmp_path: Path) -> tuple[str, Path]:
@@ -58,7 +37,7 @@ def _sent(sent: Path) -> dict[int, list[tuple[float, float]]]:
     out: dict[int, list[tuple[float, float]]] = {}
     for f in sent.glob("*.log"):
         rows = [line.split() for line in f.read_text().splitlines() if line.strip()]
-        out[int(f.stem)] = [(float(t), float(v)) for t, v in rows]
+        out[int(f.stem.rsplit("-", 1)[1])] = [(float(t), float(v)) for t, v in rows]
     return out
 
 
