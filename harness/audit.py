@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.audit_plan import STAGES, AuditOptions, AuditPlan, remote_workers, resolve_plan
+from harness.database import postgres_server
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
 from harness.files import check_writable
@@ -52,7 +53,7 @@ from harness.records import (
 from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, write_reports
 from harness.suites import run_properties, run_regression_gate
-from harness.target import ManagedTarget, StartSpec, wait_healthy
+from harness.target import ManagedTarget, StartSpec, free_port, wait_healthy
 from harness.target_resources import PROCESS_TREE, external_sampler
 from harness.tiers import TierContext, measure_margin, requests_served, run_tier
 
@@ -124,6 +125,7 @@ class _Target:
     # the target's resources, from its process tree or from what the pack pointed at
     samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
     resources_source: str = ""
+    database: str = ""
 
 
 def run_audit(
@@ -157,6 +159,7 @@ def run_audit(
                 started_by_harness=target.managed is not None,
                 command=target.managed.shown_command if target.managed else "",
                 resources_source=target.resources_source,
+                database=target.database,
             )
             start_secrets = target.managed.secrets if target.managed else ()
             try:
@@ -274,6 +277,9 @@ def _target(
     if plan.target_url is not None:
         obs.stage("preflight", f"waiting for {Redactor().text(plan.target_url)}")  # no password on a console
         wait_healthy(plan.target_url, config.health_path, config.ready_timeout_s, cancel=cancel)
+        if plan.profile.database != "pack":
+            obs.note(f"the profile's database = \"{plan.profile.database}\" is for a target the harness starts; "
+                     "--target's service keeps its own")  # fmt: skip
         sampler = external_sampler(config, plan.target_url)
         if sampler is None:
             yield _Target(plan.target_url, None)
@@ -288,23 +294,35 @@ def _target(
             sampler.stop()
         return
     assert config.start is not None  # resolve_plan refused a pack with neither
-    spec = StartSpec(
-        command=config.start,
-        cwd=plan.pack.target_cwd,
-        health_path=config.health_path,
-        ready_timeout_s=config.ready_timeout_s,
-        env=config.env,
-        flaw=plan.options.flaw,
-        flaw_env=config.flaw_env,
-        secrets=tuple(config.secrets),
-    )
-    managed = ManagedTarget(spec, log_path=run_dir / "target.log")
-    obs.stage("preflight", f"starting the target: {managed.shown_command}")
-    managed.start(cancel=cancel)
-    try:
-        yield _Target(managed.base_url, managed, managed.samples, PROCESS_TREE)
-    finally:
-        managed.stop()
+    with contextlib.ExitStack() as stack:
+        env = {**config.env, **plan.profile.target_env}
+        placeholders: dict[str, str] = {}
+        database = ""
+        database_pids: tuple[int, ...] = ()
+        if plan.profile.database == "postgresql":
+            obs.stage("preflight", "starting a throwaway PostgreSQL server for the target")
+            server = stack.enter_context(postgres_server(free_port(), run_dir / "postgres.log"))
+            env["DATABASE_URL"] = placeholders["database_url"] = server.url
+            database_pids = (server.pid,)
+            database = f"PostgreSQL {server.version}, started by the harness in a throwaway data directory"
+        spec = StartSpec(
+            command=config.start,
+            cwd=plan.pack.target_cwd,
+            health_path=config.health_path,
+            ready_timeout_s=config.ready_timeout_s,
+            env=env,
+            flaw=plan.options.flaw,
+            flaw_env=config.flaw_env,
+            secrets=tuple(config.secrets),
+            placeholders=placeholders,
+            cpu_also_of=database_pids,
+        )
+        managed = ManagedTarget(spec, log_path=run_dir / "target.log")
+        obs.stage("preflight", f"starting the target: {managed.shown_command}")
+        managed.start(cancel=cancel)
+        # Stopped before the database server (the ExitStack unwinds in reverse).
+        stack.callback(managed.stop)
+        yield _Target(managed.base_url, managed, managed.samples, PROCESS_TREE, database)
 
 
 def _run_stages(

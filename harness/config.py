@@ -141,6 +141,12 @@ class Profile(_Strict):
     integrity_sample: int = Field(default=200, ge=0)
     arrivals: Literal["constant", "poisson"] = "constant"
     stage_timeout_s: PositiveFloat = 600.0
+    # The shape of the service the harness starts: "pack" runs target.start as written (the
+    # booking demo: one process on SQLite); "postgresql" also starts a throwaway PostgreSQL
+    # server and gives the target DATABASE_URL and {database_url} (harness/database.py).
+    database: Literal["pack", "postgresql"] = "pack"
+    # Extra environment for the started target in this profile, e.g. {WEB_CONCURRENCY = "4"}.
+    target_env: dict[str, str] = {}
 
     @field_validator("stress_factors")
     @classmethod

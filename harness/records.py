@@ -574,6 +574,8 @@ class TargetInfo:
     # where the target's resources were read: its process tree, a Prometheus endpoint, a PID,
     # a cgroup; "" when nothing was (a --target without target.stats_*)
     resources_source: str = ""
+    # the database server the harness started for the target ("PostgreSQL 15.18 ..."), or ""
+    database: str = ""
 
 
 @dataclass(frozen=True)

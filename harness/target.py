@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -104,6 +104,13 @@ class StartSpec:
     flaw: str | None = None
     flaw_env: str | None = None
     secrets: Sequence[str] = ()
+    # more {name} placeholders of the command, e.g. {database_url} when the harness started one
+    placeholders: Mapping[str, str] | None = None
+    # processes (and their children) whose CPU counts as the target's: the database server the
+    # harness started for it is part of the service under test, not "other work" on the machine.
+    # Their memory is left out: PostgreSQL's shared buffers show in every backend's RSS and fill
+    # by design, which the leak rule would read as growth.
+    cpu_also_of: Sequence[int] = ()
 
 
 class ManagedTarget:
@@ -137,13 +144,15 @@ class ManagedTarget:
             "python": shlex.quote(sys.executable),
             "state_dir": shlex.quote(str(self.state_dir)),
             "flaw": self.spec.flaw or "none",
+            **{k: shlex.quote(v) for k, v in (self.spec.placeholders or {}).items()},
         }
         try:
             return self.spec.command.format(**values)
         except (KeyError, IndexError) as exc:
             raise ConfigError(
                 f"target.start: unknown placeholder {exc} in '{self.spec.command}'; "
-                "use {port}, {python}, {state_dir} or {flaw}"
+                "use {port}, {python}, {state_dir} or {flaw} ({database_url} too in a profile "
+                'with database = "postgresql")'
             ) from None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -254,13 +263,24 @@ class ManagedTarget:
         except psutil.Error:
             return
         known: dict[int, psutil.Process] = {}
+        also = [p for p in (_process_or_none(pid) for pid in self.spec.cpu_also_of) if p is not None]
         while not self._stop_sampling.wait(self.sample_interval_s):
             sample = sample_tree(root, known)
             if sample is None:
                 self.alive()
                 return
+            extra = [s for s in (sample_tree(p, known) for p in also) if s is not None]
+            if extra:
+                sample = replace(sample, cpu_pct=sample.cpu_pct + sum(s.cpu_pct for s in extra))
             with self._samples_lock:
                 self._samples.append(sample)
+
+
+def _process_or_none(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def sample_tree(root: psutil.Process, known: dict[int, psutil.Process]) -> ResourceSample | None:

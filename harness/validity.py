@@ -83,7 +83,8 @@ def with_other_work(
     Other work = the machine's busy CPU - the generator's - the target's. Only judged when the
     harness sampled the target's processes (it started them) and the OS reported the machine's
     CPU: with ``--target`` the target's own CPU cannot be told apart from anyone else's. A
-    database server on the same machine counts as other work.
+    database server on the same machine counts as other work, unless the harness started it for
+    the target (a profile with database = "postgresql"): then its CPU is the target's.
     """
     g = phase.generator
     if g.machine_cpu_pct is None or target_cpu_pct is None:

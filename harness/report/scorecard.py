@@ -770,6 +770,7 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
             "started_by_harness": record.target.started_by_harness,
             "command": record.target.command,
             "resources_source": record.target.resources_source,
+            "database": record.target.database,
         },
         "stages": {
             "regression": _regression(record.gate),

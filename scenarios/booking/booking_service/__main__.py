@@ -1,7 +1,9 @@
-"""``python -m booking_service --port PORT --db FILE [--flaw NAME] [--host 127.0.0.1]``
+"""``python -m booking_service --port PORT --db FILE [--flaw NAME] [--host 127.0.0.1] [--workers N]``
 
 Env: ``DATABASE_URL=postgresql://...`` uses PostgreSQL instead of the SQLite file;
-``BOOKING_FLAW=NAME[,NAME]`` is the same as ``--flaw``.
+``BOOKING_FLAW=NAME[,NAME]`` is the same as ``--flaw``; ``WEB_CONCURRENCY=N`` (uvicorn's and
+gunicorn's convention) is the same as ``--workers N``: N worker processes behind one socket, each
+with its own connection pool (use it with PostgreSQL: SQLite's one writer is the bottleneck then).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--list-flaws", action="store_true", help="print the flaws and exit")
     p.add_argument("--access-log", action="store_true", help="log every request (costs CPU)")
+    p.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1), metavar="N",
+        help="worker processes (default: $WEB_CONCURRENCY or 1)",
+    )  # fmt: skip
     return p
 
 
@@ -67,22 +73,26 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from booking_service.app import create_asgi
+    from booking_service.app import SETTINGS_ENV, create_asgi, create_from_env
 
-    app = create_asgi(settings)
     names = ", ".join(sorted(f.value for f in flaws)) or "none"
     where = "PostgreSQL" if database_url else str(settings.db_path)
-    print(f"booking_service: http://{args.host}:{args.port} db={where} flaws={names}", flush=True)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        access_log=args.access_log,
-        log_level="warning",
-        backlog=4096,
-        timeout_keep_alive=30,
+    print(
+        f"booking_service: http://{args.host}:{args.port} db={where} flaws={names} workers={args.workers}",
+        flush=True,
     )
+    options: dict[str, object] = {
+        "host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "warning",
+        "backlog": 4096, "timeout_keep_alive": 30,
+    }  # fmt: skip
+    if args.workers > 1:
+        # uvicorn's supervisor starts each worker from an import string: the settings travel in
+        # the environment the workers inherit.
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        uvicorn.run(f"{create_from_env.__module__}:{create_from_env.__name__}", factory=True,
+                    workers=args.workers, **options)  # type: ignore[arg-type]  # fmt: skip
+    else:
+        uvicorn.run(create_asgi(settings), workers=1, **options)  # type: ignore[arg-type]
     return 0
 
 

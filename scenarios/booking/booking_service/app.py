@@ -360,3 +360,13 @@ def create_asgi(settings: Settings) -> ASGIApp:
     """The ASGI application to serve: the FastAPI app wrapped by its request counter."""
     return create_app(settings).state.counter  # type: ignore[no-any-return]
 
+
+#: The environment variable that carries the settings to each worker process (``--workers N``).
+SETTINGS_ENV = "BOOKING_SETTINGS"
+
+
+def create_from_env() -> ASGIApp:
+    """The application of one worker process, from the settings its parent put in the environment."""
+    import os
+
+    return create_asgi(Settings.from_env(os.environ[SETTINGS_ENV]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,25 @@ class Settings:
     #: Extra CPU time per request of some endpoints, in ms (``BOOKING_SLOWDOWN="GET /slots=0.6"``):
     #: a slower release of one endpoint, for the harness's baseline-regression measurements.
     slowdown_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_env(self) -> str:
+        """The settings as one environment value (for worker processes started by import string)."""
+        return json.dumps({
+            "db_path": str(self.db_path) if self.db_path else None, "database_url": self.database_url,
+            "flaws": sorted(f.value for f in self.flaws),
+            "state_dir": str(self.state_dir) if self.state_dir else None, "slowdown_ms": self.slowdown_ms,
+        })  # fmt: skip
+
+    @classmethod
+    def from_env(cls, value: str) -> Settings:
+        data = json.loads(value)
+        return cls(
+            db_path=Path(data["db_path"]) if data["db_path"] else None,
+            database_url=data["database_url"],
+            flaws=frozenset(Flaw(f) for f in data["flaws"]),
+            state_dir=Path(data["state_dir"]) if data["state_dir"] else None,
+            slowdown_ms=dict(data.get("slowdown_ms") or {}),
+        )
 
     def has(self, flaw: Flaw) -> bool:
         return flaw in self.flaws

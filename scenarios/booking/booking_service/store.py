@@ -13,7 +13,8 @@ import os
 import secrets
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -60,16 +61,47 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 def _one_writer_at_a_time(method: _Method) -> _Method:
     """global-lock: the whole write use case (its checks, queries, commit and fsync'd audit
-    line) runs under the process-wide lock, so every write waits for every other."""
+    line) runs under the service-wide lock, so every write waits for every other."""
 
     @functools.wraps(method)
-    def serialised(self: Store, *args: Any, **kwargs: Any) -> Any:
+    def serialised(self: Store, conn: Any, *args: Any, **kwargs: Any) -> Any:
         if Flaw.GLOBAL_LOCK not in self.flaws:
-            return method(self, *args, **kwargs)
-        with self._write_lock:
-            return method(self, *args, **kwargs)
+            return method(self, conn, *args, **kwargs)
+        with self._write_lock.held(conn):
+            return method(self, conn, *args, **kwargs)
 
     return serialised  # type: ignore[return-value]
+
+
+class _WriteLock:
+    """global-lock: one lock for every writer of the service. Within a process a reentrant
+    thread lock; on PostgreSQL also a session advisory lock on the request's connection, so the
+    worker processes of ``--workers N`` wait for each other too (a lock in the database, as such
+    code takes it once it runs on more than one process). Both are reentrant: the transaction
+    inside a write use case takes it again."""
+
+    KEY = 720_917  # pg_advisory_lock's key: any constant the service's writers agree on
+
+    def __init__(self, across_processes: bool) -> None:
+        self._thread = threading.RLock()
+        self._across_processes = across_processes
+
+    def __enter__(self) -> None:  # the in-process part alone (tests hold it as another request)
+        self._thread.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.release()
+
+    @contextmanager
+    def held(self, conn: Any) -> Iterator[None]:
+        with self._thread:
+            if self._across_processes:
+                conn.one("SELECT pg_advisory_lock(?)", (self.KEY,))
+            try:
+                yield
+            finally:
+                if self._across_processes:
+                    conn.one("SELECT pg_advisory_unlock(?)", (self.KEY,))
 
 
 def _now() -> str:
@@ -94,7 +126,7 @@ class Store:
         # global-lock: "SQLite said 'database is locked' once, so all writes go through one
         # lock, taken when a write use case starts; and the audit line must be on disk, in
         # commit order, before we answer." Reentrant: the transaction takes it again.
-        self._write_lock = threading.RLock()
+        self._write_lock = _WriteLock(across_processes=settings.backend == "postgresql")
         state_dir = settings.state_dir or (
             settings.db_path.parent if settings.db_path else Path.cwd()
         )
@@ -508,20 +540,21 @@ class _AuditOnItsOwnConnection:
 
 
 class _LockedTransaction:
-    """global-lock: one process-wide lock around the transaction, its commit, and an fsync'd
+    """global-lock: the service-wide lock around the transaction, its commit, and an fsync'd
     audit line, "so the audit file is in commit order"."""
 
-    def __init__(self, lock: Any, conn: Any, audit_path: Path) -> None:
-        self._lock, self._conn, self._audit_path = lock, conn, audit_path
+    def __init__(self, lock: _WriteLock, conn: Any, audit_path: Path) -> None:
+        self._held = lock.held(conn)
+        self._conn, self._audit_path = conn, audit_path
         self._tx: Any = None
 
     def __enter__(self) -> None:
-        self._lock.acquire()
+        self._held.__enter__()
         try:
             self._tx = self._conn.transaction()
             self._tx.__enter__()
-        except BaseException:
-            self._lock.release()
+        except BaseException as exc:
+            self._held.__exit__(type(exc), exc, exc.__traceback__)
             raise
 
     def __exit__(self, *exc: Any) -> None:
@@ -533,4 +566,4 @@ class _LockedTransaction:
                     log.flush()
                     os.fsync(log.fileno())
         finally:
-            self._lock.release()
+            self._held.__exit__(None, None, None)
