@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -83,6 +85,26 @@ def test_a_started_target_is_stopped_with_its_children_and_sampled(tmp_path: Pat
     assert not target.alive()
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_cpu_of_a_process_started_for_the_target_counts_as_the_target_s(tmp_path: Path) -> None:
+    # As the PostgreSQL server the harness starts for a target: its CPU is the service's, not
+    # "other work" on the machine.
+    burner = subprocess.Popen([PY, "-c", "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass"])
+    command = f"{PY} -m http.server {{port}} --bind 127.0.0.1"
+    start = replace(spec(command, tmp_path), cpu_also_of=(burner.pid,))
+    target = ManagedTarget(start, log_path=tmp_path / "t.log", sample_interval_s=0.1)
+    try:
+        target.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(s.cpu_pct > 50 for s in target.samples()):
+            time.sleep(0.05)
+        busiest = max(target.samples(), key=lambda s: s.cpu_pct)
+        assert busiest.cpu_pct > 50  # the idle server alone uses next to none
+    finally:
+        target.stop()
+        burner.kill()
+        burner.wait(timeout=5)
 
 
 def test_unknown_placeholder_in_the_start_command_is_a_config_error(tmp_path: Path) -> None:
