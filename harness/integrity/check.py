@@ -136,6 +136,14 @@ def _ledger_notes(contents: LedgerContents, ledger_dir: Path, inv: Invariants) -
         notes.append(
             "the ledger was truncated at its line limit: later operations were not checked"
         )
+    silent = [o for o in contents.operations if o.outcome == "unknown" and not o.status]
+    if silent:
+        cut = sum(1 for o in silent if o.unanswered)
+        notes.append(
+            f"{len(silent)} write(s) got no answer (a timeout, or still in flight when the load "
+            f"stopped{f'; {cut} with no outcome line at all' if cut else ''}): their outcome is "
+            "unknown, and the checks accepted both that they happened and that they did not"
+        )
     if not contents.operations and inv.resources:
         notes.append(
             f"the ledger ({ledger_dir}) holds no operations: the load recorded no writes, so the "

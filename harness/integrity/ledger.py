@@ -8,6 +8,14 @@ with its outcome, Jepsen-style:
 * ``unknown``: no answer or a server error (timeout, reset, 5xx). It may or may not have
   happened, so the checkers accept either, but never half of it.
 
+An operation is best recorded in two steps: its **intent** before the request is sent
+(:meth:`Ledger.begin`) and its **outcome** once the answer is in (:meth:`PendingWrite.done`).
+An intent that never gets its outcome (the load stopped with the request in flight, the task
+was killed by the drain at phase end, the process died) reads back as ``unknown``: the write
+may have reached the service, so the checkers accept both its presence and its absence. A
+single-step :meth:`Ledger.record` after the answer still works, but a write cut off before it
+is then invisible, and whatever it did (a delete, an update) reads as a lost write.
+
 After the tier, :mod:`harness.integrity.check` reads the ledgers back and checks the target's
 data against them. The ledger also keeps the foreign markers the load engine saw in response
 bodies (:meth:`Ledger.observe_leak`), so a leak that only shows under concurrency is not lost.
@@ -23,6 +31,11 @@ A line is one compact JSON object (short keys keep 5000 customers' files small):
     {"t0": 1700000000.12, "t1": 1700000000.15, "c": 17, "k": "booking", "op": "create",
      "o": "ok", "s": 201, "id": "8812", "d": "<sha1 of the content>", "x": {...content}}
     {"ev": "leak", "t": 1700000000.2, "c": 17, "f": [4, 9], "r": "GET /patients", "s": 200}
+
+and the two-step form, paired within the file by ``i``::
+
+    {"ev": "intent", "i": 3, "t0": 1700000000.12, "c": 17, "k": "booking", "op": "delete", "id": "8812"}
+    {"ev": "done", "i": 3, "t1": 1700000000.15, "o": "ok", "s": 200}
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -48,6 +61,7 @@ __all__ = [
     "OPS",
     "OUTCOMES",
     "Operation",
+    "PendingWrite",
     "close_shared_ledger",
     "content_digest",
     "outcome_of",
@@ -106,6 +120,7 @@ class Operation:
     digest: str | None  # content_digest(content) as written
     content: dict[str, Any] | None  # what was written (None when too large; the digest stays)
     status: int | None = None  # HTTP status; 0 = no response
+    unanswered: bool = False  # an intent with no outcome recorded: cut off in flight (unknown)
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,11 @@ class LedgerContents:
     bad_lines: int  # unreadable lines (a process killed mid-write leaves at most one per file)
     truncated: bool  # MAX_LINES reached
 
+    @property
+    def unanswered(self) -> int:
+        """Writes whose intent was recorded but whose answer never was (outcome unknown)."""
+        return sum(1 for o in self.operations if o.unanswered)
+
 
 class Ledger:
     """An append-only, buffered JSON-lines ledger for one process. Use :meth:`open`."""
@@ -147,6 +167,7 @@ class Ledger:
         self._lock = threading.Lock()  # a gevent lock once Locust has patched the process
         self._file: TextIO | None = path.open("a", encoding="utf-8")
         self._next_flush = monotonic() + flush_interval_s
+        self._intents = 0
         self.records = 0
 
     @classmethod
@@ -194,13 +215,52 @@ class Ledger:
             line["s"] = status
         if ident is not None:
             line["id"] = str(ident)
-        if content is not None:
-            text = json.dumps(
-                content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-            )
-            line["d"] = hashlib.sha1(text.encode("utf-8")).hexdigest()
-            if len(text) <= MAX_CONTENT_CHARS:
-                line["x"] = content
+        _put_content(line, content)
+        self._append(json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str))
+
+    def begin(
+        self,
+        *,
+        customer: int,
+        kind: str,
+        op: str,
+        ident: object = None,
+        content: Mapping[str, Any] | None = None,
+        started: float | None = None,
+    ) -> PendingWrite:
+        """Record the intent of a write before sending it; call ``.done(...)`` on the answer.
+
+        Until ``done`` is called the write's outcome is unknown, and stays so if it never is:
+        a request cut off in flight may still have been applied.
+        """
+        if op not in OPS:
+            raise ValueError(f"op = {op!r}: use one of {sorted(OPS)}")
+        t0 = self._clock() if started is None else started
+        with self._lock:
+            self._intents += 1
+            token = self._intents
+        line: dict[str, Any] = {
+            "ev": "intent", "i": token, "t0": round(t0, 6), "c": int(customer), "k": kind, "op": op,
+        }  # fmt: skip
+        if ident is not None:
+            line["id"] = str(ident)
+        _put_content(line, content)
+        self._append(json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str))
+        return PendingWrite(self, token)
+
+    def _complete(
+        self, token: int, outcome: str | None, status: int | None, ident: object, ended: float | None
+    ) -> None:
+        if outcome is None:
+            outcome = outcome_of(status)
+        elif outcome not in OUTCOMES:
+            raise ValueError(f"outcome = {outcome!r}: use one of {sorted(OUTCOMES)}")
+        t1 = self._clock() if ended is None else ended
+        line: dict[str, Any] = {"ev": "done", "i": token, "t1": round(t1, 6), "o": outcome}
+        if status is not None:
+            line["s"] = status
+        if ident is not None:
+            line["id"] = str(ident)
         self._append(json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str))
 
     def observe_leak(
@@ -256,6 +316,50 @@ class Ledger:
         self.close()
 
 
+def _put_content(line: dict[str, Any], content: Mapping[str, Any] | None) -> None:
+    if content is None:
+        return
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    line["d"] = hashlib.sha1(text.encode("utf-8")).hexdigest()
+    if len(text) <= MAX_CONTENT_CHARS:
+        line["x"] = content
+
+
+class PendingWrite:
+    """A write whose intent is in the ledger; :meth:`done` records its outcome (once).
+
+    As a context manager, leaving the block without :meth:`done` (an exception, the task killed
+    at phase end) records the outcome as unknown: the request may have been applied.
+    """
+
+    def __init__(self, ledger: Ledger | None, token: int) -> None:
+        self._ledger = ledger
+        self._token = token
+        self.finished = False
+
+    def done(
+        self,
+        status: int | None = None,
+        *,
+        ident: object = None,
+        outcome: str | None = None,
+        ended: float | None = None,
+    ) -> None:
+        """The answer: ``status`` (None = no answer), the ``ident`` the service returned."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._ledger is not None:
+            self._ledger._complete(self._token, outcome, status, ident, ended)
+
+    def __enter__(self) -> PendingWrite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.finished:
+            self.done(None, outcome="unknown")
+
+
 class NullLedger:
     """A ledger that records nothing: what :func:`shared_ledger` gives outside the harness."""
 
@@ -265,6 +369,9 @@ class NullLedger:
 
     def record(self, **_: Any) -> None:
         return None
+
+    def begin(self, **_: Any) -> PendingWrite:
+        return PendingWrite(None, 0)
 
     def observe_leak(self, **_: Any) -> None:
         return None
@@ -330,6 +437,7 @@ def read_ledger_dir(
     lines = 0
     truncated = False
     for path in files:
+        intents: dict[int, dict[str, Any]] = {}  # per file: a process numbers its own intents
         with path.open(encoding="utf-8", errors="replace") as f:
             for raw in f:
                 lines += 1
@@ -338,12 +446,24 @@ def read_ledger_dir(
                     break
                 try:
                     item = json.loads(raw)
-                    if item.get("ev") == "leak":
+                    event = item.get("ev")
+                    if event == "leak":
                         leaks.append(_leak(item))
+                    elif event == "intent":
+                        _operation({**item, "t1": item["t0"], "o": "unknown"})  # malformed: a bad line now
+                        intents[int(item["i"])] = item
+                    elif event == "done":
+                        intent = intents.pop(int(item["i"]))
+                        operations.append(_operation(_settled(intent, item)))
                     else:
                         operations.append(_operation(item))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     bad += 1
+        # Intents never answered: cut off in flight, so their outcome is unknown.
+        operations.extend(
+            replace(_operation({**i, "t1": i["t0"], "o": "unknown"}), unanswered=True)
+            for i in intents.values()
+        )
         if truncated:
             break
     operations.sort(key=lambda o: (o.started, o.ended))
@@ -354,6 +474,15 @@ def read_ledger_dir(
 def read_ledgers(directory: str | os.PathLike[str]) -> list[Operation]:
     """The operations of every ledger file in ``directory``, merged and sorted by start time."""
     return list(read_ledger_dir(directory).operations)
+
+
+def _settled(intent: dict[str, Any], done: dict[str, Any]) -> dict[str, Any]:
+    """One operation line from an intent and its outcome (the outcome's ident wins)."""
+    merged = {**intent, "t1": done["t1"], "o": done["o"]}
+    for key in ("s", "id"):
+        if key in done:
+            merged[key] = done[key]
+    return merged
 
 
 def _operation(item: dict[str, Any]) -> Operation:

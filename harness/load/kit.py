@@ -21,12 +21,15 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from locust import between, constant, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, DefaultTaskSet
+
+if TYPE_CHECKING:
+    from harness.integrity.ledger import PendingWrite
 
 __all__ = ["CUSTOMERS_ENV", "CustomerUser", "between", "constant", "load_customers", "tag", "task"]
 
@@ -120,6 +123,37 @@ class CustomerUser(FastHttpUser):
         self._customer_index = int(index) if index is not None else None
         return chosen
 
+    def write(
+        self,
+        kind: str,
+        op: str,
+        *,
+        ident: object = None,
+        content: dict[str, Any] | None = None,
+        customer: dict[str, Any] | None = None,
+    ) -> PendingWrite:
+        """Record a write's intent in the ledger *before* sending it; ``done(status)`` on the answer.
+
+        ::
+
+            with self.write("booking", "delete", ident=b, customer=c) as w:
+                resp = self.client.post(f"/bookings/{b}/cancel", ...)
+                w.done(resp.status_code or None)
+
+        A write whose answer never came (a timeout, the task cut off when the load stopped at
+        phase end) has an unknown outcome: the integrity checks accept both that it happened and
+        that it did not. Prefer this to :meth:`record_write`, which is called after the answer,
+        so a write cut off before it is missing from the ledger altogether.
+        """
+        from harness.integrity.ledger import PendingWrite, shared_ledger
+
+        index = customer.get("index") if customer is not None else self._customer_index
+        if index is None:
+            return PendingWrite(None, 0)
+        return shared_ledger().begin(
+            customer=int(index), kind=kind, op=op, ident=ident, content=content
+        )
+
     def record_write(
         self,
         kind: str,
@@ -134,7 +168,9 @@ class CustomerUser(FastHttpUser):
         """Record a state-changing request in the operation ledger (see ``harness.integrity.ledger``).
 
         Call it once the answer is in: ``status`` None means no answer (timeout, reset), so the
-        outcome is unknown. ``content`` is what was written, compared later with what reads back.
+        outcome is unknown. ``content`` is what was written, compared later with what reads
+        back. A write the load cut off before this call is not recorded at all: use
+        :meth:`write` (intent before sending) for writes that may be in flight at phase end.
         Outside the harness the ledger is a no-op.
         """
         from harness.integrity.ledger import shared_ledger

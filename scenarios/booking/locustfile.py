@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import time
 from typing import Any
 
 from harness.pack_api import CustomerUser, task
@@ -73,9 +72,9 @@ class _ClinicUser(CustomerUser):
         acknowledged booking that went missing, or one slot booked twice.
         """
         content = {"practitioner_id": practitioner, "patient_id": patient, "start": start}
-        sent = time.time()
         booking: int | None = None
-        with self.client.post(
+        # The intent goes into the ledger before the request: cut off in flight, it is unknown.
+        with self.write("booking", "create", content=content, customer=customer) as pending, self.client.post(
             "/bookings", json=content, headers=self._as(customer), name="POST /bookings", catch_response=True,
         ) as resp:
             status = resp.status_code or None
@@ -89,21 +88,18 @@ class _ClinicUser(CustomerUser):
                 except (ValueError, KeyError, TypeError):
                     resp.failure("invalid-json")
                     status = None  # acknowledged, but we cannot tell what: its effect is unknown
-        self.record_write("booking", "create", status=status, ident=booking, content=content,
-                          customer=customer, started=sent)  # fmt: skip
+            pending.done(status, ident=booking)
         return booking
 
     def _cancel(self, customer: dict[str, Any], booking: int) -> None:
         """POST /bookings/{id}/cancel; 409 (already cancelled) is a correct answer."""
-        sent = time.time()
-        with self.client.post(
+        with self.write("booking", "delete", ident=booking, customer=customer) as pending, self.client.post(
             f"/bookings/{booking}/cancel", headers=self._as(customer), name="POST /bookings/{id}/cancel",
             catch_response=True,
         ) as resp:
-            status = resp.status_code or None
             if resp.status_code == 409:
                 resp.success()
-        self.record_write("booking", "delete", status=status, ident=booking, customer=customer, started=sent)
+            pending.done(resp.status_code or None)
 
 
 class ClinicAdmin(_ClinicUser):
