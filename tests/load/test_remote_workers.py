@@ -203,3 +203,67 @@ def test_a_worker_host_that_dies_mid_tier_makes_the_tier_invalid(hosts: Hosts, t
     # the next phase ran on the survivor alone, and says it was short of a generator
     assert stress.generator.workers == 1 and stress.validity.saturated
     assert any("1 of 2 load workers" in r for r in stress.validity.reasons), stress.validity.reasons
+
+
+BOOKING_PORT = 18090
+
+
+def _booking_on_the_master_host(hosts: Hosts, pack: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The demo as a team's deployment runs it: on an address of its host, not loopback."""
+    cmd = hosts.command(hosts.master_ns, [
+        sys.executable, "-m", "booking_service", "--host", hosts.master_ip, "--port", str(BOOKING_PORT),
+        "--db", str(pack.parent / "booking.sqlite3"),
+    ])  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=pack, stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://{hosts.master_ip}:{BOOKING_PORT}/health"
+    deadline = time.monotonic() + 30
+    while subprocess.run(hosts.command(hosts.master_ns, [sys.executable, "-c", FETCH, url]),
+                         capture_output=True, timeout=10, check=False).returncode != 0:  # fmt: skip
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.slow
+def test_an_audit_shares_its_tiers_with_a_worker_on_another_host(hosts: Hosts, tmp_path: Path) -> None:
+    from packs import small_booking_pack
+
+    pack = small_booking_pack(tmp_path)
+    scenario = pack / "scenario.toml"
+    scenario.write_text(scenario.read_text().replace("[target]\n", f'[target]\nallowed_hosts = ["{hosts.master_ip}"]\n', 1))
+    reports, bind = tmp_path / "reports", f"{hosts.master_ip}:15561"
+    service = _booking_on_the_master_host(hosts, pack, tmp_path / "service.log")
+    worker = subprocess.Popen(hosts.command(hosts.worker_ns, [
+        str(REPO / ".venv" / "bin" / "scaleready"), "worker", "--master", bind, str(pack), "--idle-timeout", "120s",
+    ], hostname=WORKER_HOST), cwd=REPO, stdin=subprocess.DEVNULL, stdout=(tmp_path / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        audit = subprocess.run(hosts.command(hosts.master_ns, [
+            sys.executable, "-m", "harness.cli", "audit", str(pack), "--profile", "tiny", "--tiers", "5,20",
+            "--seed", "7", "--reports", str(reports), "--target", f"http://{hosts.master_ip}:{BOOKING_PORT}",
+            "--workers", "1", "--bind", bind, "--expect-workers", "1", "--join-timeout", "60s",
+        ]), cwd=REPO, capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        service.terminate()
+        service.wait(timeout=20)
+    output = audit.stdout + audit.stderr
+    (run_dir,) = (p for p in reports.iterdir() if (p / "scorecard.json").exists())
+    card = json.loads((run_dir / "scorecard.json").read_text())
+    assert "Traceback" not in output, output[-3000:]
+    assert card["verdict"] in ("READY", "AT RISK", "NOT READY"), (card["verdict"], card["notes"])
+    said = (tmp_path / "worker.log").read_text()
+    assert said.count("session") >= 2, said  # one session per tier's master
+    # the remote worker's writes reached the master's ledger, and the checks read them
+    assert [t["integrity"]["status"] for t in card["tiers"]] == ["passed", "passed"], card["tiers"]
+    for tier in (5, 20):
+        phases = json.loads((run_dir / "load" / f"tier-{tier}" / WORKERS_FILE).read_text())["phases"]
+        steady = next(p for p in phases if p["label"] == "steady")
+        hosts_seen = sorted(w["host"] == WORKER_HOST for w in steady["workers"])
+        assert hosts_seen == [False, True] and not any(w["lost"] for w in steady["workers"]), steady
+        counts = [sum(e["requests"] for e in w["tally"]["endpoints"].values()) for w in steady["workers"]]
+        assert all(c > 0 for c in counts), counts
+        merged = json.loads((run_dir / "load" / f"tier-{tier}" / "load-result.json").read_text())["phases"]
+        (whole,) = (p for p in merged if p["label"] == "steady")
+        assert sum(e["requests"] for e in whole["endpoints"]) == sum(counts)
