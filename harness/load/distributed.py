@@ -72,6 +72,8 @@ from harness.load.tally import LiveTally, PhaseTally, merge_tallies
 
 log = logging.getLogger("scaleready.engine")
 
+WILDCARD_BINDS = frozenset({"*", "0.0.0.0", "", "::"})  # noqa: S104  (every interface: name none to a worker)
+
 __all__ = ["StartEngine", "WorkerEngine", "WorkerProgress", "run_master", "run_worker"]
 
 
@@ -211,7 +213,7 @@ class _Master:
     # the workers' lifecycle ---------------------------------------------------------------
 
     def start_workers(self) -> None:
-        here = "127.0.0.1" if self.plan.master_bind in ("*", "0.0.0.0", "") else self.plan.master_bind  # noqa: S104
+        here = "127.0.0.1" if self.plan.master_bind in WILDCARD_BINDS else self.plan.master_bind
         cmd = [sys.executable, "-m", "harness.load.engine", "--worker", "--master", f"{here}:{self.port}",
                "--pack", str(self.plan.pack_folder), "--wait", f"{self.plan.worker_connect_timeout_s:g}"]  # fmt: skip
         self.procs = [subprocess.Popen(cmd, stdout=sys.stderr, stderr=sys.stderr) for _ in range(self.plan.workers)]
@@ -253,7 +255,8 @@ class _Master:
                 f"{plan.worker_connect_timeout_s:g} s ({len(joined) - remote} of {plan.workers} "
                 f"started here, {remote} of {plan.remote_workers} from other hosts)")  # fmt: skip
         if plan.remote_workers:
-            text += (f"; on each other host run: scaleready worker --master {plan.master_bind}:{self.port} "
+            address = "THIS-HOST" if plan.master_bind in WILDCARD_BINDS else plan.master_bind
+            text += (f"; on each other host run: scaleready worker --master {address}:{self.port} "
                      f"PACK (the same pack folder), and check that port {self.port} is reachable")  # fmt: skip
         return text
 

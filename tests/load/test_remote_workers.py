@@ -21,6 +21,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,21 @@ def test_a_worker_whose_pack_differs_is_refused_at_join(hosts: Hosts, tmp_path: 
         assert "was refused: its pack folder has version" in text and "copy the same pack folder" in text
     assert elapsed < 25  # refused at join, not after the master's join timeout
     assert target_untouched(sent)
+
+
+def test_a_worker_that_never_joins_fails_the_load_in_bounded_time_saying_what_to_run(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    pack, sent, out = _pack(tmp_path / "pack"), tmp_path / "sent", tmp_path / "out"
+    sent.mkdir()
+    plan = replace(_plan(hosts, pack, out, sent, (PhasePlan("steady", "steady", 50, 2.0),), 15562),
+                   workers=0, worker_connect_timeout_s=3.0)  # fmt: skip
+    started = time.monotonic()
+    outcome = run_load(plan, python=hosts.python_in(hosts.master_ns, tmp_path))
+    assert time.monotonic() - started < 30
+    assert outcome.phases == () and outcome.error is not None
+    assert "0 of 1 load workers joined within 3 s" in outcome.error, outcome.error
+    assert f"scaleready worker --master {hosts.master_ip}:15562 PACK" in outcome.error, outcome.error
 
 
 def target_untouched(sent: Path) -> bool:
