@@ -102,3 +102,13 @@ def test_the_demo_s_settings_travel_to_its_workers_whole() -> None:
                         flaws=frozenset({Flaw.GLOBAL_LOCK, Flaw.MEMORY_LEAK}), state_dir=Path("/s"),
                         slowdown_ms={"GET /slots": 0.6})  # fmt: skip
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_text_postgresql_cannot_store_is_refused_not_a_server_error(pg_demo) -> None:  # noqa: ANN001
+    # Found by the properties on this shape: SQLite stores a NUL character, PostgreSQL's text cannot.
+    demo, _url, _proc = pg_demo("none")
+    tenant = demo.new_clinic()
+    r = tenant.get("/patients?q=%00")
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    assert tenant.post("/patients", {"name": "Ada\x00 Lovelace"}).status_code == 422
+    assert tenant.get("/patients?q=Ada").status_code == 200  # the worker serves on

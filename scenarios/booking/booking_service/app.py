@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from booking_service import models, scheduling
-from booking_service.db import Database, PoolTimeout
+from booking_service.db import Database, PoolTimeout, TextRefused
 from booking_service.downstream import CalendarBusy, calendar_dependencies
 from booking_service.flaws import Flaw
 from booking_service.settings import Settings
@@ -144,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(NotFound, lambda r, e: _error(404, str(e)))
     app.add_exception_handler(Conflict, lambda r, e: _error(409, str(e)))
     app.add_exception_handler(Invalid, lambda r, e: _error(422, str(e)))
+    app.add_exception_handler(TextRefused, lambda r, e: _error(422, str(e)))
     app.add_exception_handler(
         PoolTimeout, lambda r, e: _error(503, f"service busy: {e}")
     )

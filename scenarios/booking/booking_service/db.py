@@ -38,6 +38,10 @@ class PoolTimeout(DatabaseError):
     """No connection became free within the pool timeout."""
 
 
+class TextRefused(DatabaseError):
+    """Text the database cannot store: PostgreSQL's text has no NUL character (SQLite's has)."""
+
+
 class Connection(Protocol):
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
@@ -246,21 +250,30 @@ class PostgresConnection:
             converted = self._sql_cache[sql] = sql.replace("?", "%s")
         return converted
 
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        try:
+            return self._conn.execute(self._sql(sql), params)
+        except self._psycopg.DataError as exc:
+            # Found by the harness's properties on the PostgreSQL shape: ?q=%00 was a 500.
+            if "NUL" in str(exc):
+                raise TextRefused("text may not contain the NUL character (U+0000)") from exc
+            raise
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self._conn.execute(self._sql(sql), params).fetchone()
+        return self._run(sql, params).fetchone()
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._conn.execute(self._sql(sql), params).fetchall()
+        return self._run(sql, params).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
-            self._conn.execute(self._sql(sql), params)
+            self._run(sql, params)
         except self._psycopg.errors.UniqueViolation as exc:
             raise UniqueViolation(str(exc)) from exc
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            row = self._conn.execute(self._sql(sql), params).fetchone()
+            row = self._run(sql, params).fetchone()
         except self._psycopg.errors.UniqueViolation as exc:
             raise UniqueViolation(str(exc)) from exc
         assert row is not None
