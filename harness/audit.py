@@ -88,7 +88,7 @@ class AuditOutcome:
 
 
 @dataclass
-class _Collected:
+class Collected:
     """What has been measured so far; the audit builds its record from this whatever happens."""
 
     gate: GateResult | None = None
@@ -100,7 +100,7 @@ class _Collected:
 
 
 @dataclass(frozen=True)
-class _PackHooks:
+class PackHooks:
     """The pack's provisioning code, imported before anything starts (its errors surface now)."""
 
     create_customer: CreateCustomer
@@ -117,7 +117,7 @@ class _Run:
 
 
 @dataclass(frozen=True)
-class _Target:
+class RunningTarget:
     """The target as it runs: where, and the process when the harness started it."""
 
     base_url: str
@@ -139,7 +139,7 @@ def run_audit(
     cancel = cancel or threading.Event()
     plan = resolve_plan(options)
     check_writable(options.reports_dir)
-    hooks = _pack_hooks(plan.pack)
+    hooks = pack_hooks(plan.pack)
 
     started_at = clock()
     run_id = history.new_run_id(started_at)
@@ -148,12 +148,12 @@ def run_audit(
     # and logs must never hold them.
     state_dir = Path(tempfile.mkdtemp(prefix="scaleready-state-"))
     run = _Run(run_id, run_dir, CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:]))
-    collected = _Collected()
+    collected = Collected()
     target_info = TargetInfo(base_url=plan.target_url or "", started_by_harness=plan.starts_target, command="")
     start_secrets: tuple[str, ...] = ()
     deadline = _Deadline(options.deadline_s, cancel)
     try:
-        with _target(plan, run_dir, obs, cancel) as target:
+        with running_target(plan, run_dir, obs, cancel) as target:
             target_info = TargetInfo(
                 base_url=target.base_url,
                 started_by_harness=target.managed is not None,
@@ -216,7 +216,7 @@ def _with_verdict(series: MetricSeries | None, verdict: str) -> MetricSeries | N
     return replace(series, points=(*series.points[:-1], replace(series.points[-1], verdict=verdict)))
 
 
-def _history(reports_dir: Path, plan: AuditPlan, run_id: str, collected: _Collected) -> HistoryContext:
+def _history(reports_dir: Path, plan: AuditPlan, run_id: str, collected: Collected) -> HistoryContext:
     """This run against the pack's baseline run, and the change points of the series it ends; an
     unreadable history is a note, not a failure. A partial or flawed run is compared with nothing."""
     if collected.partial or plan.options.flaw not in (None, "none"):
@@ -239,10 +239,10 @@ def _remember(reports_dir: Path, record: AuditRecord, obs: AuditObserver) -> Non
         obs.note(f"history: {exc}")
 
 
-def _pack_hooks(pack: Pack) -> _PackHooks:
+def pack_hooks(pack: Pack) -> PackHooks:
     create = provision_hook(pack)
     auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
-    return _PackHooks(create_customer=create, auth_headers=auth_headers)
+    return PackHooks(create_customer=create, auth_headers=auth_headers)
 
 
 class _Deadline:
@@ -270,9 +270,9 @@ def _duration(seconds: float) -> str:
 
 
 @contextlib.contextmanager
-def _target(
+def running_target(
     plan: AuditPlan, run_dir: Path, obs: AuditObserver, cancel: threading.Event | None = None
-) -> Iterator[_Target]:
+) -> Iterator[RunningTarget]:
     config = plan.pack.config.target
     if plan.target_url is not None:
         obs.stage("preflight", f"waiting for {Redactor().text(plan.target_url)}")  # no password on a console
@@ -282,14 +282,14 @@ def _target(
                      "--target's service keeps its own")  # fmt: skip
         sampler = external_sampler(config, plan.target_url)
         if sampler is None:
-            yield _Target(plan.target_url, None)
+            yield RunningTarget(plan.target_url, None)
             return
         obs.stage("preflight", f"reading the target's resources from {sampler.source}")
         if sampler.sample_once() is None and sampler.readings == 0:
             obs.note(f"{sampler.source} gave no reading yet (no process_resident_memory_bytes?); sampling goes on")
         sampler.start()
         try:
-            yield _Target(plan.target_url, None, sampler.samples, sampler.source)
+            yield RunningTarget(plan.target_url, None, sampler.samples, sampler.source)
         finally:
             sampler.stop()
         return
@@ -322,15 +322,15 @@ def _target(
         managed.start(cancel=cancel)
         # Stopped before the database server (the ExitStack unwinds in reverse).
         stack.callback(managed.stop)
-        yield _Target(managed.base_url, managed, managed.samples, PROCESS_TREE, database)
+        yield RunningTarget(managed.base_url, managed, managed.samples, PROCESS_TREE, database)
 
 
 def _run_stages(
     plan: AuditPlan,
-    target: _Target,
-    hooks: _PackHooks,
+    target: RunningTarget,
+    hooks: PackHooks,
     run: _Run,
-    collected: _Collected,
+    collected: Collected,
     obs: AuditObserver,
     cancel: threading.Event,
 ) -> None:
@@ -338,7 +338,7 @@ def _run_stages(
     # One pacer for every request this process sends outside the load engine: the stages that
     # use it run one after another, so together they keep the cap.
     pacer = RequestPacer(max_rps) if max_rps is not None else None
-    _run_suites(plan, target, run.run_dir, collected, obs, cancel)
+    run_suites(plan, target, run.run_dir, collected, obs, cancel)
     if not plan.runs("tiers") or cancel.is_set():
         return
     _measure_noise_floor(plan, collected, obs, cancel)
@@ -389,7 +389,7 @@ def _at_the_margin(
     return measure_margin(result, factors, ctx, cancel=cancel, on_progress=obs.progress, requests_before=served)
 
 
-def _suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:
+def suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:
     config = plan.pack.config
     env = {
         "SCALEREADY_TARGET_URL": base_url,
@@ -401,19 +401,20 @@ def _suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:
     return env
 
 
-def _run_suites(
-    plan: AuditPlan, target: _Target, run_dir: Path, collected: _Collected, obs: AuditObserver,
-    cancel: threading.Event,
+def run_suites(
+    plan: AuditPlan, target: RunningTarget, run_dir: Path, collected: Collected, obs: AuditObserver,
+    cancel: threading.Event, gate_args: tuple[str, ...] = (),
 ) -> None:
-    """The regression gate and the properties, each a pytest run against the target."""
+    """The regression gate and the properties, each a pytest run against the target; ``gate_args``
+    go to the gate's pytest."""
     pack, profile = plan.pack, plan.profile
-    env = _suite_env(plan, target.base_url)
+    env = suite_env(plan, target.base_url)
     regression_dir = pack.suite_dir("regression")
     if plan.runs("gate") and regression_dir is not None and not cancel.is_set():
         obs.stage("gate", f"pytest {regression_dir.relative_to(pack.root)}")
         collected.gate = run_regression_gate(
             regression_dir, rootdir=pack.root, run_dir=run_dir, env=env,
-            timeout_s=profile.stage_timeout_s, cancel=cancel,
+            timeout_s=profile.stage_timeout_s, cancel=cancel, extra_args=gate_args,
         )  # fmt: skip
         obs.note(f"regression gate: {collected.gate.status} ({collected.gate.passed} passed, "
                  f"{collected.gate.failed} failed)")  # fmt: skip
@@ -429,7 +430,7 @@ def _run_suites(
                  f"{collected.properties.failed} falsified)")  # fmt: skip
 
 
-def _measure_noise_floor(plan: AuditPlan, collected: _Collected, obs: AuditObserver, cancel: threading.Event) -> None:
+def _measure_noise_floor(plan: AuditPlan, collected: Collected, obs: AuditObserver, cancel: threading.Event) -> None:
     customers = plan.pack.config.customers
     goal_rate = customers.goal * customers.peak_rps_per_customer
     if plan.profile.noise_floor_s <= 0:
@@ -445,7 +446,7 @@ def _measure_noise_floor(plan: AuditPlan, collected: _Collected, obs: AuditObser
         collected.notes.append(f"The harness's noise floor could not be measured: {exc}")
 
 
-def _tier_context(plan: AuditPlan, target: _Target, hooks: _PackHooks, run: _Run, pacer: RequestPacer | None) -> TierContext:
+def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run: _Run, pacer: RequestPacer | None) -> TierContext:
     config = plan.pack.config
     managed = target.managed
     return TierContext(
@@ -518,7 +519,7 @@ def _pytest_replay(plan: AuditPlan, folder: Path, base_url: str) -> str:
 
 
 def _judge(
-    plan: AuditPlan, run_id: str, started_at: float, finished_at: float, target: TargetInfo, collected: _Collected,
+    plan: AuditPlan, run_id: str, started_at: float, finished_at: float, target: TargetInfo, collected: Collected,
     comparison: BaselineComparison | None = None,
 ) -> AuditRecord:
     config = plan.pack.config
@@ -588,7 +589,7 @@ def _judge(
     )
 
 
-def _partial_reason(collected: _Collected, missing_tiers: Sequence[int]) -> str:
+def _partial_reason(collected: Collected, missing_tiers: Sequence[int]) -> str:
     """Why the audit is partial, in one sentence (the first that applies)."""
     if collected.partial:
         for word, why in (("deadline", "The audit reached its deadline"), ("exited", "The target process exited"),
@@ -603,7 +604,7 @@ def _partial_reason(collected: _Collected, missing_tiers: Sequence[int]) -> str:
     return ""
 
 
-def _analyse(plan: AuditPlan, collected: _Collected) -> tuple[CapacityEstimate | None, tuple[EndpointTrend, ...]]:
+def _analyse(plan: AuditPlan, collected: Collected) -> tuple[CapacityEstimate | None, tuple[EndpointTrend, ...]]:
     """Capacity and the data-volume trends, from the tiers that measured a steady window."""
     if not any(t.steady is not None for t in collected.tiers):
         return None, ()

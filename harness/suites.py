@@ -171,7 +171,9 @@ def run_regression_gate(
     env: Mapping[str, str],
     timeout_s: float,
     cancel: threading.Event | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> GateResult:
+    """The regression suite; ``extra_args`` go to pytest (``scaleready check`` runs benchmarks once)."""
     junit = run_dir / "junit-regression.xml"
     bench_json = run_dir / "benchmarks.json"
     run = run_pytest(
@@ -180,7 +182,7 @@ def run_regression_gate(
         junit=junit,
         env=env,
         timeout_s=timeout_s,
-        extra_args=(f"--benchmark-json={bench_json}", "--benchmark-disable-gc"),
+        extra_args=(f"--benchmark-json={bench_json}", "--benchmark-disable-gc", *extra_args),
         cancel=cancel,
     )
     counts = _counts(run.cases)

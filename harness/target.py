@@ -137,6 +137,7 @@ class ManagedTarget:
         self._sampler: threading.Thread | None = None
         self.exit_code: int | None = None
         self.exited_at: float | None = None
+        self._detached = False
 
     def _format_command(self) -> str:
         values = {
@@ -217,6 +218,8 @@ class ManagedTarget:
         return code is None
 
     def stop(self, grace_s: float = 5.0) -> None:
+        if self._detached:
+            return
         self._stop_sampling.set()
         if self._sampler is not None:
             self._sampler.join(timeout=3)
@@ -234,6 +237,23 @@ class ManagedTarget:
             # The service may have echoed a credential it was given: the log keeps none.
             self.redactor.file(self.log_path)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def detach(self) -> int:
+        """Leave the process running for a person to inspect (``scaleready check --keep-target``)
+        and return its process group id: ``stop()`` does nothing afterwards, and its state folder
+        stays until that group is stopped and the folder removed by hand."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise TargetError("the target process is no longer running, so it cannot be kept")
+        self._stop_sampling.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=3)
+        if self._log_file is not None:
+            self._log_file.close()  # the service keeps writing to its own copy of the descriptor
+            self._log_file = None
+        self._process = None
+        self._detached = True
+        return process.pid
 
     def __enter__(self) -> ManagedTarget:
         self.start()
