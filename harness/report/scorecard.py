@@ -70,7 +70,10 @@ __all__ = [
     "usl_from_params",
 ]
 
-SCHEMA_VERSION = "1.1"
+# 1.1 added the finding category "provisioning"; 1.2 adds (all optional, nothing renamed) the
+# baseline comparison, change points, the environment's command and database, the resources'
+# source and samples, and per tier the percentiles judged and the achieved concurrency.
+SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
 # keeps the first few verbatim and always gives the full count alongside.

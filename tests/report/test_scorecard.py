@@ -68,10 +68,10 @@ def test_the_schema_is_shipped_as_package_data() -> None:
     assert "jsonschema" in " ".join(pyproject["project"]["dependencies"])
 
 
-def test_schema_version_is_1_1() -> None:
-    # 1.1: the finding category "provisioning" (a new category is a minor version bump)
-    assert SCHEMA_VERSION == "1.1"
-    assert build_scorecard(full_audit_record())["schema_version"] == "1.1"
+def test_schema_version_is_1_2() -> None:
+    # 1.2: fields added since 1.1 (a field or category added is a minor version bump)
+    assert SCHEMA_VERSION == "1.2"
+    assert build_scorecard(full_audit_record())["schema_version"] == "1.2"
 
 
 # --- every scorecard validates, and the schema describes every field --------------------------
