@@ -17,9 +17,11 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.addresses import is_loopback
 from harness.errors import ConfigError
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -115,6 +117,26 @@ class SuiteSection(_Strict):
     regression: str | None = "tests"
     properties: str | None = "properties"
     invariants: str | None = "invariants.py"
+    # The service's OpenAPI document, for Schemathesis's checks in the properties stage: a path
+    # on the started target ("/openapi.json"), a file in the pack, or an http(s) URL (on loopback
+    # unless target.allowed_hosts names its host). None: no schema-driven checks.
+    openapi: str | None = None
+
+    @field_validator("openapi")
+    @classmethod
+    def _document(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            raise ValueError(
+                'give a path on the target ("/openapi.json"), a file in the pack or a URL; '
+                "leave the key out for no OpenAPI checks"
+            )
+        scheme = urlsplit(v).scheme
+        if scheme and len(scheme) > 1 and scheme not in ("http", "https"):
+            raise ValueError('only http(s) URLs, paths on the target and files are read, e.g. "/openapi.json"')
+        return v
 
 
 class Profile(_Strict):
@@ -216,6 +238,18 @@ class ScenarioConfig(_Strict):
                     )
         return v
 
+    @model_validator(mode="after")
+    def _openapi_host(self) -> ScenarioConfig:
+        url = self.suite.openapi
+        if url is not None and urlsplit(url).scheme in ("http", "https"):
+            host = urlsplit(url).hostname or ""
+            if not (is_loopback(host) or host in self.target.allowed_hosts):
+                raise ValueError(
+                    f"suite.openapi = {url!r}: host '{host}' is not on loopback; give a path on the "
+                    f'target ("/openapi.json"), a file in the pack, or add "{host}" to target.allowed_hosts'
+                )
+        return self
+
     def profile(self, name: str) -> Profile:
         """The named profile with inheritance resolved (built-ins overridden by the pack)."""
         return resolve_profile(name, self.profiles)
@@ -300,7 +334,7 @@ def _describe(err: Mapping[str, Any], text: str) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     given = err.get("input")
     shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
-    return f"{where}{key}: {msg}{shown}"
+    return f"{where}{key}: {msg}{shown}" if key else f"{msg}{shown}"  # a whole-file check names its keys
 
 
 def _fields_at(loc: list[str]) -> set[str]:

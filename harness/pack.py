@@ -59,6 +59,15 @@ class Pack:
         return path if path and path.exists() else None
 
     @property
+    def openapi_file(self) -> Path | None:
+        """The pack's OpenAPI document when ``suite.openapi`` names a file (not a path on the target
+        or a URL)."""
+        source = self.config.suite.openapi
+        if source is None or source.startswith("/") or "://" in source:
+            return None
+        return self.root / source
+
+    @property
     def target_cwd(self) -> Path:
         return (self.root / self.config.target.cwd).resolve()
 
@@ -107,6 +116,8 @@ def _check_files(pack: Pack) -> None:
         folder = pack.suite_dir(which)
         if folder is not None:
             required[f"suite.{which}"] = folder
+    if pack.openapi_file is not None:
+        required["suite.openapi"] = pack.openapi_file
     for key, path in required.items():
         if not path.exists():
             siblings = [p.name for p in path.parent.glob("*")] if path.parent.is_dir() else []

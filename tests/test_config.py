@@ -127,3 +127,38 @@ def test_unknown_profile_key_is_refused_with_a_suggestion(tmp_path: Path) -> Non
 def test_profile_loop_is_reported() -> None:
     with pytest.raises(ConfigError, match="loops back"):
         resolve_profile("a", {"a": {"parent": "b"}, "b": {"parent": "a"}})
+
+
+def test_suite_openapi_accepts_a_path_on_the_target_a_file_or_a_loopback_url(tmp_path: Path) -> None:
+    for value in ("/openapi.json", "openapi.yaml", "http://127.0.0.1:8000/openapi.json"):
+        config = load_scenario(write(tmp_path, VALID + f'\n[suite]\nopenapi = "{value}"\n'))
+        assert config.suite.openapi == value
+    assert load_scenario(write(tmp_path, VALID)).suite.openapi is None
+
+
+def test_suite_openapi_on_another_host_needs_allowed_hosts(tmp_path: Path) -> None:
+    text = VALID + '\n[suite]\nopenapi = "http://api.example.com/openapi.json"\n'
+    message = error_for(tmp_path, text)
+    assert "suite.openapi = 'http://api.example.com/openapi.json'" in message
+    assert "not on loopback" in message and "target.allowed_hosts" in message
+    allowed = text.replace("[target]\n", '[target]\nallowed_hosts = ["api.example.com"]\n')
+    assert load_scenario(write(tmp_path, allowed)).suite.openapi == "http://api.example.com/openapi.json"
+
+
+def test_suite_openapi_refuses_an_empty_value_and_other_schemes(tmp_path: Path) -> None:
+    assert "leave the key out" in error_for(tmp_path, VALID + '\n[suite]\nopenapi = ""\n')
+    assert "only http(s) URLs" in error_for(tmp_path, VALID + '\n[suite]\nopenapi = "ftp://h/o.json"\n')
+
+
+def test_a_pack_naming_an_openapi_file_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    from harness.pack import load_pack
+
+    for name in ("provision.py", "locustfile.py"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    write(tmp_path, VALID + '\n[suite]\nregression = ""\nproperties = ""\nopenapi = "openapi.json"\n')
+    with pytest.raises(ConfigError, match=r"suite.openapi = 'openapi.json': no such file"):
+        load_pack(tmp_path)
+    (tmp_path / "openapi.json").write_text("{}", encoding="utf-8")
+    assert load_pack(tmp_path).openapi_file == tmp_path.resolve() / "openapi.json"
+    write(tmp_path, VALID + '\n[suite]\nregression = ""\nproperties = ""\nopenapi = "/openapi.json"\n')
+    assert load_pack(tmp_path).openapi_file is None  # a path on the target, read once it runs
