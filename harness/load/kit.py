@@ -1,6 +1,6 @@
 """What a pack's locustfile imports: ``from harness.load.kit import CustomerUser, task, between``.
 
-:class:`CustomerUser` is a plain Locust ``FastHttpUser`` with two additions:
+:class:`CustomerUser` is a plain Locust ``FastHttpUser`` with these additions:
 
 * **Pacing.** Run by the harness (``harness.load.engine``), each task execution is one
   *iteration* started by the harness's arrival-rate dispatcher at its intended time (open model);
@@ -9,6 +9,11 @@
 * **Customers.** ``self.customer()`` returns one provisioned customer record (a dict with at least
   ``id``, ``api_key`` and ``marker``) chosen at random from the JSON-lines file named by the
   ``SCALEREADY_CUSTOMERS`` environment variable, so traffic spreads over all N customers.
+* **Attribution.** Every request is credited to one customer: its response is scanned for other
+  customers' markers and its server errors are replayed as that customer. By default that is the
+  customer ``self.customer()`` last returned; ``with self.as_customer(c):`` credits the requests
+  inside the block to ``c`` (a request made with another customer's credentials, such as the
+  receipt of a job its submitter owns).
 
 Importing this module imports Locust (and so monkey-patches the process with gevent): import it
 from locustfiles only, never from the harness's parent process.
@@ -19,7 +24,8 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -103,13 +109,15 @@ class CustomerUser(FastHttpUser):
         self._iteration: Any = None
         self._customers: tuple[dict[str, Any], ...] | None = None
         self._customer_index: int | None = None
+        self._by_index: dict[int, dict[str, Any]] | None = None
 
-    def customer(self) -> dict[str, Any]:
-        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...).
+    def customers(self) -> Mapping[int, dict[str, Any]]:
+        """Every provisioned customer record by its index (``record["index"]``)."""
+        if self._by_index is None:
+            self._by_index = {int(c["index"]): c for c in self._records() if c.get("index") is not None}
+        return self._by_index
 
-        Requests made after this call are attributed to that customer: the harness scans their
-        responses for other customers' markers and replays their server errors as this customer.
-        """
+    def _records(self) -> tuple[dict[str, Any], ...]:
         if self._customers is None:
             path = os.environ.get(CUSTOMERS_ENV)
             if not path:
@@ -118,10 +126,46 @@ class CustomerUser(FastHttpUser):
                     "written by provisioning (scaleready sets it for you)"
                 )
             self._customers = load_customers(path)
-        chosen = random.choice(self._customers)
+        return self._customers
+
+    def customer(self) -> dict[str, Any]:
+        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...).
+
+        Requests made after this call are attributed to that customer: the harness scans their
+        responses for other customers' markers and replays their server errors as this customer.
+        Use :meth:`as_customer` for a request that acts for someone else.
+        """
+        chosen = random.choice(self._records())
         index = chosen.get("index")
         self._customer_index = int(index) if index is not None else None
         return chosen
+
+    @contextmanager
+    def as_customer(self, customer: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """Credit the requests and writes made inside the block to ``customer``, then restore.
+
+        ::
+
+            job = self.client.post("/queue/take", headers=auth(worker)).json()
+            owner = self.customers()[job["submitter_index"]]
+            with self.as_customer(owner):      # the receipt is the submitter's, read as them
+                self.client.get(f"/jobs/{job['id']}/receipt", headers=auth(owner))
+
+        The harness cannot see which credentials a request carried: without this, the receipt
+        above is credited to the worker, and the submitter's marker in it looks like a leak.
+        """
+        index = customer.get("index") if isinstance(customer, Mapping) else None
+        if index is None:
+            raise ValueError(
+                f"as_customer({customer!r:.80}): not a customer record with an 'index'; pass a "
+                "record from self.customer() or self.customers()"
+            )
+        previous = self._customer_index
+        self._customer_index = int(index)
+        try:
+            yield customer
+        finally:
+            self._customer_index = previous
 
     def write(
         self,
@@ -133,6 +177,9 @@ class CustomerUser(FastHttpUser):
         customer: dict[str, Any] | None = None,
     ) -> PendingWrite:
         """Record a write's intent in the ledger *before* sending it; ``done(status)`` on the answer.
+
+        The write is credited to ``customer`` if given, else to the customer requests are credited
+        to now (:meth:`as_customer`, or the last :meth:`customer`).
 
         ::
 

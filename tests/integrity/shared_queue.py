@@ -1,0 +1,136 @@
+"""A tiny loopback job desk for the attribution tests: a shared work queue and a public feed.
+
+Customers (API key ``key-<index>``) submit jobs; any customer takes the oldest open job from the
+shared queue and finishes it; only the submitter may read the job's receipt, which carries the
+submitter's marker. ``GET /feed`` is public: every customer sees the latest receipts, markers
+and all. ``GET /mine`` lists the caller's own jobs, unless ``leaky`` forgets the filter.
+
+Standard library only; a fixture for tests, not a service: it runs in a thread of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOKEN = "srmq01"
+FEED_LENGTH = 5
+
+
+def marker(index: int) -> str:
+    return f"{TOKEN}c{index:06d}"
+
+
+def customers(n: int) -> list[dict[str, Any]]:
+    return [{"index": i, "api_key": f"key-{i}", "marker": marker(i)} for i in range(n)]
+
+
+@dataclass
+class Desk:
+    """The desk's state; ``requests`` counts them by "METHOD /path-shape"."""
+
+    leaky: bool = False
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    queue: list[int] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def submit(self, caller: int) -> int:
+        """A new open job of ``caller``'s on the queue (call with ``lock`` held, or before serving)."""
+        ident = len(self.jobs) + 1
+        self.jobs[ident] = {"id": ident, "submitter": caller, "worker": None, "done": False}
+        self.queue.append(ident)
+        return ident
+
+    def receipt(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {"job": job["id"], "marker": marker(job["submitter"]), "finished_by": job["worker"]}
+
+
+def _handler(desk: Desk) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _json(self, status: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _caller(self) -> int | None:
+            key = self.headers.get("X-API-Key", "")
+            return int(key[4:]) if re.fullmatch(r"key-\d+", key) else None
+
+        def _count(self) -> None:
+            shape = re.sub(r"/\d+", "/{id}", self.path.split("?")[0])
+            with desk.lock:
+                desk.requests[f"{self.command} {shape}"] = desk.requests.get(f"{self.command} {shape}", 0) + 1
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            self._count()
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            caller = self._caller()
+            if caller is None:
+                return self._json(401, {"detail": "no key"})
+            with desk.lock:
+                if self.path == "/jobs":
+                    ident = desk.submit(caller)
+                    return self._json(201, {"id": ident, "marker": marker(caller)})
+                if self.path == "/queue/take":
+                    if not desk.queue:
+                        return self._json(200, {})
+                    job = desk.jobs[desk.queue.pop(0)]
+                    # What a worker needs, and no more: no marker, so taking a job leaks nothing.
+                    return self._json(200, {"id": job["id"], "submitter_index": job["submitter"]})
+                if m := re.fullmatch(r"/jobs/(\d+)/finish", self.path):
+                    job = desk.jobs.get(int(m.group(1)))
+                    if job is None or job["done"]:
+                        return self._json(409, {"detail": "not open"})
+                    job.update(done=True, worker=caller)
+                    return self._json(200, {"id": job["id"], "done": True})
+            return self._json(404, {"detail": "no such route"})
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            self._count()
+            caller = self._caller()
+            if caller is None:
+                return self._json(401, {"detail": "no key"})
+            with desk.lock:
+                if m := re.fullmatch(r"/jobs/(\d+)/receipt", self.path):
+                    job = desk.jobs.get(int(m.group(1)))
+                    if job is None or job["submitter"] != caller or not job["done"]:
+                        return self._json(404, {"detail": "not found"})
+                    return self._json(200, desk.receipt(job))
+                if self.path == "/feed":
+                    done = [j for j in desk.jobs.values() if j["done"]][-FEED_LENGTH:]
+                    return self._json(200, [desk.receipt(j) for j in done])
+                if self.path == "/mine":
+                    mine = [j for j in desk.jobs.values() if desk.leaky or j["submitter"] == caller]
+                    return self._json(200, [{"id": j["id"], "marker": marker(j["submitter"])} for j in mine])
+            return self._json(404, {"detail": "no such route"})
+
+    return Handler
+
+
+@contextmanager
+def serve(desk: Desk) -> Iterator[str]:
+    """Run the desk on a free loopback port for the block; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(desk))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
