@@ -1,0 +1,46 @@
+"""The invoicing pack's integrity invariants.
+
+* An invoice, once acknowledged, reads back with the same client and amount.
+* A job, once acknowledged, reads back (as its submitter) with the same payload.
+* A company never sees another company's invoices, jobs or account: each carries the company's
+  marker, and another company's invoice ids are 404. The public feed, which carries every
+  company's marker by design, is not among the isolation reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from provision import auth_headers
+
+from harness.pack_api import Read, isolation_reads, readback, resource
+
+__all__ = ["auth_headers"]
+
+invoice = resource("invoice", stable_fields=("client", "amount_cents"))
+job = resource("job", stable_fields=("payload",))
+
+
+def _read(client: httpx.Client, customer: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+    response = client.get(path, headers=auth_headers(customer))
+    if response.status_code in (403, 404):
+        return None
+    response.raise_for_status()
+    return response.json()  # type: ignore[no-any-return]
+
+
+@readback("invoice")
+def read_invoice(client: httpx.Client, customer: Mapping[str, Any], ident: str) -> dict[str, Any] | None:
+    return _read(client, customer, f"/invoices/{ident}")
+
+
+@readback("job")
+def read_job(client: httpx.Client, customer: Mapping[str, Any], ident: str) -> dict[str, Any] | None:
+    return _read(client, customer, f"/jobs/{ident}")
+
+
+@isolation_reads
+def reads(customer: Mapping[str, Any]) -> list[Read]:
+    return [Read("/invoices", {"limit": 100}, name="GET /invoices"), Read("/company")]
