@@ -382,6 +382,53 @@ def _check(console: Console, pack_spec: str, target_url: str | None, keep_target
 
 
 @main.command()
+@click.argument("pack_dir", metavar="PACKDIR", type=click.Path(path_type=Path))
+@click.option("--openapi", "source", required=True, metavar="URL|FILE",
+              help="The service's OpenAPI 3.0/3.1 document: a file (JSON or YAML) or a loopback URL.")
+@click.option("--start", metavar="COMMAND",
+              help="How the harness starts the service ({port}, {python}, {state_dir}); "
+                   "without it the pack audits the service at the document's URL or --target.")
+@click.option("--cwd", metavar="DIR", help="Where --start runs (written relative to the pack).")
+@click.option("--health", "health_path", metavar="PATH", help="The service's health path (default: found in the spec).")
+@click.option("--flaws", "flaws_text", metavar="A,B", help="Flaw names the service accepts (for self-tests).")
+@click.option("--flaw-env", metavar="VAR", help="The variable that carries --flaw to the service.")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="HOST",
+              help="Read the document from this non-loopback host too.")
+@click.option("--force", is_flag=True, help="Replace PACKDIR if it exists.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def init(pack_dir: Path, source: str, start: str | None, cwd: str | None, health_path: str | None,
+         flaws_text: str | None, flaw_env: str | None, allowed_hosts: tuple[str, ...], force: bool,
+         debug: bool) -> None:  # fmt: skip
+    """Write a pack in PACKDIR from a service's OpenAPI document.
+
+    scenario.toml (target, tiers, an SLO per operation, the auth scheme), provision.py (a
+    customer through the sign-up and the top-level creates), locustfile.py (a persona per tag
+    or resource, a task per operation), invariants.py (read-back and isolation checks from the
+    resources found), tests/ (a smoke test per operation) and properties/. Nothing is written
+    when the document is bad (exit 2). Then: scaleready check PACKDIR.
+    """
+    console = Console(stderr=True)
+    _exit_with(console, debug, lambda: _init(console, pack_dir, source, start, cwd, health_path, flaws_text,
+                                             flaw_env, allowed_hosts, force))  # fmt: skip
+
+
+def _init(console: Console, pack_dir: Path, source: str, start: str | None, cwd: str | None,
+          health_path: str | None, flaws_text: str | None, flaw_env: str | None,
+          allowed_hosts: tuple[str, ...], force: bool) -> int:  # fmt: skip
+    from harness.openapi.generate import InitOptions, describe, write_pack
+    from harness.openapi.spec import load_spec
+
+    if pack_dir.exists() and not force:  # before reading the document: nothing to do either way
+        raise ConfigError(f"{pack_dir}: already exists; choose another folder, or pass --force to replace it")
+    spec = load_spec(source, allowed_hosts=allowed_hosts)
+    flaws = tuple(f.strip() for f in (flaws_text or "").split(",") if f.strip())
+    result = write_pack(spec, pack_dir, InitOptions(source, start, cwd, health_path, flaws, flaw_env, force))
+    for line in describe(result):
+        console.print(line, highlight=False, soft_wrap=True)
+    return EXIT_READY
+
+
+@main.command()
 @click.argument("pack", default="scenarios/booking", metavar="[PACK]")
 @click.option("--flaws", "flaws_text", metavar="A,B",
               help="Audit only these flaws (default: every flaw the pack names).")

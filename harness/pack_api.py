@@ -34,6 +34,8 @@ from harness.integrity.ledger import Operation
 if TYPE_CHECKING:
     from harness.integrity.session import Api
     from harness.load.kit import CustomerUser, between, constant, tag, task
+    from harness.openapi.persona import OpenApiUser
+    from harness.openapi.service import openapi_service
     from harness.pytest_plugin import configured_target_url, request_hooks, request_timeout_s
 
 __all__ = [
@@ -43,6 +45,9 @@ __all__ = [
     "constant",
     "tag",
     "task",
+    # packs written by `scaleready init`: the service as its OpenAPI document describes it
+    "OpenApiUser",
+    "openapi_service",
     # invariants.py: what integrity under load means for this service
     "Api",
     "Operation",
@@ -67,6 +72,8 @@ _LAZY = {
     "constant": "harness.load.kit",
     "tag": "harness.load.kit",
     "task": "harness.load.kit",
+    "OpenApiUser": "harness.openapi.persona",
+    "openapi_service": "harness.openapi.service",
     "Api": "harness.integrity.session",
     "configured_target_url": "harness.pytest_plugin",
     "request_hooks": "harness.pytest_plugin",

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # README's pack reference.
 EXPECTED = {
     "CustomerUser", "between", "constant", "tag", "task",
+    "OpenApiUser", "openapi_service",
     "Api", "Operation", "Read", "Resource", "invariant", "isolation_reads", "listing", "readback",
     "resource", "violation",
     "configured_target_url", "request_hooks", "request_timeout_s",
