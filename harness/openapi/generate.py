@@ -265,8 +265,9 @@ class _Plan:
             'regression = "tests"',
             'properties = "properties"',
             'invariants = "invariants.py"',
-            "# Once the Schemathesis stage is available, the properties stage checks every operation",
-            '# against the document too: openapi = "openapi.json"',
+            "# The document this pack was generated from (its own copy): the properties stage's",
+            "# schema-driven checks read it. Point it at the live one (\"/openapi.json\") to follow changes.",
+            'openapi = "openapi.json"',
             "",
         ]
         return "\n".join(out)
@@ -277,7 +278,11 @@ class _Plan:
         spec = self.spec
         auth = spec.auth
         if auth is None:
-            auth_note = "# The spec declares no authentication: every customer uses the service anonymously."
+            auth_note = (
+                "# The spec declares no authentication: every customer uses the service anonymously and\n"
+                "# all share one data set, so no marker is written and there are no isolation checks.\n"
+                "# If your service does keep customers apart, describe its auth scheme in the spec."
+            )
         else:
             auth_note = (
                 f"# Authentication: {auth.location} {auth.name!r}"

@@ -69,6 +69,9 @@ def openapi_service(path: str | Path) -> OpenApiService:
 class OpenApiService:
     def __init__(self, spec: ApiSpec) -> None:
         self.spec = spec
+        # Without authentication every customer shares one data set: there is no tenant to
+        # keep apart, so no marker is written and there are no isolation reads.
+        self.tenanted = spec.auth is not None
         self.resources = discover_resources(spec)
         routes = frozenset((op.method, op.path) for op in spec.operations)
         by_collection = {r.collection: r for r in self.resources}
@@ -113,6 +116,7 @@ class OpenApiService:
         customer's credential (when given) where the auth scheme puts it."""
         op = self.operation(label)
         auth = self.spec.auth.name if self.spec.auth is not None else ""
+        marker = marker if self.tenanted else ""
         request = fill_request(op, known, rng, marker=marker, auth_header=auth,
                                creating=self.role(label).name == "create", overrides=overrides)  # fmt: skip
         if customer is None:
@@ -387,9 +391,9 @@ class OpenApiService:
         missing tenant filter shows other customers' data."""
         known = KnownValues.from_record(customer.get("known"))
         rng = random.Random(3)
-        reads = []
+        reads: list[tuple[str, dict[str, Any], str]] = []
         for op in self.spec.operations:
-            if op.method != "GET" or op.params("path") or not (op.secured or self.spec.auth is None):
+            if not self.tenanted or op.method != "GET" or op.params("path") or not op.secured:
                 continue
             params = {p.name: fill_value(p.name, p.schema, known, rng, in_query=True)
                       for p in op.params("query") if p.required}  # fmt: skip
