@@ -273,3 +273,13 @@ def test_a_pack_generated_from_the_demos_own_document_passes_check(tmp_path: Pat
                            capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert "Pack OK" in check.stdout
+
+
+def test_without_authentication_customers_share_data_and_carry_no_marker() -> None:
+    anonymous = {k: v for k, v in TAGGED.items() if k != "security"}
+    anonymous["components"] = {"schemas": TAGGED["components"]["schemas"]}
+    service = OpenApiService(parse_spec(json.dumps(anonymous), "notes"))
+    customer = {"credential": None, "marker": "srm000000c000001"}
+    create = service.prepare("POST /notes", KnownValues(), random.Random(1), marker=customer["marker"], customer=customer)
+    assert "srm000000c000001" not in json.dumps(create.json)
+    assert service.isolation_paths(customer) == []
