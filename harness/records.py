@@ -337,6 +337,25 @@ class IntegrityViolation:
 
 
 @dataclass(frozen=True)
+class LeakReplay:
+    """How the leaks suspected under load were confirmed (or not) by replaying their requests.
+
+    A suspicion is one (customer, request name) whose responses under load carried another
+    customer's marker. Each is ``confirmed`` (a replay as that customer brought foreign data back:
+    reported), ``not_confirmed`` (replays as that customer and as the data's owner did not: not a
+    leak, most often a request sent with the owner's credentials but credited to another
+    customer), or ``unverified`` (it could not be replayed, e.g. a POST: reported, saying so).
+    """
+
+    suspected: int
+    confirmed: int
+    not_confirmed: int
+    unverified: int
+    requests: int  # replays sent
+    findings: tuple[str, ...] = ()  # one sentence per request name replayed: what came back
+
+
+@dataclass(frozen=True)
 class IntegrityResult:
     status: Literal["passed", "failed", "skipped", "error"]
     checked: int  # operations or reads checked
@@ -344,6 +363,7 @@ class IntegrityResult:
     checks: dict[str, int] = field(default_factory=dict)  # checker name -> items checked
     duration_s: float = 0.0
     note: str = ""
+    leak_replay: LeakReplay | None = None  # None: nothing was suspected under load
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ check                     what must hold                                   viola
 ``isolation``             reads with one customer's credentials carry no    isolation-leak
                           other customer's marker; another customer's
                           identifiers are refused (403/404)
-``isolation-under-load``  markers the load engine found in responses        isolation-leak
+``isolation-under-load``  markers the load engine found in responses,       isolation-leak
+                          confirmed by replaying the request as the
+                          customer credited and as the data's owner
 ========================  ===============================================  ==================
 
 One module per concept:
@@ -28,6 +30,7 @@ One module per concept:
 * :mod:`~harness.integrity.declare`: what a pack declares in its ``invariants.py``;
 * :mod:`~harness.integrity.evaluate`: the pure checkers (no I/O);
 * :mod:`~harness.integrity.session`: the bounded HTTP session the checks read the target with;
+* :mod:`~harness.integrity.replay`: confirming a leak seen under load by replaying its request;
 * :mod:`~harness.integrity.check`: :func:`~harness.integrity.check.check_tier`, over HTTP.
 
 The package re-exports nothing, so importing the ledger or the markers (as the load engine's

@@ -30,16 +30,16 @@ from harness.integrity.declare import Invariants, Read, load_invariants
 from harness.integrity.evaluate import (
     evaluate_resource,
     final_state_duplicates,
-    leaks_under_load,
     ledger_duplicates,
     marker_leak,
     natural_order,
 )
 from harness.integrity.ledger import LeakObservation, LedgerContents, Operation, read_ledger_dir
 from harness.integrity.markers import MarkerScanner
+from harness.integrity.replay import REPLAY_REQUESTS_CAP, confirm_leaks
 from harness.integrity.session import Api, Session
 from harness.pacing import RequestPacer
-from harness.records import IntegrityResult, IntegrityViolation
+from harness.records import IntegrityResult, IntegrityViolation, LeakReplay
 
 __all__ = ["check_tier"]
 
@@ -55,6 +55,7 @@ class _Findings:
     violations: list[IntegrityViolation] = field(default_factory=list)
     checks: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     notes: list[str] = field(default_factory=list)
+    leak_replay: LeakReplay | None = None
 
     def add(self, items: Iterable[IntegrityViolation]) -> None:
         self.violations.extend(items)
@@ -108,10 +109,11 @@ def check_tier(
     findings = _Findings(notes=_ledger_notes(contents, ledger_dir, inv))
     scanner = _scanner(customers, findings)
     ops = [o for o in contents.operations if o.kind in inv.resources]
-    _ledger_checks(ops, contents.leaks, inv, scanner, findings)
+    _ledger_checks(ops, inv, findings)
     session = Session(
         base_url, request_timeout_s, max(1, concurrency), started + time_budget_s,
-        max_requests=4 * max(sample, 1) + 100, transport=transport, pacer=pacer,
+        max_requests=4 * max(sample, 1) + 100 + (REPLAY_REQUESTS_CAP if contents.leaks else 0),
+        transport=transport, pacer=pacer,
     )  # fmt: skip
     rng = random.Random(seed)
     try:
@@ -119,6 +121,7 @@ def check_tier(
             max_workers=max(1, concurrency), thread_name_prefix="integrity"
         ) as pool:
             run = _Run(inv, ops, by_index, session, pool, sample, rng, findings, scanner)
+            _leaks_under_load(run, contents.leaks)
             _readback_checks(run)
             _isolation_checks(run)
             _custom_checks(run, contents.operations)
@@ -161,18 +164,32 @@ def _scanner(customers: Sequence[Mapping[str, Any]], findings: _Findings) -> Mar
         return None
 
 
-def _ledger_checks(
-    ops: Sequence[Operation],
-    leaks: Sequence[LeakObservation],
-    inv: Invariants,
-    scanner: MarkerScanner | None,
-    findings: _Findings,
-) -> None:
+def _ledger_checks(ops: Sequence[Operation], inv: Invariants, findings: _Findings) -> None:
     """What the ledger alone answers: cheap, and it covers every operation."""
     findings.add(ledger_duplicates(ops, inv.resources))
     findings.checks["unique"] += len(ops)
-    findings.add(leaks_under_load(leaks, scanner))
+
+
+def _leaks_under_load(run: _Run, leaks: Sequence[LeakObservation]) -> None:
+    """The leaks the load engine suspected, reported only if replaying them does not refute them."""
+    findings = run.findings
     findings.checks["isolation-under-load"] += len(leaks)
+    violations, replay = confirm_leaks(
+        leaks, inv=run.inv, customers=run.customers, scanner=run.scanner, session=run.session,
+        pool=run.pool,
+    )  # fmt: skip
+    findings.add(violations)
+    findings.leak_replay = replay
+    if replay is None:
+        return
+    findings.checks["isolation-replay"] += replay.requests
+    if replay.not_confirmed or replay.unverified:
+        findings.notes.append(
+            f"{replay.suspected} leak(s) suspected under load, replayed after it: "
+            f"{replay.confirmed} confirmed, {replay.not_confirmed} checked and not confirmed (not "
+            f"reported), {replay.unverified} could not be confirmed (reported): "
+            + "; ".join(replay.findings[:3])
+        )
 
 
 # --- read-backs against the ledger: set, deleted, unique (final state) -----------------------
@@ -569,6 +586,7 @@ def _result(
         checks=checks,
         duration_s=_since(started),
         note="; ".join(notes),
+        leak_replay=findings.leak_replay,
     )
 
 

@@ -307,9 +307,14 @@ def final_state_duplicates(
 
 
 def leaks_under_load(
-    leaks: Sequence[LeakObservation], scanner: MarkerScanner | None = None
+    leaks: Sequence[LeakObservation],
+    scanner: MarkerScanner | None = None,
+    evidence: Mapping[str, str] | None = None,
 ) -> list[IntegrityViolation]:
-    """Foreign markers the load engine saw, one violation per (customer, request)."""
+    """Foreign markers the load engine saw, one violation per (customer, request).
+
+    ``evidence`` (request name -> one sentence) says what replaying the request showed.
+    """
     grouped: dict[tuple[int, str], list[LeakObservation]] = defaultdict(list)
     for leak in leaks:
         grouped[(leak.customer, leak.request)].append(leak)
@@ -326,6 +331,7 @@ def leaks_under_load(
                     f"{request} returned data of {len(foreign)} other customer(s) "
                     f"({', '.join(str(i) for i in foreign[:10])}{' ...' if len(foreign) > 10 else ''}) "
                     f"to customer {customer}, {len(items)} time(s) during the load"
+                    + (f"; {evidence[request]}" if evidence and request in evidence else "")
                 ),
                 first_seen=items[0].at,
                 check="isolation-under-load",

@@ -30,7 +30,8 @@ A line is one compact JSON object (short keys keep 5000 customers' files small):
 
     {"t0": 1700000000.12, "t1": 1700000000.15, "c": 17, "k": "booking", "op": "create",
      "o": "ok", "s": 201, "id": "8812", "d": "<sha1 of the content>", "x": {...content}}
-    {"ev": "leak", "t": 1700000000.2, "c": 17, "f": [4, 9], "r": "GET /patients", "s": 200}
+    {"ev": "leak", "t": 1700000000.2, "c": 17, "f": [4, 9], "r": "GET /patients", "s": 200,
+     "m": "GET", "u": "/patients?q=ab"}
 
 and the two-step form, paired within the file by ``i``::
 
@@ -74,6 +75,7 @@ LEDGER_DIR_ENV = "SCALEREADY_LEDGER_DIR"  # set by the harness for the load engi
 FILE_GLOB = "ledger-*.jsonl"
 MAX_LINES = 5_000_000  # read_ledger_dir stops here (bounded memory); the contents say so
 MAX_CONTENT_CHARS = 2_000  # larger content is kept as its digest only
+MAX_URL_CHARS = 2_000  # a leak's URL past this is cut (and then not replayed)
 
 Outcome = Literal["ok", "fail", "unknown"]
 OpName = Literal["create", "update", "delete"]
@@ -130,8 +132,10 @@ class LeakObservation:
     at: float
     customer: int
     foreign: tuple[int, ...]
-    request: str  # "GET /patients"
+    request: str  # the request's name, "GET /patients"
     status: int | None = None
+    method: str | None = None  # as sent, so the check can replay it ("GET")
+    url: str | None = None  # path and query as sent ("/patients?q=ab"); None in older ledgers
 
 
 @dataclass(frozen=True)
@@ -271,12 +275,22 @@ class Ledger:
         request: str,
         status: int | None = None,
         at: float | None = None,
+        method: str | None = None,
+        url: str | None = None,
     ) -> None:
-        """Record that ``customer`` received other customers' markers (``foreign``) in a response."""
-        line = {
+        """Record that ``customer`` received other customers' markers (``foreign``) in a response.
+
+        ``method`` and ``url`` (path and query) are the request as sent: the integrity check
+        replays it to confirm the leak before reporting it.
+        """
+        line: dict[str, Any] = {
             "ev": "leak", "t": round(self._clock() if at is None else at, 6), "c": int(customer),
             "f": sorted({int(i) for i in foreign})[:50], "r": request[:200], "s": status,
         }  # fmt: skip
+        if method:
+            line["m"] = method[:16]
+        if url:
+            line["u"] = url[:MAX_URL_CHARS]
         self._append(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
 
     def _append(self, line: str) -> None:
@@ -509,4 +523,6 @@ def _leak(item: dict[str, Any]) -> LeakObservation:
         foreign=tuple(int(i) for i in item["f"]),
         request=str(item.get("r", "")),
         status=item.get("s"),
+        method=item.get("m"),
+        url=item.get("u"),
     )

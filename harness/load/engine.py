@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import locust  # noqa: F401  (first: Locust monkey-patches the process with gevent)
@@ -167,7 +168,7 @@ class Engine:
             if foreign:
                 self.ledger.observe_leak(
                     customer=customer, foreign=foreign, request=name,
-                    status=getattr(response, "status_code", None),
+                    status=getattr(response, "status_code", None), method=request_type, url=_path_and_query(url),
                 )  # fmt: skip
 
     # the pool -----------------------------------------------------------------------------
@@ -306,6 +307,14 @@ class Engine:
         self.group.kill(block=True, timeout=2.0)
         self.arrivals.close()
         close_shared_ledger()
+
+
+def _path_and_query(url: str | None) -> str | None:
+    """``http://host:port/a?b=1`` -> ``/a?b=1``: what a replay on the same target sends."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _marker_scanner() -> MarkerScanner | None:

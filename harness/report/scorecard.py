@@ -40,6 +40,7 @@ from harness.records import (
     Finding,
     GateResult,
     IntegrityResult,
+    LeakReplay,
     MetricChange,
     MetricSeries,
     NoiseFloor,
@@ -72,7 +73,8 @@ __all__ = [
 
 # 1.1 added the finding category "provisioning"; 1.2 adds (all optional, nothing renamed) the
 # baseline comparison, change points, the environment's command and database, the resources'
-# source and samples, and per tier the percentiles judged and the achieved concurrency.
+# source and samples, per tier the percentiles judged and the achieved concurrency, and the
+# integrity check's replay of leaks suspected under load (integrity.leak_replay).
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -328,7 +330,7 @@ def _generator(phase: PhaseMeasurement | None) -> dict[str, Any] | None:
 def _integrity(i: IntegrityResult | None) -> dict[str, Any]:
     if i is None:
         return {"status": "skipped", "checked": 0, "violation_count": 0, "violations": [],
-                "checks": {}, "note": ""}
+                "checks": {}, "note": "", "leak_replay": None}
     return {
         "status": i.status,
         "checked": i.checked,
@@ -346,6 +348,20 @@ def _integrity(i: IntegrityResult | None) -> dict[str, Any]:
         ],
         "checks": dict(sorted(i.checks.items())),
         "note": i.note,
+        "leak_replay": _leak_replay(i.leak_replay),
+    }
+
+
+def _leak_replay(r: LeakReplay | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "suspected": r.suspected,
+        "confirmed": r.confirmed,
+        "not_confirmed": r.not_confirmed,
+        "unverified": r.unverified,
+        "requests": r.requests,
+        "findings": list(r.findings),
     }
 
 

@@ -3,7 +3,10 @@
 Customers (API key ``key-<index>``) submit jobs; any customer takes the oldest open job from the
 shared queue and finishes it; only the submitter may read the job's receipt, which carries the
 submitter's marker. ``GET /feed`` is public: every customer sees the latest receipts, markers
-and all. ``GET /mine`` lists the caller's own jobs, unless ``leaky`` forgets the filter.
+and all. ``GET /mine`` lists the caller's own jobs, unless ``leaky`` forgets the filter, or
+``shared_context`` keeps the caller in one variable for all requests: then two overlapping
+requests (they meet at a barrier) both answer for whichever caller came last, as a global
+"current tenant" does under concurrency, while a request alone answers correctly.
 
 Standard library only; a fixture for tests, not a service: it runs in a thread of the test.
 """
@@ -12,15 +15,28 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from harness.integrity.check import check_tier
+from harness.records import IntegrityResult
 
 TOKEN = "srmq01"
 FEED_LENGTH = 5
+SHARED_CONTEXT_WAIT_S = 0.3  # how long a /mine request waits for another to overlap it
+
+
+# The desk's invariants.py: no resources, only how to read as a customer (what replays need).
+INVARIANTS = """
+def auth_headers(customer):
+    return {"X-API-Key": customer["api_key"]}
+"""
 
 
 def marker(index: int) -> str:
@@ -36,6 +52,9 @@ class Desk:
     """The desk's state; ``requests`` counts them by "METHOD /path-shape"."""
 
     leaky: bool = False
+    shared_context: bool = False
+    current: int | None = None  # the "current tenant" of shared_context
+    meet: threading.Barrier = field(default_factory=lambda: threading.Barrier(2))
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     queue: list[int] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
@@ -105,6 +124,8 @@ def _handler(desk: Desk) -> type[BaseHTTPRequestHandler]:
             caller = self._caller()
             if caller is None:
                 return self._json(401, {"detail": "no key"})
+            if self.path == "/mine" and desk.shared_context:
+                caller = _shared_caller(desk, caller)
             with desk.lock:
                 if m := re.fullmatch(r"/jobs/(\d+)/receipt", self.path):
                     job = desk.jobs.get(int(m.group(1)))
@@ -122,6 +143,16 @@ def _handler(desk: Desk) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _shared_caller(desk: Desk, caller: int) -> int:
+    """The caller as a global "current tenant" sees it: the last one set when requests overlap."""
+    desk.current = caller
+    try:
+        desk.meet.wait(timeout=SHARED_CONTEXT_WAIT_S)
+    except threading.BrokenBarrierError:
+        desk.meet.reset()  # alone: nobody overlapped, the variable is still ours
+    return desk.current if desk.current is not None else caller
+
+
 @contextmanager
 def serve(desk: Desk) -> Iterator[str]:
     """Run the desk on a free loopback port for the block; yields its base URL."""
@@ -134,3 +165,12 @@ def serve(desk: Desk) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def check_desk(folder: Path, url: str, ledger: Path, people: Sequence[dict[str, Any]],
+               invariants: str = INVARIANTS) -> IntegrityResult:  # fmt: skip
+    """The integrity check of the desk after a load (or a hand-written ledger)."""
+    inv = folder / "invariants.py"
+    inv.write_text(textwrap.dedent(invariants), encoding="utf-8")
+    return check_tier(inv, base_url=url, customers=people, ledger_dir=ledger, sample=50,
+                      request_timeout_s=2.0, time_budget_s=20.0)  # fmt: skip

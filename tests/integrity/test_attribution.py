@@ -4,7 +4,9 @@ A worker takes a job from a shared queue, finishes it, then reads the job's rece
 its submitter may read (with the submitter's key). Credited to the worker, the submitter's
 marker in the receipt looks like a leak; credited to the submitter with ``as_customer``, it is
 the submitter's own data. These tests run the real load engine against a loopback job desk
-(``shared_queue``) for about a second each and read what its ledger recorded.
+(``shared_queue``) for about a second each, then the integrity check on what its ledger holds:
+attribution makes the ledger right, and the replay keeps a careless locustfile from reporting
+a leak the service does not have, while a real one is still reported.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from harness.integrity.ledger import read_ledger_dir
 from harness.load import LoadPlan, PhasePlan, run_load
-from tests.integrity.shared_queue import Desk, customers, serve
+from tests.integrity.shared_queue import Desk, check_desk, customers, serve
 
 CUSTOMERS = customers(4)
 
@@ -74,16 +76,38 @@ def test_a_receipt_read_as_its_submitter_but_credited_to_the_worker_looks_like_a
     desk = backlog(Desk())
     with serve(desk) as url:
         ledger = run_worker(tmp_path, url, CARELESS)
+        result = check_desk(tmp_path, url, ledger, CUSTOMERS)
     leaks = read_ledger_dir(ledger).leaks
     assert desk.requests.get("GET /jobs/{id}/receipt", 0) >= 5
     assert finished_by_another(desk) >= 5
     assert leaks and {leak.request for leak in leaks} == {"GET /jobs/{id}/receipt"}
+    # What the replay needs: the request as it was sent, not only its name.
+    assert all(leak.method == "GET" and (leak.url or "").endswith("/receipt") for leak in leaks)
+    # ...and the replay finds the worker refused and the submitter served: no leak is reported.
+    assert result.violations == () and result.status == "passed", result.violations
+    replay = result.leak_replay
+    assert replay is not None and replay.not_confirmed == replay.suspected == len({leak.customer for leak in leaks})
+    assert "checked and not confirmed" in result.note
 
 
 def test_a_receipt_credited_to_its_submitter_is_no_suspicion(tmp_path: Path) -> None:
     desk = backlog(Desk())
     with serve(desk) as url:
         ledger = run_worker(tmp_path, url, CREDITED)
+        result = check_desk(tmp_path, url, ledger, CUSTOMERS)
     assert desk.requests.get("GET /jobs/{id}/receipt", 0) >= 5  # the same reads were made
     assert finished_by_another(desk) >= 5  # ...of receipts the worker does not own
     assert read_ledger_dir(ledger).leaks == ()
+    assert result.violations == () and result.leak_replay is None
+
+
+def test_a_real_leak_under_the_same_load_is_still_reported(tmp_path: Path) -> None:
+    desk = backlog(Desk(leaky=True))
+    mine = 'self.client.get("/mine", headers=auth(me), name="GET /mine")'
+    with serve(desk) as url:
+        ledger = run_worker(tmp_path, url, CREDITED + "\n        " + mine)
+        result = check_desk(tmp_path, url, ledger, CUSTOMERS)
+    assert {leak.request for leak in read_ledger_dir(ledger).leaks} == {"GET /mine"}
+    assert result.status == "failed"
+    assert {v.kind for v in result.violations} == {"isolation-leak"}
+    assert all("confirmed by replay" in v.detail for v in result.violations)
