@@ -364,6 +364,7 @@ class IntegrityResult:
     duration_s: float = 0.0
     note: str = ""
     leak_replay: LeakReplay | None = None  # None: nothing was suspected under load
+    public: tuple[str, ...] = ()  # one sentence per public declaration: what it left unscanned
 
 
 @dataclass(frozen=True)

@@ -335,6 +335,7 @@ def integrity_result(
     checks: dict[str, int] | None = None,
     checked: int = 500,
     leak_replay: LeakReplay | None = None,
+    public: tuple[str, ...] = (),
 ) -> IntegrityResult:
     return IntegrityResult(
         status="failed" if violations else "passed",
@@ -342,6 +343,7 @@ def integrity_result(
         violations=tuple(violations),
         checks={"set-full": checked} if checks is None else checks,
         leak_replay=leak_replay,
+        public=public,
     )
 
 
@@ -472,7 +474,8 @@ def full_audit_record(verdict: Verdict = "READY", **overrides: object) -> AuditR
         )  # fmt: skip
         tiers.append(TierResult(**{**t.__dict__, "slo_checks": checks,
                                    "integrity": integrity_result(checks={"set-full": 400, "unique-ids": 400},
-                                                                 leak_replay=LEAK_REPLAY)}))
+                                                                 leak_replay=LEAK_REPLAY,
+                                                                 public=("GET /feed is declared public: not scanned",))}))
     if verdict == "AT RISK":
         findings.append(finding("data-volume-scaling", severity="medium", endpoint="GET /slots",
                                 title="GET /slots slows linearly with data volume",

@@ -56,6 +56,8 @@ class _Findings:
     checks: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     notes: list[str] = field(default_factory=list)
     leak_replay: LeakReplay | None = None
+    # public(...) pattern -> (responses under load, reads after it) left out of the scans
+    public_skipped: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     def add(self, items: Iterable[IntegrityViolation]) -> None:
         self.violations.extend(items)
@@ -127,7 +129,7 @@ def check_tier(
             _custom_checks(run, contents.operations)
     finally:
         session.close()
-    return _result(findings, session, len(contents.operations), started)
+    return _result(findings, session, len(contents.operations), started, _public_sentences(inv, findings))
 
 
 def _ledger_notes(contents: LedgerContents, ledger_dir: Path, inv: Invariants) -> list[str]:
@@ -174,8 +176,15 @@ def _leaks_under_load(run: _Run, leaks: Sequence[LeakObservation]) -> None:
     """The leaks the load engine suspected, reported only if replaying them does not refute them."""
     findings = run.findings
     findings.checks["isolation-under-load"] += len(leaks)
+    private = []
+    for leak in leaks:
+        pattern = run.inv.public_pattern(leak.method, leak.url, leak.request)
+        if pattern is None:
+            private.append(leak)
+        else:
+            findings.public_skipped[pattern][0] += 1
     violations, replay = confirm_leaks(
-        leaks, inv=run.inv, customers=run.customers, scanner=run.scanner, session=run.session,
+        private, inv=run.inv, customers=run.customers, scanner=run.scanner, session=run.session,
         pool=run.pool,
     )  # fmt: skip
     findings.add(violations)
@@ -342,9 +351,9 @@ def _judge_readbacks(run: _Run, grouped: _Grouped, fetched: _Fetched) -> None:
 def _scan_readbacks(run: _Run, fetched: _Fetched) -> None:
     """The isolation check on read-backs: no other customer's marker in what was returned."""
     scanner = run.scanner
-    if scanner is None:
-        return
     res = run.inv.resources[fetched.kind]
+    if scanner is None or res.public:
+        return
     for item in fetched.observed:
         run.findings.checks["isolation"] += 1
         foreign = scanner.foreign(json.dumps(item, default=str), fetched.customer)
@@ -422,7 +431,10 @@ def _cross_reads(run: _Run, indexes: list[int]) -> list[_CrossRead]:
     """Sampled created resources, each to be read by a customer other than its owner."""
     owned: list[tuple[int, str, str]] = []
     seen: set[tuple[str, str]] = set()
+    public_kinds = {kind for kind, res in run.inv.resources.items() if res.public}
     for o in run.ops:
+        if o.kind in public_kinds:
+            continue  # every customer may read it: a foreign read is not refused, by design
         if o.ident and o.outcome == "ok" and o.op == "create" and (o.kind, o.ident) not in seen:
             seen.add((o.kind, o.ident))
             owned.append((o.customer, o.kind, o.ident))
@@ -451,7 +463,7 @@ def _sampled_reads(run: _Run, indexes: list[int], budget: int) -> list[tuple[int
             "@isolation_reads", reads_of, run.customers[index], network=False
         )
         items = [Read(r) if isinstance(r, str) else r for r in (result or [])] if ok else []
-        per.append([r for r in items if isinstance(r, Read)])
+        per.append([r for r in items if isinstance(r, Read) and not _public_read(run, r)])
     reads: list[tuple[int, Read]] = []
     depth = max((len(p) for p in per), default=0)
     for level in range(depth):
@@ -459,6 +471,14 @@ def _sampled_reads(run: _Run, indexes: list[int], budget: int) -> list[tuple[int
             if level < len(items):
                 reads.append((index, items[level]))
     return reads[:budget]
+
+
+def _public_read(run: _Run, spec: Read) -> bool:
+    """A read of a public(...) path: left out of the scan (and counted for the report)."""
+    pattern = run.inv.public_pattern(spec.method, spec.path, spec.label)
+    if pattern is not None:
+        run.findings.public_skipped[pattern][1] += 1
+    return pattern is not None
 
 
 def _read_as(run: _Run, index: int, spec: Read) -> _Seen:
@@ -559,8 +579,27 @@ def _with_check(v: IntegrityViolation, name: str) -> IntegrityViolation:
 # --- the result -------------------------------------------------------------------------------
 
 
+def _public_sentences(inv: Invariants, findings: _Findings) -> tuple[str, ...]:
+    """What the report says of each public declaration: what it left out of the checks."""
+    said = []
+    for pattern in inv.public.patterns:
+        under, after = findings.public_skipped.get(pattern, (0, 0))
+        counts = [
+            *([f"{under} response(s) under load carried other customers' markers"] if under else []),
+            *([f"{after} isolation read(s) skipped"] if after else []),
+        ]
+        said.append(f"{pattern} is declared public: not scanned" + (f" ({'; '.join(counts)})" if counts else ""))
+    for kind, res in sorted(inv.resources.items()):
+        if res.public:
+            said.append(
+                f"resource {kind} is declared public: its read-backs are not scanned, and another "
+                "customer's read of one is not expected to be refused"
+            )
+    return tuple(said)
+
+
 def _result(
-    findings: _Findings, session: Session, operations: int, started: float
+    findings: _Findings, session: Session, operations: int, started: float, public: tuple[str, ...] = ()
 ) -> IntegrityResult:
     violations = _distinct(findings.violations)
     notes = list(findings.notes)
@@ -585,8 +624,9 @@ def _result(
         violations=tuple(violations[:MAX_VIOLATIONS]),
         checks=checks,
         duration_s=_since(started),
-        note="; ".join(notes),
+        note="; ".join([*notes, *public]),
         leak_replay=findings.leak_replay,
+        public=public,
     )
 
 

@@ -22,6 +22,8 @@ module (nothing is registered globally)::
     @isolation_reads                                  # what to read as each sampled customer
     def reads(customer): return [Read("/patients", {"q": "a"})]
 
+    feed = public("GET /feed", "/posts/*")            # every customer may read these: not scanned
+
     @invariant                                        # anything else: ops + Api -> violations
     def reports_add_up(operations, api): ...
 
@@ -31,6 +33,7 @@ Declaring imports no HTTP client: the checks that run the declarations live in
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +47,14 @@ from harness.records import IntegrityViolation
 
 __all__ = [
     "Invariants",
+    "Public",
     "Read",
     "Resource",
     "invariant",
     "isolation_reads",
     "listing",
     "load_invariants",
+    "public",
     "readback",
     "resource",
     "violation",
@@ -68,6 +73,7 @@ class Resource:
     is_active: Callable[[Mapping[str, Any]], bool] | None = None  # None: present = active
     id_field: str = "id"
     normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None  # before compare
+    public: bool = False  # every customer may read it: not scanned, others' reads not refused
 
     def stable_digest(self, content: Mapping[str, Any] | None) -> str | None:
         """Digest of the stable fields (after ``normalize``); None when content is unknown."""
@@ -106,11 +112,15 @@ def resource(
     is_active: Callable[[Mapping[str, Any]], bool] | None = None,
     id_field: str = "id",
     normalize: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    public: bool = False,
 ) -> Resource:
     """Declare a resource kind (assign it to a module-level name in the pack's invariants.py).
 
     ``unique_key`` receives both a read-back resource and the content a create wrote, so it
     should use fields present in both; ``is_active`` defaults to "present means active".
+    ``public=True``: every customer may read this kind (a post on a public feed), so its
+    read-backs are not scanned for other customers' markers and another customer reading one by
+    its identifier is not expected to be refused. Its writes are still checked (set, unique).
     """
     fields_ = tuple(stable_fields)
     if not fields_:
@@ -118,7 +128,45 @@ def resource(
             f"resource({kind!r}): stable_fields is empty; name the fields a write sets and a "
             "read-back returns unchanged, e.g. stable_fields=('practitioner_id', 'start')"
         )
-    return Resource(kind, fields_, unique_key, is_active, id_field, normalize)
+    return Resource(kind, fields_, unique_key, is_active, id_field, normalize, public)
+
+
+@dataclass(frozen=True)
+class Public:
+    """Requests every customer may make and whose answers hold other customers' data by design."""
+
+    patterns: tuple[str, ...]  # "GET /feed", "/posts/*": an optional method, then a path glob
+
+    def match(self, method: str | None, path: str) -> str | None:
+        """The first pattern that covers a request (``path`` without its query), or None."""
+        for pattern in self.patterns:
+            wanted, _, glob = pattern.rpartition(" ")
+            if wanted and method and wanted.upper() != method.upper():
+                continue
+            if fnmatch.fnmatchcase(path, glob):
+                return pattern
+        return None
+
+
+def public(*patterns: str) -> Public:
+    """Declare requests whose answers are public (assign it to a module-level name).
+
+    ``feed = public("GET /feed", "/posts/*")``: each pattern is a path, optionally after a
+    method; ``*`` matches any characters (``/`` too), ``?`` one. Their responses are left out of
+    the marker scans, under load and after it, and the report says so. Requests are matched by
+    the path they were sent to and by their Locust name (``name="GET /posts/{id}"`` matches
+    ``/posts/*``).
+    """
+    for pattern in patterns:
+        method, _, path = pattern.rpartition(" ") if isinstance(pattern, str) else ("", "", "")
+        if not path.startswith("/") or (method and not method.isalpha()):
+            raise ConfigError(
+                f"public({pattern!r}): a pattern is a path, optionally after a method, e.g. "
+                "public('/feed', 'GET /posts/*')"
+            )
+    if not patterns:
+        raise ConfigError("public(): name at least one path, e.g. public('/feed', 'GET /posts/*')")
+    return Public(tuple(patterns))
 
 
 def _tag(role: str, key: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -214,9 +262,23 @@ class Invariants:
     custom: tuple[tuple[str, Callable[..., Any]], ...] = ()
     auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
     source: str = ""
+    public: Public = field(default_factory=lambda: Public(()))  # every public(...) declaration
 
     def headers(self, customer: Mapping[str, Any]) -> dict[str, str]:
         return dict(self.auth_headers(customer)) if self.auth_headers is not None else {}
+
+    def public_pattern(self, method: str | None, path: str | None, name: str = "") -> str | None:
+        """The public(...) pattern covering a request, by the path it was sent to or its name."""
+        if path:
+            found = self.public.match(method, path.split("?", 1)[0])
+            if found:
+                return found
+        named_method, _, named_path = name.partition(" ")
+        if not named_path:
+            named_method, named_path = "", named_method
+        if named_path.startswith("/"):
+            return self.public.match(method or named_method or None, named_path.split("?", 1)[0])
+        return None
 
 
 def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
@@ -233,9 +295,13 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
     listings: dict[str, Callable[..., Any]] = {}
     reads: Callable[..., Any] | None = None
     custom: list[tuple[str, Callable[..., Any]]] = []
+    public_patterns: list[str] = []
     for attr, value in vars(module).items():
         if isinstance(value, Resource):
             resources[value.kind] = value
+            continue
+        if isinstance(value, Public):
+            public_patterns.extend(p for p in value.patterns if p not in public_patterns)
             continue
         tag = getattr(value, _TAG, None) if callable(value) else None
         if not (isinstance(tag, tuple) and len(tag) == 2):
@@ -274,6 +340,7 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
         custom=tuple(sorted(custom, key=lambda c: c[0])),
         auth_headers=auth if callable(auth) else None,
         source=str(where),
+        public=Public(tuple(public_patterns)),
     )
 
 

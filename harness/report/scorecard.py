@@ -74,7 +74,8 @@ __all__ = [
 # 1.1 added the finding category "provisioning"; 1.2 adds (all optional, nothing renamed) the
 # baseline comparison, change points, the environment's command and database, the resources'
 # source and samples, per tier the percentiles judged and the achieved concurrency, and the
-# integrity check's replay of leaks suspected under load (integrity.leak_replay).
+# integrity check's replay of leaks suspected under load and its public declarations
+# (integrity.leak_replay, integrity.public).
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -330,7 +331,7 @@ def _generator(phase: PhaseMeasurement | None) -> dict[str, Any] | None:
 def _integrity(i: IntegrityResult | None) -> dict[str, Any]:
     if i is None:
         return {"status": "skipped", "checked": 0, "violation_count": 0, "violations": [],
-                "checks": {}, "note": "", "leak_replay": None}
+                "checks": {}, "note": "", "leak_replay": None, "public": []}
     return {
         "status": i.status,
         "checked": i.checked,
@@ -349,6 +350,7 @@ def _integrity(i: IntegrityResult | None) -> dict[str, Any]:
         "checks": dict(sorted(i.checks.items())),
         "note": i.note,
         "leak_replay": _leak_replay(i.leak_replay),
+        "public": list(i.public),
     }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.integrity.ledger import read_ledger_dir
 from harness.load import LoadPlan, PhasePlan, run_load
-from tests.integrity.shared_queue import Desk, check_desk, customers, serve
+from tests.integrity.shared_queue import INVARIANTS, Desk, check_desk, customers, serve
 
 CUSTOMERS = customers(4)
 
@@ -111,3 +111,17 @@ def test_a_real_leak_under_the_same_load_is_still_reported(tmp_path: Path) -> No
     assert result.status == "failed"
     assert {v.kind for v in result.violations} == {"isolation-leak"}
     assert all("confirmed by replay" in v.detail for v in result.violations)
+
+
+def test_a_careless_locustfile_reading_a_public_feed_reports_nothing_the_service_does_not_do(tmp_path: Path) -> None:
+    desk = backlog(Desk())
+    feed = 'self.client.get("/feed", headers=auth(me), name="GET /feed")'
+    invariants = INVARIANTS + '\nfrom harness.pack_api import public\nfeed = public("GET /feed")\n'
+    with serve(desk) as url:
+        ledger = run_worker(tmp_path, url, CARELESS + "\n        " + feed)
+        result = check_desk(tmp_path, url, ledger, CUSTOMERS, invariants)
+    assert {leak.request for leak in read_ledger_dir(ledger).leaks} == {"GET /jobs/{id}/receipt", "GET /feed"}
+    assert result.violations == (), result.violations
+    assert result.leak_replay is not None and result.leak_replay.confirmed == 0
+    [said] = result.public
+    assert said.startswith("GET /feed is declared public: not scanned (") and "under load" in said
