@@ -4,7 +4,7 @@
 * A job, once acknowledged, reads back (as its submitter) with the same payload.
 * A company never sees another company's invoices, jobs or account: each carries the company's
   marker, and another company's invoice ids are 404. The public feed, which carries every
-  company's marker by design, is not among the isolation reads.
+  company's marker by design, is declared public: its responses are not scanned.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 from provision import auth_headers
 
-from harness.pack_api import Read, isolation_reads, readback, resource
+from harness.pack_api import Read, isolation_reads, public, readback, resource
 
 __all__ = ["auth_headers"]
 
 invoice = resource("invoice", stable_fields=("client", "amount_cents"))
 job = resource("job", stable_fields=("payload",))
+feed = public("GET /feed")  # every company reads every company's posts
 
 
 def _read(client: httpx.Client, customer: Mapping[str, Any], path: str) -> dict[str, Any] | None:
