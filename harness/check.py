@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -302,10 +302,11 @@ def _personas(plan: AuditPlan, target: RunningTarget, store: CustomerStore, work
                       "there are no customers to act for", "fix provision.py first")  # fmt: skip
         return None
     clean = requests = 0
+    public = _declared_public(pack)
     for tried in tryout.tasks:
         label = f"{tried.persona}.{tried.task}"
         requests += len(tried.requests)
-        faults = _task_faults(tried.requests)
+        faults = _task_faults(tried.requests, public)
         if tried.skipped:
             found.verified.append(f"{where}: {label} not tried ({tried.skipped})")
             continue
@@ -326,7 +327,18 @@ def _personas(plan: AuditPlan, target: RunningTarget, store: CustomerStore, work
     return tryout
 
 
-def _task_faults(requests: Sequence[object]) -> list[str]:
+def _declared_public(pack: Pack) -> Callable[[str | None, str], bool]:
+    """Whether a request (method, Locust name) is one invariants.py declares public."""
+    try:
+        declared = load_invariants(pack.invariants_file) if pack.invariants_file is not None else None
+    except ConfigError:  # reported by _invariants_declared
+        declared = None
+    if declared is None or not declared.public.patterns:
+        return lambda method, name: False
+    return lambda method, name: declared.public_pattern(method, None, name) is not None
+
+
+def _task_faults(requests: Sequence[object], public: Callable[[str | None, str], bool]) -> list[str]:
     faults = []
     for r in requests:
         name = getattr(r, "name", "?")
@@ -334,14 +346,16 @@ def _task_faults(requests: Sequence[object]) -> list[str]:
         if reason is not None:
             answer = f"answered {status}" if status else f"got no answer ({getattr(r, 'error', '') or reason})"
             faults.append(f"{name} {answer} (counted as the error '{reason}' under load)")
-        elif foreign:
+        elif foreign and not public(getattr(r, "method", None), name):
             faults.append(f"{name} returned another customer's marker (customer {', '.join(foreign)})")
     return faults
 
 
 def _fault_fix(fault: str) -> str:
     if "marker" in fault:
-        return "a leak in the service, or a read of shared data credited to this customer (see docs/PACKS.md, attribution)"
+        return ("a leak in the service; or a request sent with another customer's credentials, to be credited "
+                "to that customer with `with self.as_customer(c):`; or public data, to be declared with "
+                "public(...) in invariants.py (see docs/PACKS.md)")  # fmt: skip
     if " answered 5" in fault or "no answer" in fault:
         return "the service failed on this request: look at the request the task builds and at the service's log"
     return ("check the path, headers and body the task sends; an answer that is expected (a 409 for a taken "

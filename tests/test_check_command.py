@@ -164,3 +164,16 @@ def test_ctrl_c_stops_the_check_and_the_service_and_exits_5(tmp_path: Path) -> N
     assert proc.returncode == 5, out
     assert "interrupted" in out
     assert [p for p in psutil.process_iter(["cwd"]) if str(p.info.get("cwd") or "").startswith(str(tmp_path))] == []
+
+
+def test_a_marker_in_a_public_answer_is_no_fault_and_elsewhere_names_both_fixes() -> None:
+    from harness.check import _declared_public, _fault_fix, _task_faults
+    from harness.load.tryout_stage import TriedRequest
+
+    public = _declared_public(load_pack(Path(__file__).resolve().parent / "invoicing"))  # GET /feed is public
+    feed = TriedRequest(name="GET /feed", method="GET", status=200, reason=None, foreign=("3",))
+    invoices = TriedRequest(name="GET /invoices", method="GET", status=200, reason=None, foreign=("2",))
+    [fault] = _task_faults([feed, invoices], public)
+    assert fault == "GET /invoices returned another customer's marker (customer 2)"
+    assert "as_customer" in _fault_fix(fault) and "public(...)" in _fault_fix(fault)
+    assert _task_faults([feed], _declared_public(load_pack(BOOKING))) != []  # booking declares nothing public
