@@ -358,8 +358,8 @@ def _fault_fix(fault: str) -> str:
                 "public(...) in invariants.py (see docs/PACKS.md)")  # fmt: skip
     if " answered 5" in fault or "no answer" in fault:
         return "the service failed on this request: look at the request the task builds and at the service's log"
-    return ("check the path, headers and body the task sends; an answer that is expected (a 409 for a taken "
-            "slot) must be marked with catch_response=True and resp.success()")  # fmt: skip
+    return ("check the path, headers and body the task sends; an answer that is expected (a 409 for something "
+            "already taken) must be marked with catch_response=True and resp.success()")  # fmt: skip
 
 
 def _ledger(work: Path) -> Path:
