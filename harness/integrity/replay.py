@@ -186,7 +186,9 @@ def _why_not_replayable(
         return f"a {method} is not replayed: repeating it could change the service's data"
     if inv.auth_headers is None:
         return "invariants.py has no auth_headers(customer), so the request cannot be sent as a customer"
-    if leak.customer not in customers or scanner is None:
+    if scanner is None:
+        return "the customers' markers are unreadable, so a replay's answer cannot be scanned"
+    if leak.customer not in customers:
         return f"customer {leak.customer} is not among the tier's customers"
     return ""
 
