@@ -143,6 +143,10 @@ def _replay(
     if not alone.status or alone.status >= 500:
         return _Verdict(None, f"the replay as customer {reader} got {alone.shown}")
     control = send(owner) if owner is not None else None
+    if control is not None and control.foreign:  # the owner gets someone else's data: a leak too
+        return _Verdict(True, f"replayed as customer {owner}, whose marker it carried, {method} {url} "
+                              f"answered {control.shown} with the markers of customer(s) "
+                              f"{_names(control.foreign)}")  # fmt: skip
     together = [
         f.result()
         for f in [pool.submit(send, who) for _ in range(CONCURRENT_PAIRS) for who in (reader, owner) if who is not None]
@@ -157,9 +161,9 @@ def _replay(
     if not any(a.status for a in together) and not (control and control.status):
         return _Verdict(None, f"the replays of {method} {url} got no answer")
     refused = 400 <= alone.status < 500
+    answer = "(refused)" if refused else "with no other customer's marker"
     sentence = (
-        f"as customer {reader}, {method} {url} answered {alone.shown}"
-        f"{' (refused)' if refused else ' with no other customer’s marker'}, "
+        f"as customer {reader}, {method} {url} answered {alone.shown} {answer}, "
         f"and {CONCURRENT_PAIRS} more alongside its owner's replays carried none"
     )
     if control is not None:

@@ -3,7 +3,8 @@
 Customers (API key ``key-<index>``) submit jobs; any customer takes the oldest open job from the
 shared queue and finishes it; only the submitter may read the job's receipt, which carries the
 submitter's marker. ``GET /feed`` is public: every customer sees the latest receipts, markers
-and all. ``GET /mine`` lists the caller's own jobs, unless ``leaky`` forgets the filter, or
+and all. ``GET /mine`` lists the caller's own jobs, unless ``leaky`` forgets the filter (for
+every caller, or for those in ``leaky_for``), or
 ``shared_context`` keeps the caller in one variable for all requests: then two overlapping
 requests (they meet at a barrier) both answer for whichever caller came last, as a global
 "current tenant" does under concurrency, while a request alone answers correctly.
@@ -52,6 +53,7 @@ class Desk:
     """The desk's state; ``requests`` counts them by "METHOD /path-shape"."""
 
     leaky: bool = False
+    leaky_for: frozenset[int] = frozenset()  # callers whose /mine forgets the filter
     shared_context: bool = False
     current: int | None = None  # the "current tenant" of shared_context
     meet: threading.Barrier = field(default_factory=lambda: threading.Barrier(2))
@@ -136,7 +138,8 @@ def _handler(desk: Desk) -> type[BaseHTTPRequestHandler]:
                     done = [j for j in desk.jobs.values() if j["done"]][-FEED_LENGTH:]
                     return self._json(200, [desk.receipt(j) for j in done])
                 if self.path == "/mine":
-                    mine = [j for j in desk.jobs.values() if desk.leaky or j["submitter"] == caller]
+                    unfiltered = desk.leaky or caller in desk.leaky_for
+                    mine = [j for j in desk.jobs.values() if unfiltered or j["submitter"] == caller]
                     return self._json(200, [{"id": j["id"], "marker": marker(j["submitter"])} for j in mine])
             return self._json(404, {"detail": "no such route"})
 

@@ -63,14 +63,19 @@ def test_a_receipt_its_worker_cannot_read_is_checked_and_not_reported(tmp_path: 
     assert result.checks["isolation-replay"] == replay.requests
 
 
-def test_a_list_that_forgets_its_filter_is_confirmed_by_replay(tmp_path: Path) -> None:
-    desk = Desk(leaky=True)
-    for customer in (0, 1, 2):
+def mine_suspected(tmp_path: Path, desk: Desk, owners: tuple[int, ...]) -> IntegrityResult:
+    """Customer 0's GET /mine carried the markers of ``owners`` under load; check it by replay."""
+    for customer in (0, *owners):
         desk.submit(customer)
-    ledger = suspect(tmp_path / "ledger", {"customer": 0, "foreign": [1, 2], "request": "GET /mine",
+    ledger = suspect(tmp_path / "ledger", {"customer": 0, "foreign": list(owners), "request": "GET /mine",
                                            "method": "GET", "url": "/mine"})  # fmt: skip
     with serve(desk) as url:
-        result = check(tmp_path, url, ledger)
+        return check(tmp_path, url, ledger)
+
+
+def test_a_list_that_forgets_its_filter_is_confirmed_by_replay(tmp_path: Path) -> None:
+    desk = Desk(leaky=True)
+    result = mine_suspected(tmp_path, desk, owners=(1, 2))
     assert result.status == "failed"
     [v] = result.violations
     assert (v.kind, v.check, v.customer) == ("isolation-leak", "isolation-under-load", "0")
@@ -80,14 +85,16 @@ def test_a_list_that_forgets_its_filter_is_confirmed_by_replay(tmp_path: Path) -
     assert desk.requests["GET /mine"] == 1  # confirmed by the first replay: no more needed
 
 
+def test_a_leak_to_the_owner_of_the_marker_is_a_leak_too(tmp_path: Path) -> None:
+    desk = Desk(leaky_for=frozenset({1}))  # only customer 1's list forgets the filter
+    result = mine_suspected(tmp_path, desk, owners=(1,))
+    [v] = result.violations
+    assert "replayed as customer 1, whose marker it carried, GET /mine answered 200 with the markers of customer(s) 0" in v.detail
+
+
 def test_a_leak_only_overlapping_requests_show_is_confirmed_by_replaying_them_together(tmp_path: Path) -> None:
     desk = Desk(shared_context=True)
-    for customer in (0, 1):
-        desk.submit(customer)
-    ledger = suspect(tmp_path / "ledger", {"customer": 0, "foreign": [1], "request": "GET /mine",
-                                           "method": "GET", "url": "/mine"})  # fmt: skip
-    with serve(desk) as url:
-        result = check(tmp_path, url, ledger)
+    result = mine_suspected(tmp_path, desk, owners=(1,))
     [v] = result.violations
     assert "confirmed by replay" in v.detail and "at once" in v.detail, v.detail
     assert result.leak_replay is not None and result.leak_replay.confirmed == 1
