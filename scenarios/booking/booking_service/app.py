@@ -101,6 +101,25 @@ class ResponseCache:
         return Response(body, media_type="application/json")
 
 
+# What an operation answers besides its success, written into the OpenAPI document so that it
+# says what the service does: Schemathesis (the harness's properties stage) checks every status
+# and body against it. The errors the service raises itself carry a sentence in "detail"; a
+# request the framework refuses carries FastAPI's list of problems there (422), and a body that
+# is not JSON at all is the framework's 400.
+_ERROR = {"model": models.Problem}
+PUBLIC_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "the body is not JSON"},
+    422: {**_ERROR, "description": "the request breaks the schema or a rule of the service"},
+}
+TENANT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **PUBLIC_ERRORS,
+    401: {**_ERROR, "description": "missing or invalid X-API-Key"},
+    404: {**_ERROR, "description": "no such record in the caller's clinic"},
+    409: {**_ERROR, "description": "the slot is taken, or the record changed meanwhile"},
+    503: {**_ERROR, "description": "the service or its calendar is busy; retry later"},
+}
+
+
 def create_app(settings: Settings) -> FastAPI:
     db = Database(settings)
     store = Store(db, settings)
@@ -229,25 +248,25 @@ def create_app(settings: Settings) -> FastAPI:
 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/clinics", status_code=201, response_model=models.ClinicOut)
+    @app.post("/clinics", status_code=201, response_model=models.ClinicOut, responses=PUBLIC_ERRORS)
     def create_clinic(body: models.ClinicIn) -> dict[str, Any]:
         with db.connection() as conn:
             return store.create_clinic(conn, body)
 
     # --- the caller's clinic ------------------------------------------------------------------
 
-    @app.get("/clinic", response_model=models.ClinicView)
+    @app.get("/clinic", response_model=models.ClinicView, responses=TENANT_ERRORS)
     async def get_clinic(clinic: Caller) -> dict[str, Any]:
         return clinic.out()
 
-    @app.post("/practitioners", status_code=201, response_model=models.PractitionerOut)
+    @app.post("/practitioners", status_code=201, response_model=models.PractitionerOut, responses=TENANT_ERRORS)
     def create_practitioner(clinic: Caller, body: models.PractitionerIn) -> dict[str, Any]:
         with db.connection() as conn:
             created = store.create_practitioner(conn, clinic, body)
         _wrote(clinic)
         return created
 
-    @app.get("/practitioners", response_model=list[models.PractitionerOut])
+    @app.get("/practitioners", response_model=list[models.PractitionerOut], responses=TENANT_ERRORS)
     def list_practitioners(clinic: Caller, request: Request) -> Any:
         def compute() -> Any:
             with db.connection() as conn:
@@ -255,21 +274,21 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.post("/patients", status_code=201, response_model=models.PatientOut)
+    @app.post("/patients", status_code=201, response_model=models.PatientOut, responses=TENANT_ERRORS)
     def create_patient(clinic: Caller, body: models.PatientIn) -> dict[str, Any]:
         with db.connection() as conn:
             created = store.create_patient(conn, clinic, body)
         _wrote(clinic)
         return created
 
-    @app.post("/patients/import", status_code=201, response_model=models.PatientImportOut)
+    @app.post("/patients/import", status_code=201, response_model=models.PatientImportOut, responses=TENANT_ERRORS)
     def import_patients(clinic: Caller, body: models.PatientImportIn) -> dict[str, Any]:
         with db.connection() as conn:
             created = store.import_patients(conn, clinic, body.patients)
         _wrote(clinic)
         return created
 
-    @app.get("/patients", response_model=list[models.PatientOut])
+    @app.get("/patients", response_model=list[models.PatientOut], responses=TENANT_ERRORS)
     def search_patients(
         clinic: Caller,
         request: Request,
@@ -282,7 +301,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.get("/patients/{patient_id}", response_model=models.PatientOut)
+    @app.get("/patients/{patient_id}", response_model=models.PatientOut, responses=TENANT_ERRORS)
     def get_patient(clinic: Caller, request: Request, patient_id: IdPath) -> Any:
         def compute() -> Any:
             with db.connection() as conn:
@@ -290,7 +309,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.get("/slots", response_model=models.SlotsOut, dependencies=calendar)
+    @app.get("/slots", response_model=models.SlotsOut, dependencies=calendar, responses=TENANT_ERRORS)
     def free_slots(
         clinic: Caller,
         request: Request,
@@ -305,14 +324,14 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.post("/bookings", status_code=201, response_model=models.BookingOut, dependencies=calendar)
+    @app.post("/bookings", status_code=201, response_model=models.BookingOut, dependencies=calendar, responses=TENANT_ERRORS)
     def create_booking(clinic: Caller, body: models.BookingIn) -> dict[str, Any]:
         with db.connection() as conn:
             created = store.create_booking(conn, clinic, body)
         _wrote(clinic)
         return created
 
-    @app.get("/bookings/{booking_id}", response_model=models.BookingOut)
+    @app.get("/bookings/{booking_id}", response_model=models.BookingOut, responses=TENANT_ERRORS)
     def get_booking(clinic: Caller, request: Request, booking_id: IdPath) -> Any:
         def compute() -> Any:
             with db.connection() as conn:
@@ -320,7 +339,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.get("/bookings", response_model=list[models.BookingOut])
+    @app.get("/bookings", response_model=list[models.BookingOut], responses=TENANT_ERRORS)
     def list_bookings(
         clinic: Caller,
         request: Request,
@@ -335,14 +354,14 @@ def create_app(settings: Settings) -> FastAPI:
 
         return _read(clinic, request, compute)
 
-    @app.post("/bookings/{booking_id}/cancel", response_model=models.BookingOut)
+    @app.post("/bookings/{booking_id}/cancel", response_model=models.BookingOut, responses=TENANT_ERRORS)
     def cancel_booking(clinic: Caller, booking_id: IdPath) -> dict[str, Any]:
         with db.connection() as conn:
             cancelled = store.cancel_booking(conn, clinic, booking_id)
         _wrote(clinic)
         return cancelled
 
-    @app.get("/reports/daily", response_model=models.DailyReport)
+    @app.get("/reports/daily", response_model=models.DailyReport, responses=TENANT_ERRORS)
     def daily_report(clinic: Caller, request: Request, date: DateQuery) -> Any:
         day = _day(date)
 

@@ -221,6 +221,12 @@ class DailyReport(BaseModel):
     clinic_marker: str | None
 
 
+class Problem(BaseModel):
+    """An error: a sentence from the service, or the framework's list of what was wrong."""
+
+    detail: str | list[dict[str, object]]
+
+
 class Health(BaseModel):
     status: str
 
