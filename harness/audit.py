@@ -32,10 +32,11 @@ from harness.history.rows import run_metrics
 from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
 from harness.load.plan import PERSONA_WEIGHTS_ENV
+from harness.openapi.spec import dump_json, load_spec
 from harness.pacing import MAX_RPS_ENV, RequestPacer
 from harness.pack import Pack, import_pack_module, provision_hook
 from harness.progress import TierEvent
-from harness.provisioning import CreateCustomer, CustomerStore
+from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     AuditRecord,
     BaselineComparison,
@@ -45,6 +46,7 @@ from harness.records import (
     IntegrityResult,
     MetricSeries,
     NoiseFloor,
+    OpenApiChecks,
     PropertiesResult,
     ResourceSample,
     TargetInfo,
@@ -52,7 +54,13 @@ from harness.records import (
 )
 from harness.redaction import Redactor
 from harness.report.writer import ReportPaths, write_reports
-from harness.suites import run_properties, run_regression_gate
+from harness.suites import (
+    OPENAPI_CHECKS,
+    OpenApiRun,
+    run_openapi_checks,
+    run_properties,
+    run_regression_gate,
+)
 from harness.target import ManagedTarget, StartSpec, free_port, wait_healthy
 from harness.target_resources import PROCESS_TREE, external_sampler
 from harness.tiers import TierContext, measure_margin, requests_served, run_tier
@@ -114,6 +122,9 @@ class _Run:
     run_id: str
     run_dir: Path
     store: CustomerStore
+    # The customer whose credential Schemathesis's requests carry: its own, so that the load's
+    # customers hold only the data the load wrote.
+    openapi_store: CustomerStore | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,8 @@ def run_audit(
     # Customers' credentials live outside the run folder and are removed with it: reports
     # and logs must never hold them.
     state_dir = Path(tempfile.mkdtemp(prefix="scaleready-state-"))
-    run = _Run(run_id, run_dir, CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:]))
+    run = _Run(run_id, run_dir, CustomerStore(state_dir / "customers.jsonl", run_token=run_id[-4:]),
+               CustomerStore(state_dir / "openapi-customers.jsonl", run_token=run_id[-4:] + "oa"))
     collected = Collected()
     target_info = TargetInfo(base_url=plan.target_url or "", started_by_harness=plan.starts_target, command="")
     start_secrets: tuple[str, ...] = ()
@@ -194,7 +206,8 @@ def run_audit(
         collected.partial = True
         collected.notes.append("The audit was interrupted: this report holds what was measured until then.")
 
-    redactor = Redactor.for_customers(run.store.all(), also=start_secrets)
+    openapi_customers = run.openapi_store.all() if run.openapi_store is not None else []
+    redactor = Redactor.for_customers([*run.store.all(), *openapi_customers], also=start_secrets)
     shutil.rmtree(state_dir, ignore_errors=True)
     past = _history(options.reports_dir, plan, run_id, collected)
     record = _judge(plan, run_id, started_at, clock(), target_info, collected, past.baseline)
@@ -338,7 +351,7 @@ def _run_stages(
     # One pacer for every request this process sends outside the load engine: the stages that
     # use it run one after another, so together they keep the cap.
     pacer = RequestPacer(max_rps) if max_rps is not None else None
-    run_suites(plan, target, run.run_dir, collected, obs, cancel)
+    run_suites(plan, target, run.run_dir, collected, obs, cancel, hooks=hooks, openapi_store=run.openapi_store)
     if not plan.runs("tiers") or cancel.is_set():
         return
     _measure_noise_floor(plan, collected, obs, cancel)
@@ -403,10 +416,13 @@ def suite_env(plan: AuditPlan, base_url: str) -> dict[str, str]:
 
 def run_suites(
     plan: AuditPlan, target: RunningTarget, run_dir: Path, collected: Collected, obs: AuditObserver,
-    cancel: threading.Event, gate_args: tuple[str, ...] = (),
+    cancel: threading.Event, gate_args: tuple[str, ...] = (), hooks: PackHooks | None = None,
+    openapi_store: CustomerStore | None = None,
 ) -> None:
     """The regression gate and the properties, each a pytest run against the target; ``gate_args``
-    go to the gate's pytest."""
+    go to the gate's pytest. With ``suite.openapi`` and the pack's ``hooks``, the properties also
+    run Schemathesis's checks (as a customer provisioned into ``openapi_store`` when the document
+    asks for credentials)."""
     pack, profile = plan.pack, plan.profile
     env = suite_env(plan, target.base_url)
     regression_dir = pack.suite_dir("regression")
@@ -428,6 +444,72 @@ def run_suites(
         )  # fmt: skip
         obs.note(f"properties: {collected.properties.status} ({collected.properties.passed} passed, "
                  f"{collected.properties.failed} falsified)")  # fmt: skip
+    if plan.runs("properties") and pack.config.suite.openapi and hooks is not None and not cancel.is_set():
+        obs.stage("properties", f"Schemathesis: {profile.schemathesis_examples} examples per operation "
+                                f"of {pack.config.suite.openapi}")  # fmt: skip
+        checks = openapi_checks(plan, target, run_dir, env, hooks, openapi_store, cancel)
+        obs.note(f"schemathesis: {checks.status} ({checks.passed} of {checks.operations} operations passed, "
+                 f"{len(checks.failures)} failures)")  # fmt: skip
+        collected.properties = with_openapi(collected.properties, checks)
+
+
+def openapi_checks(
+    plan: AuditPlan, target: RunningTarget, run_dir: Path, env: Mapping[str, str], hooks: PackHooks,
+    store: CustomerStore | None, cancel: threading.Event,
+) -> OpenApiChecks:
+    """Schemathesis's checks on every operation of the pack's OpenAPI document."""
+    pack, profile = plan.pack, plan.profile
+    config = pack.config
+    source = config.suite.openapi or ""
+    where = str(pack.openapi_file) if pack.openapi_file is not None else (
+        target.base_url + source if source.startswith("/") else source)  # fmt: skip
+    try:
+        spec = load_spec(where, allowed_hosts=config.target.allowed_hosts)
+    except ConfigError as exc:
+        return OpenApiChecks(status="error", source=source, operations=0, passed=0,
+                             examples_per_operation=profile.schemathesis_examples, seed=plan.seed, checks=OPENAPI_CHECKS,
+                             duration_s=0.0, junit="", authenticated=False, max_rps=config.target.max_rps,
+                             note=f"The OpenAPI document could not be read: {exc}")  # fmt: skip
+    document = run_dir / "openapi.json"
+    document.write_text(dump_json(spec), encoding="utf-8")
+    headers, note = openapi_credential(
+        hooks, store, secured=spec.auth is not None or any(op.secured for op in spec.operations),
+        base_url=target.base_url, seed=plan.seed, request_timeout_s=config.target.request_timeout_s,
+        max_rps=config.target.max_rps, cancel=cancel,
+    )
+    run = OpenApiRun(document=document, source=source, examples=profile.schemathesis_examples, seed=plan.seed,
+                     timeout_s=profile.schemathesis_time_s, headers=headers, max_rps=config.target.max_rps,
+                     note=note)  # fmt: skip
+    return run_openapi_checks(run, run_dir=run_dir, env=env, cancel=cancel)
+
+
+def openapi_credential(
+    hooks: PackHooks, store: CustomerStore | None, *, secured: bool, base_url: str, seed: int,
+    request_timeout_s: float, max_rps: float | None, cancel: threading.Event,
+) -> tuple[dict[str, str], str]:
+    """The headers of one customer provisioned for Schemathesis when the document asks for
+    credentials (``secured``), and a note when its requests go without them."""
+    if not secured:
+        return {}, ""
+    if hooks.auth_headers is None or store is None:
+        return {}, ("The document asks for credentials, but provision.py has no auth_headers(customer): "
+                    "Schemathesis's requests carried none.")  # fmt: skip
+    result = provision(hooks.create_customer, store, base_url=base_url, upto=1, concurrency=1, seed=seed,
+                       timeout_s=request_timeout_s, cancel=cancel,
+                       pacer=RequestPacer(max_rps) if max_rps is not None else None)  # fmt: skip
+    customers = store.all()
+    if not customers:
+        why = result.errors[0] if result.errors else "no customer was created"
+        return {}, f"No customer could be provisioned for Schemathesis ({why}): its requests carried no credential."
+    return {str(k): str(v) for k, v in hooks.auth_headers(customers[0]).items()}, ""
+
+
+def with_openapi(props: PropertiesResult | None, checks: OpenApiChecks) -> PropertiesResult:
+    """The properties stage's result with Schemathesis's checks beside the pack's own properties
+    (whose status stays theirs: "skipped" when the pack has none)."""
+    if props is None:
+        props = PropertiesResult(status="skipped", passed=0, failed=0, duration_s=0.0, examples_per_property=0, junit="")
+    return replace(props, duration_s=round(props.duration_s + checks.duration_s, 2), openapi=checks)
 
 
 def _measure_noise_floor(plan: AuditPlan, collected: Collected, obs: AuditObserver, cancel: threading.Event) -> None:

@@ -158,6 +158,10 @@ class Profile(_Strict):
     margin_repeats: int = Field(default=2, ge=0)
     window_s: PositiveFloat = 5.0
     hypothesis_examples: int = Field(default=50, ge=1)
+    # With suite.openapi: Schemathesis's generated requests per operation, and the longest its
+    # checks may take (then stopped, keeping what they found).
+    schemathesis_examples: int = Field(default=20, ge=1)
+    schemathesis_time_s: PositiveFloat = 180.0
     max_users: int = Field(default=2000, ge=1)
     noise_floor_s: float = Field(default=5.0, ge=0)
     integrity_sample: int = Field(default=200, ge=0)
@@ -193,6 +197,8 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "stress_factors": [1.5, 3.0],
         "stress_step_s": 4.0,
         "hypothesis_examples": 15,
+        "schemathesis_examples": 5,
+        "schemathesis_time_s": 60.0,
         "probe_iterations": 40,
         "noise_floor_s": 3.0,
         "integrity_sample": 60,
@@ -204,6 +210,8 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "steady_s": 120.0,
         "stress_step_s": 20.0,
         "hypothesis_examples": 200,
+        "schemathesis_examples": 100,
+        "schemathesis_time_s": 600.0,
         "integrity_sample": 1000,
     },
     "audit": {

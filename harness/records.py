@@ -312,6 +312,38 @@ class FalsifiedProperty:
 
 
 @dataclass(frozen=True)
+class OpenApiFailure:
+    """One operation that failed one of Schemathesis's checks, with its minimal failing request."""
+
+    operation: str  # "POST /patients"
+    checks: tuple[str, ...]  # Schemathesis's check names, e.g. ("not_a_server_error",)
+    title: str  # what Schemathesis said, e.g. "Server error"
+    status: int | None  # the response's status code
+    curl: str  # the request as a curl command (credentials shown as [Filtered])
+    message: str = ""  # Schemathesis's explanation (schema path, expected and received)
+
+
+@dataclass(frozen=True)
+class OpenApiChecks:
+    """Schemathesis's checks on every operation of the pack's OpenAPI document."""
+
+    status: StageStatus
+    source: str  # the document as the pack names it ("/openapi.json", a file, a URL)
+    operations: int  # operations tested
+    passed: int
+    examples_per_operation: int
+    seed: int  # Hypothesis's seed: the same seed against the same service draws the same requests
+    checks: tuple[str, ...]
+    duration_s: float
+    junit: str
+    authenticated: bool  # requests carried a provisioned customer's credential
+    max_rps: float | None = None
+    failures: tuple[OpenApiFailure, ...] = ()
+    replay: str = ""  # the pytest command that reruns these checks alone
+    note: str = ""  # why it did not run, or what it ran without
+
+
+@dataclass(frozen=True)
 class PropertiesResult:
     status: StageStatus
     passed: int
@@ -321,6 +353,7 @@ class PropertiesResult:
     junit: str
     falsified: tuple[FalsifiedProperty, ...] = ()
     output_tail: str = ""
+    openapi: OpenApiChecks | None = None
 
 
 ViolationKind = Literal["lost-write", "duplicate", "resurrected", "isolation-leak", "half-written"]

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.processes import stop_group
 from harness.pytest_plugin import FAILING_EXAMPLE_PROPERTY
@@ -27,6 +28,8 @@ from harness.records import (
     BenchmarkResult,
     FalsifiedProperty,
     GateResult,
+    OpenApiChecks,
+    OpenApiFailure,
     PropertiesResult,
     TestCaseResult,
 )
@@ -241,6 +244,150 @@ def run_properties(
         falsified=falsified,
         output_tail=_tail_note(run),
     )
+
+
+# The test module that runs Schemathesis's checks (in the child pytest, like a pack's suites).
+OPENAPI_SUITE = Path(__file__).resolve().parent / "openapi" / "schemathesis_suite.py"
+# Schemathesis's names for what every response must be: not a 5xx, a body that matches the
+# documented schema, a documented status code, a documented content type.
+OPENAPI_OPERATION_PROPERTY = "scaleready.operation"  # the suite's JUnit property naming a case's operation
+OPENAPI_CHECKS = (
+    "not_a_server_error",
+    "response_schema_conformance",
+    "status_code_conformance",
+    "content_type_conformance",
+)
+
+
+@dataclass(frozen=True)
+class OpenApiRun:
+    """What the Schemathesis checks run against and how (the audit resolves it from the pack)."""
+
+    document: Path  # the OpenAPI document as a JSON file
+    source: str  # as the pack names it
+    examples: int  # per operation
+    seed: int
+    timeout_s: float
+    headers: Mapping[str, str]  # a provisioned customer's credential, or none
+    max_rps: float | None = None
+    note: str = ""
+
+
+def run_openapi_checks(
+    spec: OpenApiRun, *, run_dir: Path, env: Mapping[str, str], cancel: threading.Event | None = None
+) -> OpenApiChecks:
+    """Schemathesis's checks on every operation, in a child pytest; each failing operation and
+    check comes back with its minimal failing request as a curl command."""
+    junit = run_dir / "junit-openapi.xml"
+    failures_file = run_dir / "openapi-failures.jsonl"
+    failures_file.unlink(missing_ok=True)
+    suite_env = {
+        **env,
+        "SCALEREADY_SEED": str(spec.seed),
+        "SCALEREADY_HYPOTHESIS_MAX_EXAMPLES": str(spec.examples),
+        "SCALEREADY_OPENAPI_DOCUMENT": str(spec.document),
+        "SCALEREADY_OPENAPI_FAILURES": str(failures_file),
+        "SCALEREADY_OPENAPI_HEADERS": json.dumps(dict(spec.headers)),
+        "SCALEREADY_OPENAPI_CHECKS": ",".join(OPENAPI_CHECKS),
+    }
+    run = run_pytest(OPENAPI_SUITE, rootdir=OPENAPI_SUITE.parent, junit=junit, env=suite_env,
+                     timeout_s=spec.timeout_s, cancel=cancel)  # fmt: skip
+    failures = _openapi_failures(run.cases, _operations(junit), failures_file)
+    passed = sum(1 for case in run.cases if case.outcome == "passed")
+    note = spec.note
+    if run.timed_out:
+        note = " ".join(filter(None, [note, f"Stopped at its time limit ({spec.timeout_s:g} s) after "
+                                            f"{len(run.cases)} operations."]))  # fmt: skip
+    if failures:
+        status = "failed"
+    elif run.timed_out or run.interrupted or run.exit_code not in (0, 5) or not run.cases:
+        status = "error"
+        if not run.cases and not run.timed_out:
+            note = " ".join(filter(None, [note, _last_line(run.output_tail)]))
+    else:
+        status = "passed"
+    return OpenApiChecks(
+        status=status,  # type: ignore[arg-type]
+        source=spec.source,
+        operations=len(run.cases),
+        passed=passed,
+        examples_per_operation=spec.examples,
+        seed=spec.seed,
+        checks=OPENAPI_CHECKS,
+        duration_s=round(run.duration_s, 2),
+        junit=junit.name,
+        authenticated=bool(spec.headers),
+        max_rps=spec.max_rps,
+        failures=failures,
+        replay=(
+            f"SCALEREADY_TARGET_URL=<url of the target> SCALEREADY_SEED={spec.seed} "
+            f"SCALEREADY_HYPOTHESIS_MAX_EXAMPLES={spec.examples} SCALEREADY_OPENAPI_DOCUMENT=<{spec.document.name}, "
+            "in the run folder> SCALEREADY_OPENAPI_HEADERS='{\"<header>\": \"<a customer\'s credential>\"}' "
+            f"python -m pytest {OPENAPI_SUITE} -p harness.pytest_plugin"
+        ),
+        note=note,
+    )
+
+
+def _operations(junit: Path) -> list[str]:
+    """Each JUnit case's operation, in the order ``parse_junit`` reads the cases ("" if none)."""
+    try:
+        root = ET.parse(junit).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    return [
+        next((p.get("value", "") for p in case.iter("property") if p.get("name") == OPENAPI_OPERATION_PROPERTY), "")
+        for case in root.iter("testcase")
+    ]
+
+
+def _openapi_failures(
+    cases: tuple[TestCaseResult, ...], operations: list[str], failures_file: Path
+) -> tuple[OpenApiFailure, ...]:
+    recorded: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    try:
+        lines = failures_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue  # a line cut short when the run was stopped
+        recorded[(str(raw["operation"]), tuple(raw["checks"]))] = raw  # the last one is the minimal one
+    failed = {op or c.name for c, op in zip(cases, operations or [""] * len(cases), strict=False)
+              if c.outcome in ("failed", "error")}  # fmt: skip
+    # One failure per operation and request: a 500 also breaks status_code_conformance when 500
+    # is not documented, and that is one finding, not two.
+    by_request: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (operation, _checks), raw in recorded.items():
+        if operation in failed:
+            by_request.setdefault((operation, str(raw["curl"])), []).append(raw)
+    found = [
+        OpenApiFailure(
+            operation=operation,
+            checks=tuple(sorted({c for raw in group for c in raw["checks"]})),
+            title="; ".join(dict.fromkeys(str(raw["title"]) for raw in group)),
+            status=group[-1].get("status"),
+            curl=curl,
+            message="\n".join(filter(None, (str(raw.get("message", "")) for raw in group)))[:1500],
+        )
+        for (operation, curl), group in by_request.items()
+    ]
+    # A failing operation the checks did not explain (a refused connection, a schema Schemathesis
+    # cannot generate from) still gets its own failure, with what pytest said.
+    explained = {f.operation for f in found}
+    for case, operation in zip(cases, operations or [""] * len(cases), strict=False):
+        operation = operation or case.name
+        if case.outcome in ("failed", "error") and operation not in explained:
+            found.append(OpenApiFailure(operation=operation, checks=(), title=case.headline or "the test failed",
+                                        status=None, curl="", message=case.message[:1500]))  # fmt: skip
+    return tuple(sorted(found, key=lambda f: (f.operation, f.checks)))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def _tail_note(run: SuiteRun) -> str:

@@ -197,6 +197,17 @@ def _stages(card: dict[str, Any]) -> list[str]:
             lines.append(f"  - {code_span(f['name'])}: {md_text(f['error'])}")
             lines.append(f"    minimal example: {code_span(f['example'])}")
             lines.append(f"    reproduce: {code_span(f['reproduce'])}")
+    checks = props.get("openapi")
+    if checks is not None:
+        lines.append(f"- Schemathesis on {code_span(checks['source'])}: {checks['status']} "
+                     f"({checks['passed']} of {checks['operations']} operations passed, "
+                     f"{checks['examples_per_operation']} examples each, seed {checks['seed']}).")  # fmt: skip
+        if checks["note"]:
+            lines.append(f"  - {md_text(checks['note'])}")
+        for f in checks["failures"]:
+            lines.append(f"  - {code_span(f['operation'])}: {md_text(', '.join(f['checks']) or f['title'])}")
+            if f["curl"]:
+                lines.append(f"    request: {code_span(f['curl'])}")
     return [*lines, ""]
 
 

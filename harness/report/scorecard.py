@@ -44,6 +44,7 @@ from harness.records import (
     MetricChange,
     MetricSeries,
     NoiseFloor,
+    OpenApiChecks,
     PhaseMeasurement,
     PropertiesResult,
     ResourceSample,
@@ -75,7 +76,8 @@ __all__ = [
 # baseline comparison, change points, the environment's command and database, the resources'
 # source and samples, per tier the percentiles judged and the achieved concurrency, and the
 # integrity check's replay of leaks suspected under load and its public declarations
-# (integrity.leak_replay, integrity.public).
+# (integrity.leak_replay, integrity.public), and the properties' Schemathesis checks
+# (stages.properties.openapi, null without suite.openapi).
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -258,6 +260,32 @@ def _properties(props: PropertiesResult | None) -> dict[str, Any]:
         "falsified": [
             {"name": f.name, "example": f.example, "error": f.error, "reproduce": f.reproduce}
             for f in props.falsified
+        ],
+        "openapi": _openapi(props.openapi),
+    }
+
+
+def _openapi(checks: OpenApiChecks | None) -> dict[str, Any] | None:
+    if checks is None:
+        return None
+    return {
+        "status": checks.status,
+        "source": checks.source,
+        "operations": checks.operations,
+        "passed": checks.passed,
+        "examples_per_operation": checks.examples_per_operation,
+        "seed": checks.seed,
+        "checks": list(checks.checks),
+        "duration_s": _num(checks.duration_s, 2),
+        "junit": checks.junit or None,
+        "authenticated": checks.authenticated,
+        "max_rps": checks.max_rps,
+        "replay": checks.replay,
+        "note": checks.note,
+        "failures": [
+            {"operation": f.operation, "checks": list(f.checks), "title": f.title, "status": f.status,
+             "curl": f.curl, "message": f.message}
+            for f in checks.failures
         ],
     }
 
@@ -639,6 +667,10 @@ def _headline(record: AuditRecord) -> str:
         if record.properties is not None and record.properties.status in ("failed", "error"):
             n = len(record.properties.falsified) or record.properties.failed
             return f"{n} propert{'y was' if n == 1 else 'ies were'} falsified"
+        checks = record.properties.openapi if record.properties is not None else None
+        if checks is not None and checks.failures:
+            n = len({f.operation for f in checks.failures})
+            return f"{n} operation{'' if n == 1 else 's'} failed Schemathesis's checks"
         return _lower_first(top) if top else "a check failed"
     # INCONCLUSIVE
     bad = _first_tier(record, "invalid") or _first_tier(record, "skipped")

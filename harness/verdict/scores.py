@@ -80,6 +80,11 @@ def _correctness(
         passed += props.passed
         failed += bad
         parts.append(f"{props.passed} of {props.passed + bad} properties")
+    checks = props.openapi if props is not None else None
+    if checks is not None and checks.status in ("passed", "failed"):
+        passed += checks.passed
+        failed += checks.operations - checks.passed
+        parts.append(f"{checks.passed} of {checks.operations} operations under Schemathesis's checks")
     bugs = sum(1 for f in findings if f.category == "property" and f.id.endswith(":replay"))
     failed += bugs
     if passed + failed == 0:

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from json_http import send_json
 
 from harness.integrity.check import check_tier
 from harness.integrity.ledger import Ledger, NullLedger, read_ledger_dir
@@ -100,12 +101,7 @@ def serve(store: ItemStore) -> ThreadingHTTPServer:
             pass
 
         def _json(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             length = int(self.headers.get("Content-Length") or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.records import GateResult, PropertiesResult
+from harness.records import GateResult, OpenApiChecks, PropertiesResult
 from harness.verdict.outcome import Outcome, make_finding, reproduce_command
 from harness.verdict.policy import ReproduceContext
 from harness.verdict.wording import last_line, names
@@ -68,7 +68,61 @@ def gate_findings(gate: GateResult | None, ctx: ReproduceContext) -> Outcome:
 
 
 def properties_findings(props: PropertiesResult | None, ctx: ReproduceContext) -> Outcome:
-    """Each falsified property is a definite failure, reported with its minimal example."""
+    """Each falsified property, and each operation failing one of Schemathesis's checks, is a
+    definite failure, reported with its minimal example."""
+    openapi = props.openapi if props is not None else None
+    if openapi is None:
+        return _pack_properties(props, ctx)
+    schema_driven = openapi_findings(openapi, ctx)
+    if props is not None and props.status == "skipped" and openapi.status != "error":
+        return schema_driven  # the pack has no properties of its own; Schemathesis's are the evidence
+    return _pack_properties(props, ctx) + schema_driven
+
+
+def openapi_findings(checks: OpenApiChecks, ctx: ReproduceContext) -> Outcome:
+    """One `property` finding per operation and failed check, with the request as curl."""
+    if checks.status == "error" and not checks.failures:
+        why = checks.note or "see its JUnit report"
+        return Outcome(missing=(f"Schemathesis's checks of {checks.source} could not run: {why}",))
+    findings = tuple(
+        make_finding(
+            "property",
+            ["openapi", f.operation, *f.checks],
+            severity="high",
+            title=f"{f.operation} fails Schemathesis's {' and '.join(f.checks) or 'checks'}: {f.title}",
+            detail=(
+                f"Schemathesis generated requests for {f.operation} from the OpenAPI document "
+                f"({checks.source}) and the response broke {' and '.join(f.checks) or 'a check'}"
+                + (f" (status {f.status})" if f.status is not None else "")
+                + f". The minimal failing request:\n{f.curl or '(none recorded)'}\n{f.message}\n"
+                f"Seed {checks.seed}: the same seed draws the same requests again."
+                + ("\n[Filtered] stands for a customer's credential." if "[Filtered]" in f.curl else "")
+            ),
+            evidence={
+                "operation": f.operation,
+                "checks": list(f.checks),
+                "status": f.status,
+                "curl": f.curl,
+                "seed": checks.seed,
+                "replay": checks.replay,
+            },
+            reproduce=reproduce_command(ctx, "properties"),
+            endpoint=f.operation,
+        )
+        for f in checks.failures
+    )
+    if not findings:
+        return Outcome()
+    operations = sorted({f.operation for f in checks.failures})
+    return Outcome(
+        findings=findings,
+        failures=(
+            f"{len(operations)} operation(s) failed Schemathesis's checks of the OpenAPI document: {names(operations)}.",
+        ),
+    )
+
+
+def _pack_properties(props: PropertiesResult | None, ctx: ReproduceContext) -> Outcome:
     not_run = _not_run(props, "The property checks", "robustness to odd input")
     if not_run is not None or props is None:
         return not_run or Outcome()
