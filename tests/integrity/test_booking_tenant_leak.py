@@ -3,7 +3,8 @@
 ``--flaw tenant-leak`` makes the patient search forget the clinic filter. The demo's own
 locustfile searches patients as each clinic; the load engine sees other clinics' markers; the
 integrity check replays the search as the clinic and reports the leak with what came back. The
-healthy demo, under the same load, raises no suspicion at all. About ten seconds each.
+healthy demo, under the same load, raises no suspicion at all (a `slow` test). About ten
+seconds each on a quiet machine.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ BOOKING = Path(__file__).resolve().parents[2] / "scenarios" / "booking"
 CLINICS = 8
 
 
-@pytest.mark.parametrize("flaw", ["tenant-leak", None])
+# The healthy run is behind `slow`: the selftest matrix audits the healthy demo anyway.
+@pytest.mark.parametrize("flaw", ["tenant-leak", pytest.param(None, marks=pytest.mark.slow)])
 def test_the_patient_search_leak_is_confirmed_by_replay(tmp_path: Path, flaw: str | None) -> None:
     with running_pack(BOOKING, tmp_path, CLINICS, flaw=flaw) as running:
         ledger, result = load_then_check(running, tmp_path, BOOKING / "locustfile.py", rate=25.0, seconds=2.0)
