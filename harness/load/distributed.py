@@ -553,4 +553,19 @@ def run_worker(master_host: str, master_port: int, start_engine: StartEngine, *,
         print(f"scaleready worker: no master answered at {master_host}:{master_port} within {wait_s:g} s",
               file=sys.stderr, flush=True)  # fmt: skip
         return EXIT_NO_MASTER
+    _drop_locust_request_stats(env)
     return _Worker(runner, env, start_engine, pack_dir).run()
+
+
+def _drop_locust_request_stats(env: Environment) -> None:
+    """Stop Locust's runner from logging every request into its own statistics.
+
+    The harness records each request itself (``Engine.on_request``: exact histograms per
+    endpoint and window, shipped in ``sr_tally``); Locust's ``RequestStats`` of a worker are
+    never read. Logging into them is a second recording of every request, a few per cent of a
+    worker's CPU at its limit. A Locust that names its listener differently keeps it (harmless).
+    """
+    hook = env.events.request
+    for handler in list(getattr(hook, "_handlers", ())):
+        if getattr(handler, "__qualname__", "") == "Runner.__init__.<locals>.on_request":
+            hook.remove_listener(handler)

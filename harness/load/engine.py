@@ -208,12 +208,15 @@ class Engine:
             gevent.sleep(0.02)
 
     def _sample_health(self, tally: LiveTally) -> None:
+        # The machine's readings are differences between two of them (harness.load.machine), so
+        # they are read at the phase's start and end (and before each window's snapshot), not
+        # every second: a reading walks every process on the machine, and near the generator's
+        # limit reading it every second cost ~2 % of the generator's CPU (py-spy, throughput case).
         self.process.cpu_percent(None)
         tally.machine_first = read_machine()
         while True:
             gevent.sleep(1.0)
             tally.cpu.append(self.process.cpu_percent(None))
-            tally.machine_last = read_machine()
             tally.rss_max_mb = max(tally.rss_max_mb, self.process.memory_info().rss / 1e6)
 
     def _sample_lag(self, tally: LiveTally) -> None:
@@ -253,6 +256,7 @@ class Engine:
             if now >= next_window:
                 next_window += self.plan.window_s
                 if snapshot_every:
+                    tally.machine_last = read_machine()
                     snapshot_every(tally)
                 if check_stop and phase.kind == "stress" and tally.aborted is None:
                     reason = self.stop_condition(tally, now - t0)
@@ -268,6 +272,7 @@ class Engine:
         if self.interrupted and tally.aborted is None:
             tally.aborted = "interrupted"
         self._drain(tally)
+        tally.machine_last = read_machine()
         tally.paced = tally.paced_so_far()
         tally.closed = True
         tally.ended_at = time.time()
