@@ -12,10 +12,15 @@ Runs, side by side and against the built-in null target (loopback, known service
 * ``stall``: the server freezes 1 s every 10 s under 200 req/s. Truth is analytic for an open
   model: 10 % of arrivals wait U(0, 1 s), so p95 ~ 500 ms, p99 ~ 900 ms. Goal: harness within 10 %.
 * ``throughput``: the most req/s one generator process reaches with full recording; harness vs a
-  plain FastHttpUser with no wait (and ``wrk`` as the ceiling, if installed). Goal: harness >= 0.9 x
-  plain. The harness is offered plain's maximum with its pool capped at plain's 50 users, so the
-  ratio tops out near 1.0. (Offering more than it can send measures something else: the surplus
-  tokens cost CPU to schedule and drop, and latency from intended start grows to the 1 s grace.)
+  plain FastHttpUser with no wait (and ``wrk`` as the ceiling, if installed). Goal: harness >= 1.0 x
+  plain. The harness is offered 1.2 x plain's maximum of the same round with its pool capped at
+  plain's 50 users, so it runs at its own limit and the ratio can pass 1.0 (offered only plain's
+  maximum, it could not). The surplus tokens are scheduled and dropped (counted), which costs the
+  harness CPU plain does not spend, and its latency from intended start grows to the 1 s grace:
+  this row measures throughput, not latency. Then the same with ``--workers 2`` (a Locust master
+  and two worker processes, 50 users each, offered twice as much): its req/s over the one-process
+  row of the same round, and how much CPU the null target took, since on a 2-core machine the
+  target shares the cores with the workers.
 * generator memory at 5000 customers: the ``peak_rss_mb`` of the ``5000-customers`` rows.
 
 Every case runs ``--rounds`` times (3 by default), the two tools alternating which goes first, and
@@ -45,6 +50,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,6 +84,7 @@ class Row:
     goal_met: bool | None = None
     note: str = ""
     vs_plain: dict[str, float] | None = None  # harness rows: plain / harness ratios, same case and round
+    vs_one_process: float | None = None  # the --workers 2 row: its req/s over one process's, same round
     measured_at: str = ""
     round: int = 1  # rounds alternate which tool runs first; see summarise()
 
@@ -168,6 +175,7 @@ def run_plain(work: Path, locustfile: str, url: str, users: int, spawn_rate: flo
 
 
 def run_harness(work: Path, url: str, rate: float, warmup_s: float, steady_s: float, customers: Path,
+                on_progress: Callable[[LoadProgress], None] | None = None,
                 **options: object):  # type: ignore[no-untyped-def]
     lf = work / "harness_locustfile.py"
     lf.write_text(HARNESS, encoding="utf-8")
@@ -181,6 +189,8 @@ def run_harness(work: Path, url: str, rate: float, warmup_s: float, steady_s: fl
         if progress.phase == "steady" and not flags.get("reset"):
             flags["reset"] = True
             server_stats(url, reset=True)
+        if on_progress is not None:
+            on_progress(progress)
 
     flags: dict[str, bool] = {}
     outcome = run_load(plan, on_progress=reset_truth_at_steady)
@@ -188,6 +198,32 @@ def run_harness(work: Path, url: str, rate: float, warmup_s: float, steady_s: fl
     if steady is None:
         raise RuntimeError(f"harness run failed: {outcome.error}")
     return steady
+
+
+class TargetCpu:
+    """The null target's CPU during a harness run's steady phase (% of one core), read from its
+    process's CPU times at the steady phase's first and last progress lines."""
+
+    def __init__(self) -> None:
+        target = [c for c in psutil.Process().children() if "harness.load.noise_floor" in " ".join(c.cmdline())]
+        self.process = target[0] if len(target) == 1 else None
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] | None = None
+
+    def on_progress(self, progress: LoadProgress) -> None:
+        if progress.phase != "steady" or self.process is None:
+            return
+        t = self.process.cpu_times()
+        reading = (time.monotonic(), t.user + t.system)
+        if self.first is None:
+            self.first = reading
+        self.last = reading
+
+    @property
+    def pct(self) -> float | None:
+        if self.first is None or self.last is None or self.last[0] <= self.first[0]:
+            return None
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0]) * 100.0
 
 
 def within(reported: float, truth: float, floor_ms: float = 2.0) -> bool:
@@ -274,8 +310,15 @@ def case_stall(work: Path, steady_s: float, round_no: int = 1) -> list[Row]:
     return in_turn(round_no, plain_run, harness_run)
 
 
+# The harness is offered this much more than plain's maximum: enough to keep it at its own limit
+# through the round (plain's rate varies by a few per cent between runs), little enough that the
+# surplus tokens it schedules and drops cost it only a little CPU.
+OVERSHOOT = 1.2
+THROUGHPUT_GOAL = 1.0  # harness / plain req/s
+
+
 def case_throughput(work: Path, run_s: float, round_no: int = 1) -> list[Row]:
-    # Plain first in every round: the harness is offered plain's maximum of the same round.
+    # Plain first in every round: the harness is offered more than plain's maximum of the same round.
     rows = []
     with run_null_target(service_ms=0) as url:
         plain = run_plain(work, PLAIN_NO_WAIT, url, 50, 50, run_s + 1, {})
@@ -283,18 +326,36 @@ def case_throughput(work: Path, run_s: float, round_no: int = 1) -> list[Row]:
     rows.append(Row("throughput", "plain locust", truth.p50_ms, plain["p50"], truth.p95_ms, plain["p95"],
                     truth.p99_ms, plain["p99"], 0.0, plain["rps"], plain["rss"], None,
                     "reference", None, f"50 users, no wait; generator CPU ~{plain['cpu']:.0f}% of a core"))
-    offered = round(plain["rps"], -1)
+    offered = round(plain["rps"] * OVERSHOOT, -1)
+    customers = write_customers(work / "c50.jsonl", 50)
     with run_null_target(service_ms=0) as url:
-        steady = run_harness(work, url, offered, 3.0, run_s, write_customers(work / "c50.jsonl", 50),
+        target = TargetCpu()
+        steady = run_harness(work, url, offered, 3.0, run_s, customers, on_progress=target.on_progress,
                              max_users=50, min_users=50, max_start_delay_s=1.0)
         truth = recording.summarise_encoded(server_stats(url))
     ratio = steady.achieved_rps / plain["rps"] if plain["rps"] else 0.0
     rows.append(Row("throughput", "harness", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
                     steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
                     steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
-                    ">= 0.9 x plain req/s", ratio >= 0.9,
-                    f"{ratio:.2f} x plain, offered plain's max with 50 users; generator CPU "
-                    f"{steady.generator.cpu_mean_pct:.0f}%; dropped {steady.dropped_iterations}" + machine_note(steady)))
+                    f">= {THROUGHPUT_GOAL:.1f} x plain req/s", ratio >= THROUGHPUT_GOAL,
+                    f"{ratio:.2f} x plain, offered {OVERSHOOT:g} x plain's max with 50 users; generator CPU "
+                    f"{steady.generator.cpu_mean_pct:.0f}%; dropped {steady.dropped_iterations}"
+                    + target_note(target) + machine_note(steady)))
+    one_process = steady.achieved_rps
+    with run_null_target(service_ms=0) as url:
+        target = TargetCpu()
+        steady = run_harness(work, url, 2 * offered, 3.0, run_s, customers, on_progress=target.on_progress,
+                             max_users=50, min_users=50, max_start_delay_s=1.0, workers=2)
+        truth = recording.summarise_encoded(server_stats(url))
+    scale = steady.achieved_rps / one_process if one_process else 0.0
+    rows.append(Row("throughput", "harness --workers 2", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
+                    steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
+                    steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
+                    "measured (no goal)", None,
+                    f"{scale:.2f} x one process, {steady.achieved_rps / plain['rps']:.2f} x plain; offered 2 x "
+                    f"{OVERSHOOT:g} x plain's max, 50 users per worker; dropped {steady.dropped_iterations}"
+                    + target_note(target) + machine_note(steady)))
+    rows[-1].vs_one_process = round(scale, 2)
     wrk = shutil.which("wrk")
     if wrk:
         with run_null_target(service_ms=0) as url:
@@ -305,6 +366,11 @@ def case_throughput(work: Path, run_s: float, round_no: int = 1) -> list[Row]:
             rows.append(Row("throughput", "wrk", 0, 0, 0, 0, 0, 0, 0.0, float(m.group(1)), 0.0, None,
                             "ceiling", None, "1 thread, 50 connections"))
     return rows
+
+
+def target_note(target: TargetCpu) -> str:
+    pct = target.pct
+    return "" if pct is None else f"; null target CPU {pct:.0f}% of a core"
 
 
 CASES = {"5000-customers": case_5000_customers, "stall": case_stall, "throughput": case_throughput}
@@ -369,6 +435,9 @@ def summarise(rows: list[Row]) -> list[dict[str, object]]:
         if case == "throughput":
             entry["median_ratio"] = round(statistics.median(r.vs_plain["rps_harness_over_plain"] for r in ours
                                                             if r.vs_plain), 2)
+            scaling = [r.vs_one_process for r in rows if r.case == case and r.vs_one_process is not None]
+            if scaling:
+                entry["workers_2_median_over_one_process"] = round(statistics.median(scaling), 2)
         else:
             for key in ("p50", "p95", "p99"):
                 entry[f"median_{key}_error_ms"] = round(statistics.median(
@@ -381,7 +450,9 @@ def summary_markdown(summary: list[dict[str, object]]) -> str:
     lines = ["| case | rounds | goal met in | median over rounds |", "|---|---|---|---|"]
     for e in summary:
         if "median_ratio" in e:
-            median = f"harness / plain req/s {e['median_ratio']:.2f} (goal >= 0.9)"
+            median = f"harness / plain req/s {e['median_ratio']:.2f} (goal >= {THROUGHPUT_GOAL:.1f})"
+            if "workers_2_median_over_one_process" in e:
+                median += f"; --workers 2 / one process {e['workers_2_median_over_one_process']:.2f}"
         else:
             median = (f"reported - true: p50 {e['median_p50_error_ms']:+.2f} ms, p95 {e['median_p95_error_ms']:+.2f} ms, "
                       f"p99 {e['median_p99_error_ms']:+.2f} ms")
@@ -428,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
           "Times in ms; \"true\" is the null target's own record of time spent inside it (or the "
           "analytic open-model value for `stall`). Each case ran "
           f"{args.rounds} round(s), the tools alternating which goes first (throughput: plain always first, "
-          "since the harness is offered plain's maximum).\n\n## Over the rounds\n\n" + summary_markdown(summary)
+          "since the harness is offered more than plain's maximum).\n\n## Over the rounds\n\n" + summary_markdown(summary)
           + "\n## Every round\n\n" + to_markdown(rows)
           + "\n## Side by side (same case, same round)\n\n" + ratios_markdown(rows))
     (out / "fidelity.md").write_text(md, encoding="utf-8")
