@@ -47,6 +47,7 @@ from harness.records import (
     MetricSeries,
     NoiseFloor,
     OpenApiChecks,
+    Popularity,
     PropertiesResult,
     ResourceSample,
     TargetInfo,
@@ -652,6 +653,7 @@ def _judge(
         notes=tuple(notes) + tuple(judgement.reasons),
         environment=read_environment(),
         baseline=comparison,
+        popularity=Popularity(plan.profile.popularity, plan.profile.zipf_exponent),
         options={
             "seed": plan.seed,
             "workers": plan.options.workers,

@@ -17,6 +17,39 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 Verdict = Literal["READY", "AT RISK", "NOT READY", "INCONCLUSIVE"]
 PhaseKind = Literal["probe", "warmup", "steady", "stress"]
 
+
+PopularityKind = Literal["uniform", "zipf"]
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """How the load picks the customer each action acts for (``CustomerUser.customer()``).
+
+    ``uniform``: every customer alike. ``zipf``: the customer of rank k (its provisioning index
+    + 1) weighs ``1 / k ** exponent``, so a few large customers carry much of the traffic, as in
+    real multi-tenant services; writes on one customer then overlap, which is where lost updates
+    and double bookings show. The data-volume probe always picks uniformly (every customer's data).
+    """
+
+    distribution: PopularityKind = "uniform"
+    exponent: float = 1.0  # zipf only
+
+    def weights(self, customers: int) -> list[float]:
+        """Each rank's relative weight (rank 1 first); all 1.0 when uniform."""
+        if self.distribution == "uniform":
+            return [1.0] * customers
+        return [1.0 / (rank**self.exponent) for rank in range(1, customers + 1)]
+
+    def top_share(self, customers: int, top: int = 1) -> float:
+        """The share of all actions the ``top`` most popular of ``customers`` get, in [0, 1]."""
+        w = self.weights(customers)
+        return sum(w[:top]) / sum(w) if w else 0.0
+
+    def describe(self) -> str:
+        if self.distribution == "uniform":
+            return "uniform"
+        return f"Zipf, exponent {self.exponent:g}"
+
 SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
 
@@ -674,6 +707,7 @@ class AuditRecord:
     change_points: tuple[ChangePoint, ...] = ()
     # One metric over that series, for the report's chart (the largest tier's p95).
     history: MetricSeries | None = None
+    popularity: Popularity | None = None  # how the load picked customers (the profile's)
 
 
 # --- history and comparison -------------------------------------------------------------------

@@ -33,6 +33,7 @@ from harness.records import (
     PhaseKind,
     PhaseMeasurement,
     PhaseValidity,
+    Popularity,
     PropertiesResult,
     ReplayedError,
     ResourceSample,
@@ -234,6 +235,7 @@ def audit_record(
     options: dict[str, object] | None = None,
     target: TargetInfo | None = None,
     environment: Environment | None = None,
+    popularity: Popularity | None = None,
 ) -> AuditRecord:
     return AuditRecord(
         run_id=run_id,
@@ -256,6 +258,7 @@ def audit_record(
         notes=tuple(notes),
         options=dict(options or {}),
         environment=environment,
+        popularity=popularity,
     )
 
 

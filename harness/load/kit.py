@@ -7,8 +7,10 @@
   the user does not sleep between tasks. Run with plain ``locust -f``, the user behaves like any
   Locust user: closed loop with ``wait_time = between(1, 3)`` (override it as usual).
 * **Customers.** ``self.customer()`` returns one provisioned customer record (a dict with at least
-  ``id``, ``api_key`` and ``marker``) chosen at random from the JSON-lines file named by the
-  ``SCALEREADY_CUSTOMERS`` environment variable, so traffic spreads over all N customers.
+  ``id``, ``api_key`` and ``marker``) drawn from the JSON-lines file named by the
+  ``SCALEREADY_CUSTOMERS`` environment variable, by the profile's customer popularity
+  (``SCALEREADY_POPULARITY``: uniform, or Zipf so that a few large customers carry much of the
+  traffic); the data-volume probe's iterations always draw uniformly, so they see every customer.
 * **Attribution.** Every request is credited to one customer: its response is scanned for other
   customers' markers and its server errors are replayed as that customer. By default that is the
   customer ``self.customer()`` last returned; ``with self.as_customer(c):`` credits the requests
@@ -34,6 +36,8 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, DefaultTaskSet
 
+from harness.load.popularity import POPULARITY_ENV, cumulative_weights, from_env_value
+
 if TYPE_CHECKING:
     from harness.integrity.ledger import PendingWrite
 
@@ -45,6 +49,8 @@ ITERATION_CONTEXT_KEY = "scaleready_iteration"
 CUSTOMER_CONTEXT_KEY = "scaleready_customer"  # index of the customer the request acts for
 
 _customer_cache: dict[str, tuple[dict[str, Any], ...]] = {}
+# (customers file, popularity) -> cumulative weights by rank, computed once per process
+_weights_cache: dict[tuple[str, str], list[float] | None] = {}
 
 
 def load_customers(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
@@ -53,11 +59,22 @@ def load_customers(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
     cached = _customer_cache.get(key)
     if cached is None:
         lines = Path(key).read_text(encoding="utf-8").splitlines()
-        cached = tuple(json.loads(line) for line in lines if line.strip())
+        records = (json.loads(line) for line in lines if line.strip())
+        # Rank order is provisioning order (index 0 is rank 1, the most popular under Zipf): the
+        # same customers are the largest at every tier, as tier 500 grows from tier 50's.
+        cached = tuple(sorted(records, key=lambda r: int(r.get("index", 0))))
         if not cached:
             raise ValueError(f"{path}: no customers in the file; provision customers first")
         _customer_cache[key] = cached
     return cached
+
+
+def _popularity_weights(path: str, customers: int) -> list[float] | None:
+    popularity = os.environ.get(POPULARITY_ENV, "")
+    key = (str(Path(path).resolve()), popularity)
+    if key not in _weights_cache:
+        _weights_cache[key] = cumulative_weights(from_env_value(popularity), customers)
+    return _weights_cache[key]
 
 
 class Pacer(Protocol):
@@ -110,6 +127,7 @@ class CustomerUser(FastHttpUser):
         self._customers: tuple[dict[str, Any], ...] | None = None
         self._customer_index: int | None = None
         self._by_index: dict[int, dict[str, Any]] | None = None
+        self._cumulative: list[float] | None = None
 
     def customers(self) -> Mapping[int, dict[str, Any]]:
         """Every provisioned customer record by its index (``record["index"]``)."""
@@ -126,16 +144,23 @@ class CustomerUser(FastHttpUser):
                     "written by provisioning (scaleready sets it for you)"
                 )
             self._customers = load_customers(path)
+            self._cumulative = _popularity_weights(path, len(self._customers))
         return self._customers
 
     def customer(self) -> dict[str, Any]:
-        """A random provisioned customer record (``id``, ``api_key``, ``marker``, ...).
+        """A provisioned customer record (``id``, ``api_key``, ``marker``, ...), drawn by the
+        profile's popularity (uniformly in the data-volume probe).
 
         Requests made after this call are attributed to that customer: the harness scans their
         responses for other customers' markers and replays their server errors as this customer.
         Use :meth:`as_customer` for a request that acts for someone else.
         """
-        chosen = random.choice(self._records())
+        records = self._records()
+        probing = self._iteration is not None and getattr(self._iteration, "even", False)
+        if self._cumulative is None or probing:  # the probe measures every customer's data alike
+            chosen = random.choice(records)
+        else:
+            chosen = random.choices(records, cum_weights=self._cumulative)[0]
         index = chosen.get("index")
         self._customer_index = int(index) if index is not None else None
         return chosen

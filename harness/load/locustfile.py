@@ -21,6 +21,7 @@ from locust.user.users import User
 from harness.errors import ConfigError
 from harness.load.kit import CUSTOMERS_ENV, CustomerUser
 from harness.load.plan import PERSONA_WEIGHTS_ENV, LoadPlan
+from harness.load.popularity import POPULARITY_ENV, to_env_value
 
 __all__ = ["load_user_classes", "persona_weights", "prepare_process", "user_weights"]
 
@@ -63,6 +64,7 @@ def prepare_process(plan: LoadPlan) -> None:
         os.environ[key] = value
     if plan.customers_file:
         os.environ[CUSTOMERS_ENV] = plan.customers_file
+    os.environ[POPULARITY_ENV] = to_env_value(plan.popularity)
 
 
 def user_weights(user_classes: list[type[User]]) -> list[float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
-from harness.records import PhaseKind
+from harness.records import PhaseKind, Popularity
 
 PERSONA_WEIGHTS_ENV = "SCALEREADY_PERSONA_WEIGHTS"  # "Name=w,..." the pack's weights override the classes'
 
@@ -70,6 +70,8 @@ class LoadPlan:
     user_classes: tuple[str, ...] = ()  # restrict to these class names (default: all non-abstract)
     arrivals: Arrivals = "constant"
     seed: int | None = None
+    # which customer each action acts for (the data-volume probe always picks uniformly)
+    popularity: Popularity = field(default_factory=Popularity)
     window_s: float = 5.0  # time-window histograms
     # the virtual-user pool (Little's law: users = rate x expected latency x safety)
     expected_latency_s: float = 0.05
@@ -162,6 +164,8 @@ class LoadPlan:
         values = dict(data)
         values["phases"] = tuple(PhasePlan(**p) for p in data["phases"])
         values["user_classes"] = tuple(data.get("user_classes", ()))
+        if "popularity" in data:
+            values["popularity"] = Popularity(**data["popularity"])
         return cls(**values)
 
     @classmethod

@@ -147,7 +147,25 @@ def tier_table(card: dict[str, Any]) -> list[str]:
         "so a stall in the service cannot hide behind a waiting load generator.",
         "",
     ]
+    popularity = card.get("popularity")
+    if popularity:
+        lines += [popularity_sentence(popularity), ""]
     return lines
+
+
+def popularity_sentence(popularity: dict[str, Any]) -> str:
+    """How the load picked its customers, in one sentence."""
+    if popularity["distribution"] == "uniform":
+        return ("Customers were picked uniformly at random: every customer had the same share of "
+                "the traffic.")  # fmt: skip
+    shares = ", ".join(f"{fmt_pct(s['share'])} at {fmt_customers(s['customers'])} customers"
+                       for s in popularity["busiest_customer_share"])  # fmt: skip
+    return (
+        f"Customers were picked by popularity ({md_text(popularity['description'])}): a few large "
+        "customers carry much of the traffic, so writes on one customer overlap as they do in "
+        "production" + (f"; the busiest customer started {shares} of the actions" if shares else "")
+        + ". The data-volume probe picked customers uniformly."
+    )
 
 
 def _capacity(card: dict[str, Any]) -> list[str]:

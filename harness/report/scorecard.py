@@ -46,6 +46,7 @@ from harness.records import (
     NoiseFloor,
     OpenApiChecks,
     PhaseMeasurement,
+    Popularity,
     PropertiesResult,
     ResourceSample,
     SloCheck,
@@ -77,7 +78,8 @@ __all__ = [
 # source and samples, per tier the percentiles judged and the achieved concurrency, and the
 # integrity check's replay of leaks suspected under load and its public declarations
 # (integrity.leak_replay, integrity.public), and the properties' Schemathesis checks
-# (stages.properties.openapi, null without suite.openapi).
+# (stages.properties.openapi, null without suite.openapi); and the customer popularity the
+# load drew from ("popularity").
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -803,6 +805,18 @@ def _history(s: MetricSeries | None, changes: tuple[ChangePoint, ...]) -> dict[s
     }  # fmt: skip
 
 
+def _popularity(p: Popularity | None, tiers: tuple[TierResult, ...]) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {
+        "distribution": p.distribution,
+        "exponent": p.exponent if p.distribution == "zipf" else None,
+        "description": p.describe(),
+        "busiest_customer_share": [{"customers": t.customers, "share": _num(p.top_share(t.customers), 4)}
+                                   for t in tiers],
+    }  # fmt: skip
+
+
 def build_scorecard(record: AuditRecord) -> dict[str, Any]:
     """The scorecard dict for ``record``; ``json.dumps`` of it is ``scorecard.json``."""
     per_iteration = requests_per_iteration(record.tiers)
@@ -844,4 +858,5 @@ def build_scorecard(record: AuditRecord) -> dict[str, Any]:
         "baseline": _baseline(record.baseline),
         "change_points": [_change_point(c) for c in record.change_points],
         "history": _history(record.history, record.change_points),
+        "popularity": _popularity(record.popularity, record.tiers),
     }

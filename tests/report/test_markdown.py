@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from harness.records import Popularity
 from harness.report.markdown import code_span, md_text, render_markdown
 from tests.factories import (
     audit_record,
@@ -113,3 +114,12 @@ def test_code_span_survives_backticks() -> None:
 
 def test_rendering_is_deterministic() -> None:
     assert render_markdown(full_audit_record("AT RISK")) == render_markdown(full_audit_record("AT RISK"))
+
+
+def test_the_report_says_how_the_load_picked_its_customers() -> None:
+    skewed = section(render_markdown(full_audit_record(popularity=Popularity("zipf", 1.0))), "Tiers")
+    assert "picked by popularity (Zipf, exponent 1)" in skewed
+    assert "busiest customer started 22.23% at 50 customers, 14.72% at 500" in skewed.replace(" %", "%")
+    assert "data-volume probe picked customers uniformly" in skewed
+    uniform = section(render_markdown(full_audit_record(popularity=Popularity())), "Tiers")
+    assert "picked uniformly at random" in uniform

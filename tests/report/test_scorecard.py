@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.records import AuditRecord, CapacityParams, TargetInfo, UslParameters
+from harness.records import AuditRecord, CapacityParams, Popularity, TargetInfo, UslParameters
 from harness.report import SCHEMA_VERSION, build_scorecard, load_schema
 from harness.report.scorecard import MAX_RESOURCE_SAMPLES, MAX_VIOLATIONS, usl_from_params
 from harness.timestamps import iso_utc
@@ -279,3 +279,15 @@ def test_the_usl_fit_is_read_back_from_the_scorecards_parameters() -> None:
     card = build_scorecard(audit_record(capacity=replace(capacity_estimate(), params=CapacityParams(usl=usl, goal_rps=5.0))))
     assert usl_from_params(card["capacity"]["params"]) == usl
     assert usl_from_params({"goal_rps": 5.0}) is None
+
+
+def test_the_customer_popularity_is_recorded_with_the_busiest_customers_share() -> None:
+    card = build_scorecard(full_audit_record(popularity=Popularity("zipf", 1.0)))
+    jsonschema.Draft202012Validator(strict(load_schema())).validate(card)
+    popularity = card["popularity"]
+    assert (popularity["distribution"], popularity["exponent"]) == ("zipf", 1.0)
+    shares = {s["customers"]: s["share"] for s in popularity["busiest_customer_share"]}
+    assert shares[50] == pytest.approx(1 / sum(1 / k for k in range(1, 51)), abs=1e-4)
+    uniform = build_scorecard(full_audit_record(popularity=Popularity()))["popularity"]
+    assert uniform["exponent"] is None
+    assert {s["customers"]: s["share"] for s in uniform["busiest_customer_share"]}[500] == 0.002
