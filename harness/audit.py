@@ -31,6 +31,7 @@ from harness.history.baseline import HistoryContext, with_history
 from harness.history.rows import run_metrics
 from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
+from harness.integrity.counters import CounterReadings, read_counters
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.openapi.spec import dump_json, load_spec
 from harness.pacing import MAX_RPS_ENV, RequestPacer
@@ -554,6 +555,7 @@ def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run:
         target_alive=managed.alive if managed else None,
         target_samples=target.samples,
         integrity_check=_integrity_check(plan, target.base_url, run.store, pacer),
+        counters_before=_counters_before(plan, target.base_url, run.store, pacer),
         env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
     )
 
@@ -566,12 +568,12 @@ def _when(at: float | None) -> str:
 
 def _integrity_check(
     plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
-) -> Callable[[int, Path], IntegrityResult] | None:
+) -> Callable[[int, Path, CounterReadings | None], IntegrityResult] | None:
     invariants_file = plan.pack.invariants_file
     if invariants_file is None:
         return None
 
-    def check(customers: int, ledger: Path) -> IntegrityResult:
+    def check(customers: int, ledger: Path, counters: CounterReadings | None) -> IntegrityResult:
         return check_tier(
             invariants_file,
             base_url=base_url,
@@ -581,9 +583,30 @@ def _integrity_check(
             request_timeout_s=plan.pack.config.target.request_timeout_s,
             seed=plan.seed + customers,
             pacer=pacer,
+            counters_before=counters,
         )
 
     return check
+
+
+def _counters_before(
+    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
+) -> Callable[[int], CounterReadings] | None:
+    invariants_file = plan.pack.invariants_file
+    if invariants_file is None:
+        return None
+
+    def read(customers: int) -> CounterReadings:
+        return read_counters(
+            invariants_file,
+            base_url=base_url,
+            customers=[c for c in store.all() if int(c["index"]) < customers],
+            sample=plan.profile.integrity_sample,
+            request_timeout_s=plan.pack.config.target.request_timeout_s,
+            pacer=pacer,
+        )
+
+    return read
 
 
 def _stress_stop_p99(plan: AuditPlan) -> float:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from harness.integrity.declare import (
     Read,
     Resource,
+    counter,
     invariant,
     isolation_reads,
     listing,
@@ -54,6 +55,7 @@ __all__ = [
     "Operation",
     "Read",
     "Resource",
+    "counter",
     "invariant",
     "isolation_reads",
     "listing",

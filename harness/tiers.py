@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from harness.config import Profile
+from harness.integrity.counters import CounterReadings
 from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan, RemoteWorkers
 from harness.load.stage import LoadOutcome, run_load
@@ -66,7 +67,10 @@ class TierContext:
     stress_stop_p99_ms: float | None = None
     target_alive: Callable[[], bool] | None = None
     target_samples: Callable[[float], tuple[ResourceSample, ...]] | None = None
-    integrity_check: Callable[[int, Path], IntegrityResult] | None = None
+    # (customers, ledger folder, the counters read before the load) -> the tier's integrity
+    integrity_check: Callable[[int, Path, CounterReadings | None], IntegrityResult] | None = None
+    # the pack's @counter values before the tier's load, for the integrity check to compare
+    counters_before: Callable[[int], CounterReadings] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -103,6 +107,8 @@ def run_tier(
     # Some customers could not be created: the tier goes on with those that exist (the verdict
     # judges the failures, and the integrity checks run on the customers there are).
 
+    # Read after provisioning (which writes too) and before any of the tier's own writes.
+    counters = ctx.counters_before(customers) if ctx.counters_before is not None and ctx.integrity_check else None
     cap = max_arrivals(ctx.max_rps, requests_per_iteration)
     plan = _plan(customers, offered, ctx, cap)
     wanted = offered * max([1.0, *ctx.profile.stress_factors])
@@ -116,7 +122,7 @@ def run_tier(
     integrity: IntegrityResult | None = None
     if alive and not cancel.is_set() and ctx.integrity_check is not None:
         notify(TierStep("integrity"))
-        integrity = ctx.integrity_check(customers, ledger_dir(Path(plan.output_dir)))
+        integrity = ctx.integrity_check(customers, ledger_dir(Path(plan.output_dir)), counters)
     samples = count_requests(ctx.target_samples(started) if ctx.target_samples is not None else (),
                              phases, requests_before)  # fmt: skip
     # A crowded phase is still a measurement: the verdict and the capacity model use it only if

@@ -26,11 +26,13 @@ from typing import Any, Literal
 import httpx
 
 from harness.errors import ConfigError
+from harness.integrity.counters import CounterReadings, read_counter_values
 from harness.integrity.declare import Invariants, Read, load_invariants
 from harness.integrity.evaluate import (
     evaluate_resource,
     final_state_duplicates,
     ledger_duplicates,
+    lost_increments,
     marker_leak,
     natural_order,
 )
@@ -91,9 +93,13 @@ def check_tier(
     seed: int = 0,
     transport: httpx.BaseTransport | None = None,
     pacer: RequestPacer | None = None,
+    counters_before: CounterReadings | None = None,
 ) -> IntegrityResult:
     """Check the target's data after a tier against the ledger, and read as customers for leaks.
 
+    ``counters_before``: the pack's ``@counter`` values read before the tier's load
+    (:func:`harness.integrity.counters.read_counters`); each is read again and must have grown by
+    the acknowledged writes it counts.
     ``sample`` bounds the reads of each family (read-backs; isolation reads); ``time_budget_s``
     bounds the whole check. Never raises for the target's or the pack's errors. ``transport``
     replaces the network (tests pass an ``httpx.MockTransport``); ``pacer`` holds its requests
@@ -114,7 +120,8 @@ def check_tier(
     _ledger_checks(ops, inv, findings)
     session = Session(
         base_url, request_timeout_s, max(1, concurrency), started + time_budget_s,
-        max_requests=4 * max(sample, 1) + 100 + (REPLAY_REQUESTS_CAP if contents.leaks else 0),
+        max_requests=4 * max(sample, 1) + 100 + (REPLAY_REQUESTS_CAP if contents.leaks else 0)
+        + len(inv.counters) * max(sample, 0),
         transport=transport, pacer=pacer,
     )  # fmt: skip
     rng = random.Random(seed)
@@ -126,6 +133,7 @@ def check_tier(
             _leaks_under_load(run, contents.leaks)
             _readback_checks(run)
             _isolation_checks(run)
+            _counter_checks(run, contents.operations, counters_before)
             _custom_checks(run, contents.operations)
     finally:
         session.close()
@@ -548,6 +556,25 @@ def _report_marker_leaks(run: _Run, leaks: Mapping[tuple[int, str], _LeakTally])
 
 
 # --- the pack's own invariants ----------------------------------------------------------------
+
+
+def _counter_checks(run: _Run, operations: Sequence[Operation], before: CounterReadings | None) -> None:
+    """Each @counter read again as the customers read before the load, against the ledger."""
+    if before is None or not before.values or not run.inv.counters:
+        return
+    if before.note:
+        run.findings.notes.append(f"@counter before the load: {before.note}")
+    indexes = sorted({index for _, index in before.values if index in run.customers})
+    after = read_counter_values(run.inv, run.session, [run.customers[i] for i in indexes])
+    for c in run.inv.counters:
+        for index in indexes:
+            was, now = before.values.get((c.name, index)), after.get((c.name, index))
+            if was is None or now is None:
+                continue
+            run.findings.checks["counter"] += 1
+            found = lost_increments(c.name, c.kind, c.op, index, was, now, operations)
+            if found is not None:
+                run.findings.add([found])
 
 
 def _custom_checks(run: _Run, operations: Sequence[Operation]) -> None:

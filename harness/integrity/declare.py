@@ -24,6 +24,9 @@ module (nothing is registered globally)::
 
     feed = public("GET /feed", "/posts/*")            # every customer may read these: not scanned
 
+    @counter("booking", op="create")                  # a count each acknowledged write adds 1 to
+    def bookings_made(client, customer): ...          # -> int, read before the load and after
+
     @invariant                                        # anything else: ops + Api -> violations
     def reports_add_up(operations, api): ...
 
@@ -41,15 +44,17 @@ from types import ModuleType
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.integrity.ledger import content_digest
+from harness.integrity.ledger import OPS, content_digest
 from harness.pack import import_module_file
 from harness.records import IntegrityViolation
 
 __all__ = [
+    "Counter",
     "Invariants",
     "Public",
     "Read",
     "Resource",
+    "counter",
     "invariant",
     "isolation_reads",
     "listing",
@@ -203,6 +208,32 @@ def isolation_reads(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+@dataclass(frozen=True)
+class Counter:
+    """A number the service keeps per customer that each acknowledged ``op`` on ``kind`` adds one
+    to (bookings made, orders placed, a balance's credits): read as each sampled customer before a
+    tier's load and after it, it must have grown by at least the acknowledged writes the ledger
+    holds. Less is a lost update (two read-modify-writes that overlapped)."""
+
+    name: str
+    kind: str
+    op: str
+    read: Callable[..., Any]  # (client, customer) -> int | None
+
+
+def counter(kind: str, op: str = "create") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@counter("booking", op="create") def made(client, customer) -> int | None``.
+
+    Returns the customer's count as the service keeps it (None when it cannot be read). Every
+    acknowledged ``op`` of ``kind`` in the ledger must show in it: the count after the tier minus
+    the count before must be at least their number. A count above is not judged (an unknown
+    write may have happened, and the harness replays server errors once).
+    """
+    if op not in OPS:
+        raise ConfigError(f"@counter({kind!r}, op={op!r}): op must be one of {sorted(OPS)}")
+    return _tag("counter", f"{kind}\x00{op}")
+
+
 def invariant(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """``@invariant def check(operations, api) -> Iterable[IntegrityViolation]``: a custom check.
 
@@ -260,6 +291,7 @@ class Invariants:
     listings: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     isolation_reads: Callable[..., Any] | None = None
     custom: tuple[tuple[str, Callable[..., Any]], ...] = ()
+    counters: tuple[Counter, ...] = ()
     auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
     source: str = ""
     public: Public = field(default_factory=lambda: Public(()))  # every public(...) declaration
@@ -296,6 +328,7 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
     reads: Callable[..., Any] | None = None
     custom: list[tuple[str, Callable[..., Any]]] = []
     public_patterns: list[str] = []
+    counters: list[Counter] = []
     for attr, value in vars(module).items():
         if isinstance(value, Resource):
             resources[value.kind] = value
@@ -319,6 +352,9 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
             reads = value
         elif role == "invariant":
             custom.append((key, value))
+        elif role == "counter":
+            kind, op = key.split("\x00")
+            counters.append(Counter(attr, kind, op, value))
     for kind in sorted(set(readbacks) | set(listings)):
         if kind not in resources:
             raise ConfigError(
@@ -338,6 +374,7 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
         listings=listings,
         isolation_reads=reads,
         custom=tuple(sorted(custom, key=lambda c: c[0])),
+        counters=tuple(sorted(counters, key=lambda c: c.name)),
         auth_headers=auth if callable(auth) else None,
         source=str(where),
         public=Public(tuple(public_patterns)),

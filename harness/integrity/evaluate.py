@@ -377,3 +377,49 @@ def _short(value: object, limit: int = 160) -> str:
 def natural_order(ident: str) -> tuple[int, int | str]:
     """Sort key for identifiers: numeric ones by value ("9" before "10"), then the rest."""
     return (0, int(ident)) if ident.isdigit() else (1, ident)
+
+
+def lost_increments(
+    name: str, kind: str, op: str, customer: int, before: int, after: int, operations: Sequence[Operation]
+) -> IntegrityViolation | None:
+    """A counter that grew by less than the acknowledged writes it counts: a lost update.
+
+    ``before`` and ``after`` are the counter read as ``customer`` before the tier's load and
+    after it; each acknowledged ``op`` on ``kind`` in ``operations`` must have added one. The
+    violation says how many went missing and how many of the writes overlapped another (two
+    read-modify-writes in flight at once are where an unguarded update loses one).
+    """
+    acknowledged = sorted(
+        (o for o in operations if o.customer == customer and o.kind == kind and o.op == op and o.outcome == "ok"),
+        key=lambda o: o.started,
+    )
+    grew = after - before
+    if grew >= len(acknowledged):
+        return None
+    overlapping = _overlapping(acknowledged)
+    first = overlapping[0].started if overlapping else (acknowledged[0].started if acknowledged else None)
+    return IntegrityViolation(
+        kind="lost-write",
+        customer=str(customer),
+        identifiers=(f"{name}:{customer}",),
+        detail=(
+            f"{name} grew by {grew} ({before} -> {after}) while the ledger holds {len(acknowledged)} "
+            f"acknowledged {op}s of {kind} for this customer: {len(acknowledged) - grew} are missing from it "
+            f"({len(overlapping)} of the writes overlapped another in time): a lost update, two "
+            "read-modify-writes of one count that interleaved"
+        ),
+        first_seen=first,
+        check="counter",
+    )
+
+
+def _overlapping(ops: Sequence[Operation]) -> list[Operation]:
+    """The operations (sorted by start) that were in flight while another one was."""
+    found: set[int] = set()
+    latest_end, latest = float("-inf"), -1
+    for i, o in enumerate(ops):
+        if o.started < latest_end:
+            found.update((i, latest))
+        if o.ended > latest_end:
+            latest_end, latest = o.ended, i
+    return [ops[i] for i in sorted(found)]

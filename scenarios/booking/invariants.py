@@ -4,6 +4,9 @@
 * One active booking per practitioner slot (the unique key), even when two receptionists of a
   clinic book the same slot at the same moment.
 * A cancelled booking stays cancelled.
+* The clinic's metered usage (``GET /clinic/usage``, bookings made) counts every acknowledged
+  booking: it grows by at least the bookings the load made for the clinic, however many were
+  made at the same moment.
 * A clinic never sees another clinic's data: every representation carries ``clinic_marker``,
   so any other clinic's marker in a response is a leak; another clinic's booking ids are 404.
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from harness.pack_api import Operation, Read, isolation_reads, listing, readback, resource
+from harness.pack_api import Operation, Read, counter, isolation_reads, listing, readback, resource
 
 API_KEY_HEADER = "X-API-Key"
 MAX_DAYS_LISTED = 20  # one GET /bookings?date= per day; more days are read back one by one
@@ -61,6 +64,15 @@ def list_bookings(
         response.raise_for_status()
         found.extend(response.json())
     return found
+
+
+@counter("booking", op="create")
+def bookings_made(client: httpx.Client, customer: Mapping[str, Any]) -> int | None:
+    """What the clinic's invoice counts: one per booking made (a cancellation does not undo it)."""
+    response = client.get("/clinic/usage", headers=auth_headers(customer))
+    if response.status_code != 200:
+        return None
+    return int(response.json()["bookings_made"])
 
 
 @isolation_reads

@@ -225,6 +225,39 @@ def test_double_booking_lets_concurrent_bookings_of_one_slot_both_succeed(demo: 
     assert all(statuses.count(201) == 1 and set(statuses) <= {201, 409} for statuses in healthy), healthy
 
 
+# --- lost-update ------------------------------------------------------------------------------
+
+
+def _concurrent_bookings(d: Demo, rounds: int = 4, racers: int = 8) -> tuple[int, int]:
+    """Book distinct slots of one clinic from `racers` threads at once, `rounds` times; return
+    (bookings acknowledged, the clinic's metered usage afterwards)."""
+    t = d.new_clinic()
+    pid, patient = t.practitioner(), t.patient()
+    made = 0
+    with ThreadPoolExecutor(racers) as pool, t.client() as client:
+        for r in range(rounds):
+            day = next_weekday(7 + r)
+            barrier = threading.Barrier(racers)
+
+            def book(i: int, day: Any = day, barrier: threading.Barrier = barrier) -> int:
+                minute = 9 * 60 + 30 * i
+                body = {"practitioner_id": pid, "patient_id": patient,
+                        "start": f"{day.isoformat()}T{minute // 60:02d}:{minute % 60:02d}"}  # fmt: skip
+                barrier.wait(timeout=10)
+                return client.post("/bookings", json=body).status_code
+
+            made += list(pool.map(book, range(racers))).count(201)
+        usage = client.get("/clinic/usage").json()["bookings_made"]
+    return made, usage
+
+
+def test_lost_update_counts_concurrent_bookings_of_one_clinic_as_one(demo: DemoFactory) -> None:
+    made, usage = _concurrent_bookings(demo("lost-update"))
+    assert made == 32 and usage < made, (made, usage)
+    made, usage = _concurrent_bookings(demo("none"))
+    assert made == 32 and usage == made, (made, usage)
+
+
 # --- tenant-leak ------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from harness.integrity.check import check_tier
+from harness.integrity.counters import read_counters
 from harness.integrity.declare import Read, invariant, isolation_reads, load_invariants, violation
 from harness.integrity.ledger import Ledger
 from harness.pacing import RequestPacer
@@ -41,6 +42,7 @@ class FakeBookingApi:
         self.bookings: dict[int, dict[str, Any]] = {}
         self.owner: dict[int, int] = {}
         self.patients = {i: [{"id": 100 + i, "name": f"Patient {i}a", "clinic_marker": marker(i)}] for i in range(6)}
+        self.usage = dict.fromkeys(range(6), 3)  # bookings made: 3 each at provisioning
         self.leaky_search = False
         self.ignore_owner_on_read = False
         self.down = False
@@ -64,6 +66,8 @@ class FakeBookingApi:
         if clinic is None:
             return httpx.Response(401)
         path = request.url.path
+        if path == "/clinic/usage":
+            return httpx.Response(200, json={"bookings_made": self.usage[clinic], "clinic_marker": marker(clinic)})
         if m := re.fullmatch(r"/bookings/(\d+)", path):
             ident = int(m.group(1))
             found = self.bookings.get(ident)
@@ -330,3 +334,56 @@ def test_the_result_serialises(api: FakeBookingApi, ledger_dir: Path) -> None:
     api.leaky_search = True
     result = check(api, ledger_dir)
     json.dumps([v.__dict__ for v in result.violations])
+
+
+# --- @counter: a count must grow by the acknowledged writes it counts ---------------------------
+
+
+def counters_now(api: FakeBookingApi, sample: int = 100) -> Any:
+    return read_counters(PACK_INVARIANTS, base_url="http://target.test", customers=CUSTOMERS, sample=sample,
+                         request_timeout_s=2.0, transport=httpx.MockTransport(api.handle))  # fmt: skip
+
+
+def test_a_count_that_grew_by_less_than_the_acknowledged_writes_is_a_lost_update(
+    api: FakeBookingApi, ledger_dir: Path
+) -> None:
+    before = counters_now(api)
+    assert before.values[("bookings_made", 0)] == 3 and len(before.values) == 6
+    # Three bookings of clinic 0, two of them in flight at once; the count says two were made.
+    for ident, start in ((10, "09:00"), (11, "09:30"), (12, "10:00")):
+        api.add(ident, 0, practitioner=0, patient=100, start=f"{DAY}T{start}")
+    write_ledger(ledger_dir, create(0, 10, 0, 100, f"{DAY}T09:00", at=100.0),
+                 create(0, 11, 0, 100, f"{DAY}T09:30", at=100.05), create(0, 12, 0, 100, f"{DAY}T10:00", at=300.0))  # fmt: skip
+    api.usage[0] = 5
+    result = check(api, ledger_dir, counters_before=before)
+    assert result.status == "failed"
+    [v] = result.violations
+    assert (v.kind, v.customer, v.check) == ("lost-write", "0", "counter")
+    assert "grew by 2 (3 -> 5)" in v.detail and "3 acknowledged creates" in v.detail
+    assert "1 are missing" in v.detail and "2 of the writes overlapped" in v.detail
+    assert v.first_seen == pytest.approx(100.0)
+    assert result.checks["counter"] == 6
+
+
+def test_a_count_that_kept_up_passes_and_unknown_or_refused_writes_are_not_owed(
+    api: FakeBookingApi, ledger_dir: Path
+) -> None:
+    before = counters_now(api, sample=2)
+    assert sorted(i for _, i in before.values) == [0, 1]  # the first by index: the busiest
+    api.add(10, 0, practitioner=0, patient=100, start=f"{DAY}T09:00")
+    write_ledger(ledger_dir, create(0, 10, 0, 100, f"{DAY}T09:00"),
+                 create(0, None, 0, 100, f"{DAY}T09:30", status=409),  # refused: nothing happened
+                 create(1, None, 1, 101, f"{DAY}T09:00", status=0))  # unknown: may not have happened
+    api.usage[0] = 4
+    api.usage[1] = 5  # more than the ledger says (an unknown write, a replay): not judged
+    result = check(api, ledger_dir, counters_before=before)
+    assert result.status == "passed", result
+    assert result.checks["counter"] == 2
+
+
+def test_without_readings_before_the_load_no_count_is_judged(api: FakeBookingApi, ledger_dir: Path) -> None:
+    api.add(10, 0, practitioner=0, patient=100, start=f"{DAY}T09:00")
+    write_ledger(ledger_dir, create(0, 10, 0, 100, f"{DAY}T09:00"))
+    api.usage[0] = 0
+    result = check(api, ledger_dir)
+    assert result.status == "passed" and "counter" not in result.checks

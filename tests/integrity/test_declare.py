@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError
-from harness.integrity.declare import Invariants, load_invariants, readback, resource
+from harness.integrity.declare import Invariants, counter, load_invariants, readback, resource
 
 PACK_INVARIANTS = Path(__file__).resolve().parents[2] / "scenarios" / "booking" / "invariants.py"
 
@@ -49,3 +49,10 @@ def test_stable_fields_are_required() -> None:
 def test_invariants_can_be_given_ready_made() -> None:
     inv = load_invariants(PACK_INVARIANTS)
     assert load_invariants(inv) is inv and isinstance(inv, Invariants)
+
+
+def test_counters_are_collected_with_what_they_count_and_a_wrong_op_is_refused() -> None:
+    [made] = load_invariants(PACK_INVARIANTS).counters
+    assert (made.name, made.kind, made.op) == ("bookings_made", "booking", "create")
+    with pytest.raises(ConfigError, match=r"op must be one of \['create', 'delete', 'update'\]"):
+        counter("booking", op="insert")

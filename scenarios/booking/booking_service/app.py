@@ -259,6 +259,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_clinic(clinic: Caller) -> dict[str, Any]:
         return clinic.out()
 
+    @app.get("/clinic/usage", response_model=models.UsageOut, responses=TENANT_ERRORS)
+    def get_usage(clinic: Caller) -> dict[str, Any]:
+        # Never memoised (memory-leak's response cache): the invoice reads the current count.
+        with db.connection() as conn:
+            return store.usage(conn, clinic)
+
     @app.post("/practitioners", status_code=201, response_model=models.PractitionerOut, responses=TENANT_ERRORS)
     def create_practitioner(clinic: Caller, body: models.PractitionerIn) -> dict[str, Any]:
         with db.connection() as conn:

@@ -95,6 +95,11 @@ CREATE TABLE IF NOT EXISTS bookings (
     created_at TEXT NOT NULL,
     cancelled_at TEXT
 );
+CREATE TABLE IF NOT EXISTS clinic_usage (
+    clinic_id INTEGER NOT NULL PRIMARY KEY REFERENCES clinics(id),
+    bookings_made INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY,
     clinic_id INTEGER NOT NULL,
@@ -109,6 +114,7 @@ _TABLES_POSTGRES = (
     .replace("INTEGER NOT NULL REFERENCES", "BIGINT NOT NULL REFERENCES")
     .replace("entity_id INTEGER", "entity_id BIGINT")
     .replace("clinic_id INTEGER NOT NULL,", "clinic_id BIGINT NOT NULL,")
+    .replace("clinic_id INTEGER NOT NULL PRIMARY KEY", "clinic_id BIGINT NOT NULL PRIMARY KEY")
 )
 
 _INDEXES = {

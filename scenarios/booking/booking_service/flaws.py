@@ -30,6 +30,7 @@ class Flaw(StrEnum):
     # and a fixed number of call slots.
     BLOCKING_EVENT_LOOP = "blocking-event-loop"
     DOWNSTREAM_SLOTS = "downstream-slots"
+    LOST_UPDATE = "lost-update"
 
 
 #: What each flaw does, and what an audit should eventually see (also printed by ``--list-flaws``).
@@ -60,6 +61,9 @@ DESCRIPTIONS: dict[Flaw, str] = {
     Flaw.DOWNSTREAM_SLOTS: "free slots and booking consult the external calendar through 8 call "
     "slots (the provider's per-account limit), waiting 50 ms for one, then 503 -> errors instead "
     "of slowness once the load needs more than 8 calls at once",
+    Flaw.LOST_UPDATE: "the clinic's metered usage (bookings made, for the invoice) is read when a "
+    "booking starts and written back plus one after the insert, not incremented in the database "
+    "-> two bookings of one clinic at once count as one",
 }
 
 #: Names that mean "no flaw" (the harness passes ``{flaw}`` as "none" when healthy).

@@ -127,6 +127,13 @@ class ClinicOut(ClinicView):
     api_key: str
 
 
+class UsageOut(BaseModel):
+    """The clinic's metered usage: what its invoice counts."""
+
+    bookings_made: int
+    clinic_marker: str | None
+
+
 class PractitionerIn(_In):
     name: Name  # type: ignore[valid-type]
     specialty: ShortText | None = None  # type: ignore[valid-type]

@@ -145,6 +145,10 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (body.name, body.timezone, json.dumps(hours), body.marker, api_key, _now()),
             )
+            conn.execute(
+                "INSERT INTO clinic_usage (clinic_id, bookings_made, updated_at) VALUES (?, 0, ?)",
+                (clinic_id, _now()),
+            )
         return Clinic(clinic_id, body.name, body.timezone, dict(hours), body.marker).out(api_key)
 
     def clinic_by_key(self, conn: Any, api_key: str) -> Clinic | None:
@@ -321,10 +325,34 @@ class Store:
             "slots": [{"start": s, "end": e} for s, e in slots if s not in taken],
         }
 
+    # --- usage (metered billing) ---------------------------------------------------------------
+
+    def usage(self, conn: Any, clinic: Clinic) -> dict[str, Any]:
+        row = conn.one("SELECT bookings_made FROM clinic_usage WHERE clinic_id = ?", (clinic.id,))
+        return {"bookings_made": int(row["bookings_made"]) if row else 0, "clinic_marker": clinic.marker}
+
+    def _count_booking(self, conn: Any, clinic: Clinic, usage_read: dict[str, Any] | None) -> None:
+        """One more booking made on the clinic's invoice, in the booking's transaction."""
+        if usage_read is not None:
+            # lost-update: the usage was loaded when the request started and is saved back
+            # plus one, the way the ORM code did it (usage.bookings_made += 1; usage.save()).
+            # A booking of the same clinic committed in between is overwritten.
+            conn.execute(
+                "UPDATE clinic_usage SET bookings_made = ?, updated_at = ? WHERE clinic_id = ?",
+                (usage_read["bookings_made"] + 1, _now(), clinic.id),
+            )
+            return
+        conn.execute(
+            "UPDATE clinic_usage SET bookings_made = bookings_made + 1, updated_at = ? WHERE clinic_id = ?",
+            (_now(), clinic.id),
+        )
+
     @_one_writer_at_a_time
     def create_booking(self, conn: Any, clinic: Clinic, body: Any) -> dict[str, Any]:
         start = scheduling.parse_start(body.start)
         day = start.date()
+        # lost-update: the invoice's usage, loaded up front with the rest of the request's data.
+        usage_read = self.usage(conn, clinic) if Flaw.LOST_UPDATE in self.flaws else None
         if Flaw.DOUBLE_BOOKING in self.flaws:
             # "Check availability first, then book": two requests can both pass the check.
             if conn.one(
@@ -352,6 +380,7 @@ class Store:
                     (clinic.id, body.practitioner_id, body.patient_id, day.isoformat(), body.start,
                      end, body.note, _now()),
                 )  # fmt: skip
+                self._count_booking(conn, clinic, usage_read)
                 self._audit(conn, clinic, "booking.create", bid)
         except UniqueViolation:
             raise Conflict(f"{body.start} is already booked") from None
