@@ -32,6 +32,7 @@ from harness.history.rows import run_metrics
 from harness.history.store import HistoryError, HistoryStore
 from harness.integrity.check import check_tier
 from harness.integrity.counters import CounterReadings, read_counters
+from harness.integrity.overlap import probe_overlapping_writes
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.openapi.spec import dump_json, load_spec
 from harness.pacing import MAX_RPS_ENV, RequestPacer
@@ -48,6 +49,7 @@ from harness.records import (
     MetricSeries,
     NoiseFloor,
     OpenApiChecks,
+    OverlapProbeResult,
     Popularity,
     PropertiesResult,
     ResourceSample,
@@ -556,6 +558,7 @@ def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run:
         target_samples=target.samples,
         integrity_check=_integrity_check(plan, target.base_url, run.store, pacer),
         counters_before=_counters_before(plan, target.base_url, run.store, pacer),
+        overlap_probe=_overlap_probe(plan, target.base_url, run.store, pacer),
         env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
     )
 
@@ -577,7 +580,7 @@ def _integrity_check(
         return check_tier(
             invariants_file,
             base_url=base_url,
-            customers=[c for c in store.all() if int(c["index"]) < customers],
+            customers=_customers_up_to(store, customers),
             ledger_dir=ledger,
             sample=plan.profile.integrity_sample,
             request_timeout_s=plan.pack.config.target.request_timeout_s,
@@ -587,6 +590,33 @@ def _integrity_check(
         )
 
     return check
+
+
+def _customers_up_to(store: CustomerStore, customers: int) -> list[dict[str, Any]]:
+    """The tier's customers: those provisioned with an index below its customer count."""
+    return [c for c in store.all() if int(c["index"]) < customers]
+
+
+def _overlap_probe(
+    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
+) -> Callable[[int, Path], OverlapProbeResult | None] | None:
+    invariants_file = plan.pack.invariants_file
+    if invariants_file is None or plan.profile.overlap_rounds == 0:
+        return None
+
+    def probe(customers: int, ledger: Path) -> OverlapProbeResult | None:
+        return probe_overlapping_writes(
+            invariants_file,
+            base_url=base_url,
+            customers=_customers_up_to(store, customers),
+            ledger_dir=ledger,
+            rounds=plan.profile.overlap_rounds,
+            concurrency=plan.profile.overlap_concurrency,
+            request_timeout_s=plan.pack.config.target.request_timeout_s,
+            pacer=pacer,
+        )
+
+    return probe
 
 
 def _counters_before(
@@ -600,7 +630,7 @@ def _counters_before(
         return read_counters(
             invariants_file,
             base_url=base_url,
-            customers=[c for c in store.all() if int(c["index"]) < customers],
+            customers=_customers_up_to(store, customers),
             sample=plan.profile.integrity_sample,
             request_timeout_s=plan.pack.config.target.request_timeout_s,
             pacer=pacer,

@@ -90,7 +90,8 @@ class _LiveObserver:
             self.detail = f"provisioning {event.done}/{event.total}"
         else:
             self.load = None
-            self.detail = "replaying server errors" if event.step == "replay" else "checking integrity"
+            self.detail = {"replay": "replaying server errors", "overlap": "sending overlapping writes"}.get(
+                event.step, "checking integrity")  # fmt: skip
         self._refresh()
 
     def note(self, message: str) -> None:

@@ -165,6 +165,13 @@ class Profile(_Strict):
     max_users: int = Field(default=2000, ge=1)
     noise_floor_s: float = Field(default=5.0, ge=0)
     integrity_sample: int = Field(default=200, ge=0)
+    # The overlap probe after each tier's load: the pack's @concurrent_write sent this many at
+    # once for one customer, this many rounds (each on another of the busiest customers), before
+    # the integrity checks; 0 rounds leaves it out.
+    overlap_rounds: int = Field(default=4, ge=0, le=50)
+    # 16 at once: on the booking demo 8 overlapped too little to show a lost update most rounds
+    # (the service's window between its read and its write is a millisecond or two).
+    overlap_concurrency: int = Field(default=16, ge=2, le=64)
     arrivals: Literal["constant", "poisson"] = "constant"
     # Which customer each action acts for: "uniform", or "zipf" (customer k of N gets
     # 1/k**zipf_exponent of the weight), where a few large customers carry much of the traffic

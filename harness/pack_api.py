@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from harness.integrity.declare import (
     Read,
     Resource,
+    concurrent_write,
     counter,
     invariant,
     isolation_reads,
@@ -32,6 +33,7 @@ from harness.integrity.declare import (
     violation,
 )
 from harness.integrity.ledger import Operation
+from harness.integrity.overlap import Attempt
 
 if TYPE_CHECKING:
     from harness.integrity.session import Api
@@ -52,9 +54,11 @@ __all__ = [
     "openapi_service",
     # invariants.py: what integrity under load means for this service
     "Api",
+    "Attempt",
     "Operation",
     "Read",
     "Resource",
+    "concurrent_write",
     "counter",
     "invariant",
     "isolation_reads",

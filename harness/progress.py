@@ -24,9 +24,10 @@ class Provisioning:
 
 @dataclass(frozen=True)
 class TierStep:
-    """A tier moved on to a step after its load: replaying server errors, checking integrity."""
+    """A tier moved on to a step after its load: replaying server errors, the overlap probe,
+    checking integrity."""
 
-    step: Literal["replay", "integrity"]
+    step: Literal["replay", "overlap", "integrity"]
 
 
 #: What a tier tells its observer while it runs.

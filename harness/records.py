@@ -422,6 +422,22 @@ class LeakReplay:
 
 
 @dataclass(frozen=True)
+class OverlapProbeResult:
+    """The overlap probe of one tier: the pack's ``@concurrent_write`` sent ``concurrency`` at once
+    for one customer, ``rounds`` times, after the load and before the integrity checks."""
+
+    rounds: int  # rounds run (each on one customer)
+    concurrency: int  # attempts sent at once in a round
+    customers: tuple[int, ...]  # the customer index of each round
+    writes: int  # attempts that recorded a write
+    acknowledged: int
+    refused: int
+    unknown: int
+    duration_s: float
+    note: str = ""  # why it was cut short or not run
+
+
+@dataclass(frozen=True)
 class IntegrityResult:
     status: Literal["passed", "failed", "skipped", "error"]
     checked: int  # operations or reads checked
@@ -486,6 +502,7 @@ class TierResult:
     steady: PhaseMeasurement | None
     stress: tuple[PhaseMeasurement, ...] = ()
     integrity: IntegrityResult | None = None
+    overlap: OverlapProbeResult | None = None  # the overlap probe before the integrity checks
     replayed_errors: tuple[ReplayedError, ...] = ()
     resources: tuple[ResourceSample, ...] = ()
     reason: str = ""  # why invalid / skipped / failed, in one sentence

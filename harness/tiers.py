@@ -28,6 +28,7 @@ from harness.provisioning import CreateCustomer, CustomerStore, provision
 from harness.records import (
     ErrorSample,
     IntegrityResult,
+    OverlapProbeResult,
     PhaseMeasurement,
     Popularity,
     ProvisioningResult,
@@ -71,6 +72,8 @@ class TierContext:
     integrity_check: Callable[[int, Path, CounterReadings | None], IntegrityResult] | None = None
     # the pack's @counter values before the tier's load, for the integrity check to compare
     counters_before: Callable[[int], CounterReadings] | None = None
+    # (customers, ledger folder) -> the overlap probe's writes, recorded in that ledger
+    overlap_probe: Callable[[int, Path], OverlapProbeResult | None] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +122,10 @@ def run_tier(
     if alive and not cancel.is_set():
         notify(TierStep("replay"))
         replays = replay_server_errors(phases, ctx)
+    overlap: OverlapProbeResult | None = None
+    if alive and not cancel.is_set() and ctx.overlap_probe is not None and ctx.integrity_check is not None:
+        notify(TierStep("overlap"))
+        overlap = ctx.overlap_probe(customers, ledger_dir(Path(plan.output_dir)))
     integrity: IntegrityResult | None = None
     if alive and not cancel.is_set() and ctx.integrity_check is not None:
         notify(TierStep("integrity"))
@@ -140,6 +147,7 @@ def run_tier(
         steady=steady,
         stress=tuple(p for p in measured if p.kind == "stress"),
         integrity=integrity,
+        overlap=overlap,
         replayed_errors=replays,
         resources=samples,
         reason=reason,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     "CustomerUser", "between", "constant", "tag", "task",
     "OpenApiUser", "openapi_service",
-    "Api", "Operation", "Read", "Resource", "counter", "invariant", "isolation_reads", "listing", "public", "readback",
+    "Api", "Attempt", "Operation", "Read", "Resource", "concurrent_write", "counter", "invariant", "isolation_reads", "listing", "public", "readback",
     "resource", "violation",
     "configured_target_url", "request_hooks", "request_timeout_s",
 }  # fmt: skip

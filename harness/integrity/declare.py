@@ -27,6 +27,9 @@ module (nothing is registered globally)::
     @counter("booking", op="create")                  # a count each acknowledged write adds 1 to
     def bookings_made(client, customer): ...          # -> int, read before the load and after
 
+    @concurrent_write("booking", op="create")         # what the overlap probe sends at once
+    def book(client, customer, attempt): ...          # for one customer, then the checks run
+
     @invariant                                        # anything else: ops + Api -> violations
     def reports_add_up(operations, api): ...
 
@@ -54,6 +57,8 @@ __all__ = [
     "Public",
     "Read",
     "Resource",
+    "WriteProbe",
+    "concurrent_write",
     "counter",
     "invariant",
     "isolation_reads",
@@ -234,6 +239,33 @@ def counter(kind: str, op: str = "create") -> Callable[[Callable[..., Any]], Cal
     return _tag("counter", f"{kind}\x00{op}")
 
 
+@dataclass(frozen=True)
+class WriteProbe:
+    """A write the overlap probe sends several times at once for one customer (``@concurrent_write``)."""
+
+    name: str
+    kind: str
+    op: str
+    send: Callable[..., Any]  # (client, customer, attempt) -> None; records through attempt.write
+
+
+def concurrent_write(kind: str, op: str = "create") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@concurrent_write("booking", op="create") def book(client, customer, attempt)``.
+
+    After each tier's load the harness calls it ``concurrency`` times at once for one customer, a
+    few rounds (each on another of the busiest customers), then runs the integrity checks: the
+    writes that real traffic overlaps only now and then, overlapped on purpose. The function sends
+    one write inside ``with attempt.write(content=...) as w:`` and calls ``w.done(status,
+    ident=...)``; ``attempt.write`` records the intent in the ledger and waits until every
+    attempt of the round is ready, so the requests leave together. ``attempt.round``,
+    ``attempt.position`` and ``attempt.of`` say which attempt it is (two positions can take the
+    same slot, the others different ones).
+    """
+    if op not in OPS:
+        raise ConfigError(f"@concurrent_write({kind!r}, op={op!r}): op must be one of {sorted(OPS)}")
+    return _tag("concurrent_write", f"{kind}\x00{op}")
+
+
 def invariant(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """``@invariant def check(operations, api) -> Iterable[IntegrityViolation]``: a custom check.
 
@@ -292,6 +324,7 @@ class Invariants:
     isolation_reads: Callable[..., Any] | None = None
     custom: tuple[tuple[str, Callable[..., Any]], ...] = ()
     counters: tuple[Counter, ...] = ()
+    write_probes: tuple[WriteProbe, ...] = ()
     auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None
     source: str = ""
     public: Public = field(default_factory=lambda: Public(()))  # every public(...) declaration
@@ -329,6 +362,7 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
     custom: list[tuple[str, Callable[..., Any]]] = []
     public_patterns: list[str] = []
     counters: list[Counter] = []
+    write_probes: list[WriteProbe] = []
     for attr, value in vars(module).items():
         if isinstance(value, Resource):
             resources[value.kind] = value
@@ -355,6 +389,9 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
         elif role == "counter":
             kind, op = key.split("\x00")
             counters.append(Counter(attr, kind, op, value))
+        elif role == "concurrent_write":
+            kind, op = key.split("\x00")
+            write_probes.append(WriteProbe(attr, kind, op, value))
     for kind in sorted(set(readbacks) | set(listings)):
         if kind not in resources:
             raise ConfigError(
@@ -375,6 +412,7 @@ def load_invariants(source: str | Path | ModuleType | Invariants) -> Invariants:
         isolation_reads=reads,
         custom=tuple(sorted(custom, key=lambda c: c[0])),
         counters=tuple(sorted(counters, key=lambda c: c.name)),
+        write_probes=tuple(sorted(write_probes, key=lambda w: w.name)),
         auth_headers=auth if callable(auth) else None,
         source=str(where),
         public=Public(tuple(public_patterns)),

@@ -150,7 +150,24 @@ def tier_table(card: dict[str, Any]) -> list[str]:
     popularity = card.get("popularity")
     if popularity:
         lines += [popularity_sentence(popularity), ""]
+    probes = [(t["customers"], t["overlap_probe"]) for t in card["tiers"] if t.get("overlap_probe")]
+    if probes:
+        lines += [overlap_sentence(probes), ""]
     return lines
+
+
+def overlap_sentence(probes: list[tuple[int, dict[str, Any]]]) -> str:
+    """What the overlap probe sent, in one sentence (its findings are the integrity checks')."""
+    first = probes[0][1]
+    each = "; ".join(
+        f"{fmt_customers(n)} customers: {p['writes']} writes ({p['acknowledged']} acknowledged, "
+        f"{p['refused']} refused, {p['unknown']} unknown) in {p['duration_s']:g} s"
+        for n, p in probes
+    )
+    return (
+        f"Overlap probe: after each tier's load, {first['concurrency']} writes at once for one customer, "
+        f"{first['rounds']} rounds on the busiest customers, then the integrity checks ({each})."
+    )
 
 
 def popularity_sentence(popularity: dict[str, Any]) -> str:

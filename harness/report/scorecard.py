@@ -45,6 +45,7 @@ from harness.records import (
     MetricSeries,
     NoiseFloor,
     OpenApiChecks,
+    OverlapProbeResult,
     PhaseMeasurement,
     Popularity,
     PropertiesResult,
@@ -79,7 +80,7 @@ __all__ = [
 # integrity check's replay of leaks suspected under load and its public declarations
 # (integrity.leak_replay, integrity.public), and the properties' Schemathesis checks
 # (stages.properties.openapi, null without suite.openapi); and the customer popularity the
-# load drew from ("popularity").
+# load drew from ("popularity") and per tier the overlap probe ("overlap_probe").
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -397,6 +398,16 @@ def _leak_replay(r: LeakReplay | None) -> dict[str, Any] | None:
     }
 
 
+def _overlap(o: OverlapProbeResult | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    return {
+        "rounds": o.rounds, "concurrency": o.concurrency, "customers": list(o.customers),
+        "writes": o.writes, "acknowledged": o.acknowledged, "refused": o.refused, "unknown": o.unknown,
+        "duration_s": _num(o.duration_s, 2), "note": o.note,
+    }  # fmt: skip
+
+
 def _error_sample(s: ErrorSample) -> dict[str, Any]:
     return {
         "endpoint": s.endpoint,
@@ -468,6 +479,7 @@ def _tier(t: TierResult, per_iteration: float) -> dict[str, Any]:
         "probe": _probe(t.probe),
         "generator": _generator(steady),
         "integrity": _integrity(t.integrity),
+        "overlap_probe": _overlap(t.overlap),
         "provisioning": (
             {
                 "customers": t.provisioning.customers,

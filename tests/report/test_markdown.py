@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from harness.records import Popularity
+from harness.records import OverlapProbeResult, Popularity
 from harness.report.markdown import code_span, md_text, render_markdown
 from tests.factories import (
     audit_record,
@@ -123,3 +123,13 @@ def test_the_report_says_how_the_load_picked_its_customers() -> None:
     assert "data-volume probe picked customers uniformly" in skewed
     uniform = section(render_markdown(full_audit_record(popularity=Popularity())), "Tiers")
     assert "picked uniformly at random" in uniform
+
+
+def test_the_report_says_what_the_overlap_probe_sent() -> None:
+    probe = OverlapProbeResult(rounds=4, concurrency=16, customers=(0, 1, 2, 3), writes=64, acknowledged=60,
+                               refused=4, unknown=0, duration_s=0.52)  # fmt: skip
+    record = full_audit_record()
+    record = replace(record, tiers=tuple(replace(t, overlap=probe) for t in record.tiers))
+    tiers = section(render_markdown(record), "Tiers")
+    assert "Overlap probe: after each tier's load, 16 writes at once for one customer, 4 rounds" in tiers
+    assert "50 customers: 64 writes (60 acknowledged, 4 refused, 0 unknown) in 0.52 s" in tiers

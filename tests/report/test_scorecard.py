@@ -13,7 +13,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.records import AuditRecord, CapacityParams, Popularity, TargetInfo, UslParameters
+from harness.records import (
+    AuditRecord,
+    CapacityParams,
+    OverlapProbeResult,
+    Popularity,
+    TargetInfo,
+    UslParameters,
+)
 from harness.report import SCHEMA_VERSION, build_scorecard, load_schema
 from harness.report.scorecard import MAX_RESOURCE_SAMPLES, MAX_VIOLATIONS, usl_from_params
 from harness.timestamps import iso_utc
@@ -291,3 +298,17 @@ def test_the_customer_popularity_is_recorded_with_the_busiest_customers_share() 
     uniform = build_scorecard(full_audit_record(popularity=Popularity()))["popularity"]
     assert uniform["exponent"] is None
     assert {s["customers"]: s["share"] for s in uniform["busiest_customer_share"]}[500] == 0.002
+
+
+def test_each_tier_records_its_overlap_probe_or_null() -> None:
+    probe = OverlapProbeResult(rounds=4, concurrency=16, customers=(0, 1, 2, 3), writes=64, acknowledged=60,
+                               refused=4, unknown=0, duration_s=0.5234)  # fmt: skip
+    record = full_audit_record()
+    first, *rest = record.tiers
+    card = build_scorecard(replace(record, tiers=(replace(first, overlap=probe), *rest)))
+    jsonschema.Draft202012Validator(strict(load_schema())).validate(card)
+    assert card["tiers"][0]["overlap_probe"] == {
+        "rounds": 4, "concurrency": 16, "customers": [0, 1, 2, 3], "writes": 64, "acknowledged": 60,
+        "refused": 4, "unknown": 0, "duration_s": 0.52, "note": "",
+    }  # fmt: skip
+    assert card["tiers"][1]["overlap_probe"] is None
