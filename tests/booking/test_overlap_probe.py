@@ -18,6 +18,7 @@ from booking_demo import PACK_DIR, Demo
 from harness.integrity.check import check_tier
 from harness.integrity.counters import read_counters
 from harness.integrity.overlap import probe_overlapping_writes
+from harness.pack import import_module_file
 from harness.records import IntegrityResult, OverlapProbeResult
 
 INVARIANTS = PACK_DIR / "invariants.py"
@@ -25,7 +26,8 @@ ROUNDS, CONCURRENCY = 3, 16
 
 
 def _customers(demo: Demo, n: int = 3) -> list[dict[str, Any]]:
-    import provision  # the pack's own provisioning: what an audit's customers look like
+    # The pack's own provisioning, by path: another pack's provision.py may be imported already.
+    provision = import_module_file(PACK_DIR / "provision.py", "booking_pack_provision", PACK_DIR)
 
     async def create(index: int) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=demo.url, timeout=10.0) as client:
