@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from harness import capacity as capacity_model
 from harness import history, verdict
 from harness.audit_plan import STAGES, AuditOptions, AuditPlan, remote_workers, resolve_plan
+from harness.credentials import CREDENTIALS_ENV, CredentialRefresher, RefreshHook
+from harness.credentials import HOOK_NAME as CREDENTIALS_HOOK
 from harness.database import postgres_server
 from harness.environment import read_environment
 from harness.errors import AuditInterrupted, ConfigError, TargetError
@@ -35,7 +37,7 @@ from harness.integrity.counters import CounterReadings, read_counters
 from harness.integrity.overlap import probe_overlapping_writes
 from harness.load.plan import PERSONA_WEIGHTS_ENV
 from harness.openapi.spec import dump_json, load_spec
-from harness.pacing import MAX_RPS_ENV, RequestPacer
+from harness.pacing import MAX_RPS_ENV, RequestPacer, request_hooks
 from harness.pack import Pack, import_pack_module, provision_hook
 from harness.progress import TierEvent
 from harness.provisioning import CreateCustomer, CustomerStore, provision
@@ -117,6 +119,7 @@ class PackHooks:
 
     create_customer: CreateCustomer
     auth_headers: Callable[[Mapping[str, Any]], Mapping[str, str]] | None
+    refresh_credentials: RefreshHook | None = None
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,11 @@ def _remember(reports_dir: Path, record: AuditRecord, obs: AuditObserver) -> Non
 
 def pack_hooks(pack: Pack) -> PackHooks:
     create = provision_hook(pack)
-    auth_headers = getattr(import_pack_module(pack, pack.provision_file), "auth_headers", None)
-    return PackHooks(create_customer=create, auth_headers=auth_headers)
+    module = import_pack_module(pack, pack.provision_file)
+    auth_headers = getattr(module, "auth_headers", None)
+    refresh = getattr(module, CREDENTIALS_HOOK, None)
+    return PackHooks(create_customer=create, auth_headers=auth_headers,
+                     refresh_credentials=refresh if callable(refresh) else None)  # fmt: skip
 
 
 class _Deadline:
@@ -535,6 +541,14 @@ def _measure_noise_floor(plan: AuditPlan, collected: Collected, obs: AuditObserv
 def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run: _Run, pacer: RequestPacer | None) -> TierContext:
     config = plan.pack.config
     managed = target.managed
+    env = {PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())}
+    credentials = None
+    if hooks.refresh_credentials is not None:
+        credentials = CredentialRefresher.for_target(
+            hooks.refresh_credentials, target.base_url, config.target.request_timeout_s,
+            auth_headers=hooks.auth_headers, event_hooks=request_hooks(pacer),
+        )  # fmt: skip
+        env[CREDENTIALS_ENV] = str(plan.pack.provision_file)
     return TierContext(
         base_url=target.base_url,
         run_dir=run.run_dir,
@@ -556,10 +570,11 @@ def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run:
         stress_stop_p99_ms=_stress_stop_p99(plan),
         target_alive=managed.alive if managed else None,
         target_samples=target.samples,
-        integrity_check=_integrity_check(plan, target.base_url, run.store, pacer),
+        integrity_check=_integrity_check(plan, target.base_url, run.store, pacer, credentials),
         counters_before=_counters_before(plan, target.base_url, run.store, pacer),
         overlap_probe=_overlap_probe(plan, target.base_url, run.store, pacer),
-        env={PERSONA_WEIGHTS_ENV: ",".join(f"{k}={v:g}" for k, v in config.customers.personas.items())},
+        env=env,
+        credentials=credentials,
     )
 
 
@@ -570,7 +585,8 @@ def _when(at: float | None) -> str:
 
 
 def _integrity_check(
-    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
+    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None,
+    credentials: CredentialRefresher | None = None,
 ) -> Callable[[int, Path, CounterReadings | None], IntegrityResult] | None:
     invariants_file = plan.pack.invariants_file
     if invariants_file is None:
@@ -587,6 +603,7 @@ def _integrity_check(
             seed=plan.seed + customers,
             pacer=pacer,
             counters_before=counters,
+            credentials=credentials,
         )
 
     return check

@@ -20,9 +20,12 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from harness.audit import (
     AuditObserver,
@@ -271,6 +274,26 @@ def _customers(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, store: 
                 found.problem(where, f"auth_headers(customer) raised {type(exc).__name__}: {exc}",
                               "make it read the record create_customer returns")  # fmt: skip
                 break
+    if hooks.refresh_credentials is not None and len(store):
+        _refresh_once(hooks, store.all()[0], target.base_url, pack.config.target.request_timeout_s, where, found)
+
+
+def _refresh_once(hooks: PackHooks, customer: dict[str, Any], base_url: str, timeout_s: float, where: str,
+                  found: _Found) -> None:  # fmt: skip
+    """Call refresh_credentials once on a customer create_customer has just made."""
+    assert hooks.refresh_credentials is not None
+    try:
+        with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+            fields = hooks.refresh_credentials(client, dict(customer))
+        if not isinstance(fields, Mapping):
+            raise TypeError(f"it returned {type(fields).__name__}, not a dict")
+    except Exception as exc:  # noqa: BLE001 - the pack's code
+        found.problem(where, f"refresh_credentials(client, customer) raised {type(exc).__name__}: {exc}"[:300],
+                      "make it return a dict of the record's fields to replace (e.g. a new token)")  # fmt: skip
+        return
+    changed = sorted(k for k, v in fields.items() if customer.get(k) != v)
+    found.verified.append(f"{where}: refresh_credentials renewed a customer's credentials "
+                          f"({', '.join(changed) or 'nothing changed'})")
 
 
 def _personas(plan: AuditPlan, target: RunningTarget, store: CustomerStore, work: Path, found: _Found,

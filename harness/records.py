@@ -245,6 +245,9 @@ class PhaseMeasurement:
     aborted: str | None = None  # why the phase stopped early, if it did
     iterations_completed: int = 0  # within the active window (not the drain); 0 in older records
     active_s: float = 0.0  # arrivals were offered this long (the drain after it excluded)
+    # The pack's refresh_credentials hook, called by the load (its requests are not in endpoints)
+    credential_refreshes: int = 0
+    credential_refresh_failures: int = 0
 
     @property
     def requests(self) -> int:
@@ -514,6 +517,17 @@ class TierResult:
     # what the verdict judged per endpoint; None when the steady window was not judged (spoiled,
     # missing) or the record predates it
     slo_checks: tuple[SloCheck, ...] | None = None
+    # The pack's refresh_credentials hook, called after the load (integrity checks, replays);
+    # the load's own are in each phase
+    credential_refreshes: int = 0
+    credential_refresh_failures: int = 0
+
+    @property
+    def credentials_refreshed(self) -> tuple[int, int]:
+        """(refreshes, failed refreshes) over the tier: its phases and its checks."""
+        phases = [p for p in (self.probe, self.warmup, self.steady, *self.stress) if p is not None]
+        return (self.credential_refreshes + sum(p.credential_refreshes for p in phases),
+                self.credential_refresh_failures + sum(p.credential_refresh_failures for p in phases))
 
 
 @dataclass(frozen=True)

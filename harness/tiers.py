@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from harness.config import Profile
+from harness.credentials import CredentialRefresher, RefreshCounts
 from harness.integrity.counters import CounterReadings
 from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan, RemoteWorkers
@@ -75,6 +76,8 @@ class TierContext:
     # (customers, ledger folder) -> the overlap probe's writes, recorded in that ledger
     overlap_probe: Callable[[int, Path], OverlapProbeResult | None] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # the pack's refresh_credentials, for the requests sent after the load (replays, checks)
+    credentials: CredentialRefresher | None = None
 
 
 TierProgress = Callable[[TierEvent], None]
@@ -118,6 +121,7 @@ def run_tier(
     outcome = run_load(plan, on_progress=notify, cancel=cancel)
     phases = outcome.phases
     alive = ctx.target_alive() if ctx.target_alive is not None else True
+    refreshes_before = ctx.credentials.counts if ctx.credentials is not None else RefreshCounts()
     replays: tuple[ReplayedError, ...] = ()
     if alive and not cancel.is_set():
         notify(TierStep("replay"))
@@ -137,6 +141,7 @@ def run_tier(
     measured = [with_other_work(p, p.target_cpu_pct(samples)) for p in phases]
     steady = next((p for p in measured if p.kind == "steady"), None)
     status, reason = _stage_status(outcome, steady, offered, alive, cancel, ctx.max_rps, requests_per_iteration)
+    refreshes = ctx.credentials.counts if ctx.credentials is not None else RefreshCounts()
     return TierResult(
         customers=customers,
         status=status,
@@ -152,6 +157,8 @@ def run_tier(
         resources=samples,
         reason=reason,
         max_rps_arrivals=cap if cap < wanted else None,  # a phase reduced or a stress step left out
+        credential_refreshes=refreshes.refreshed - refreshes_before.refreshed,
+        credential_refresh_failures=refreshes.failed - refreshes_before.failed,
     )
 
 
@@ -367,6 +374,8 @@ def replay_server_errors(
             headers: dict[str, str] = {}
             index = getattr(sample, "customer_index", None)
             if ctx.auth_headers is not None and index is not None and index in customers:
+                if ctx.credentials is not None:
+                    ctx.credentials.keep_fresh(customers[index])
                 headers = dict(ctx.auth_headers(customers[index]))
             if sample.request_body is not None:
                 headers.setdefault("Content-Type", "application/json")

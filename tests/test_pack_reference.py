@@ -117,3 +117,12 @@ def test_the_marker_format_it_documents_is_the_one_provisioning_writes(tmp_path:
 def test_the_readme_links_the_reference() -> None:
     readme = (REFERENCE.parents[1] / "README.md").read_text(encoding="utf-8")
     assert "docs/PACKS.md" in readme
+
+
+def test_the_credential_hook_and_its_record_key_are_documented() -> None:
+    from harness.credentials import EXPIRES_AT_KEY, HOOK_NAME, REFRESH_AHEAD_S
+
+    text = _text()
+    assert f"def {HOOK_NAME}(client: httpx.Client, customer: dict) -> dict:" in text
+    assert f"`{EXPIRES_AT_KEY}`" in text
+    assert f"Less than {REFRESH_AHEAD_S:g} s before then" in text

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import httpx
 
+from harness.credentials import CredentialRefresher, FreshCustomers
 from harness.errors import ConfigError
 from harness.integrity.counters import CounterReadings, read_counter_values
 from harness.integrity.declare import Invariants, Read, load_invariants
@@ -94,6 +95,7 @@ def check_tier(
     transport: httpx.BaseTransport | None = None,
     pacer: RequestPacer | None = None,
     counters_before: CounterReadings | None = None,
+    credentials: CredentialRefresher | None = None,
 ) -> IntegrityResult:
     """Check the target's data after a tier against the ledger, and read as customers for leaks.
 
@@ -103,7 +105,8 @@ def check_tier(
     ``sample`` bounds the reads of each family (read-backs; isolation reads); ``time_budget_s``
     bounds the whole check. Never raises for the target's or the pack's errors. ``transport``
     replaces the network (tests pass an ``httpx.MockTransport``); ``pacer`` holds its requests
-    to the pack's max_rps.
+    to the pack's max_rps; ``credentials`` refreshes each customer's credentials before they
+    are read as, when their stated expiry is near.
     """
     started = time.monotonic()
     try:
@@ -112,7 +115,9 @@ def check_tier(
         return IntegrityResult(status="error", checked=0, note=str(exc), duration_s=_since(started))
     if not customers:
         return IntegrityResult(status="skipped", checked=0, note="no customers were provisioned")
-    by_index = {int(c["index"]): c for c in customers}
+    by_index: Mapping[int, Mapping[str, Any]] = {int(c["index"]): c for c in customers}
+    if credentials is not None:
+        by_index = FreshCustomers({int(c["index"]): c for c in customers}, credentials)  # type: ignore[misc]
     contents = read_ledger_dir(ledger_dir)
     findings = _Findings(notes=_ledger_notes(contents, ledger_dir, inv))
     scanner = _scanner(customers, findings)

@@ -16,6 +16,10 @@
   customer ``self.customer()`` last returned; ``with self.as_customer(c):`` credits the requests
   inside the block to ``c`` (a request made with another customer's credentials, such as the
   receipt of a job its submitter owns).
+* **Credentials.** With ``SCALEREADY_CREDENTIALS`` naming a provision.py that defines
+  ``refresh_credentials`` (the harness sets it), a customer's credentials are refreshed as it is
+  picked when their stated expiry is near, and a request that answers 401 is refreshed and sent
+  again once; the refresh's requests and time are not the service's (``harness.credentials``).
 
 Importing this module imports Locust (and so monkey-patches the process with gevent): import it
 from locustfiles only, never from the harness's parent process.
@@ -24,8 +28,10 @@ from locustfiles only, never from the harness's parent process.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,17 +42,23 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, DefaultTaskSet
 
+from harness.credentials import CREDENTIALS_ENV
 from harness.load.popularity import POPULARITY_ENV, cumulative_weights, from_env_value
 
 if TYPE_CHECKING:
+    from harness.credentials import CredentialRefresher
     from harness.integrity.ledger import PendingWrite
 
-__all__ = ["CUSTOMERS_ENV", "CustomerUser", "between", "constant", "load_customers", "tag", "task"]
+log = logging.getLogger("scaleready.engine")
+
+__all__ = ["CREDENTIALS_ENV", "CUSTOMERS_ENV", "CustomerUser", "between", "constant", "load_customers", "tag", "task"]
 
 CUSTOMERS_ENV = "SCALEREADY_CUSTOMERS"
 PACER_ATTRIBUTE = "scaleready_pacer"  # set on the Locust Environment by the harness engine
 ITERATION_CONTEXT_KEY = "scaleready_iteration"
 CUSTOMER_CONTEXT_KEY = "scaleready_customer"  # index of the customer the request acts for
+REQUEST_TIMEOUT_ENV = "SCALEREADY_REQUEST_TIMEOUT_S"
+UNAUTHORIZED = 401
 
 _customer_cache: dict[str, tuple[dict[str, Any], ...]] = {}
 # (customers file, popularity) -> cumulative weights by rank, computed once per process
@@ -77,12 +89,55 @@ def _popularity_weights(path: str, customers: int) -> list[float] | None:
     return _weights_cache[key]
 
 
+_refreshers: dict[tuple[str, str], CredentialRefresher | None] = {}
+
+
+def credential_refresher(host: str) -> CredentialRefresher | None:
+    """This process's refresher of the pack's credentials (None when the pack has no hook)."""
+    path = os.environ.get(CREDENTIALS_ENV)
+    if not path or not host:
+        return None
+    key = (path, host)
+    if key not in _refreshers:
+        _refreshers[key] = _build_refresher(Path(path), host)
+    return _refreshers[key]
+
+
+def _build_refresher(path: Path, host: str) -> CredentialRefresher | None:
+    import importlib.util
+
+    import httpx
+
+    from harness.credentials import HOOK_NAME, CredentialRefresher
+
+    spec = importlib.util.spec_from_file_location("scaleready_pack_credentials", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        log.warning("%s=%s: not a Python file; credentials are not refreshed", CREDENTIALS_ENV, path)
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hook, auth = getattr(module, HOOK_NAME, None), getattr(module, "auth_headers", None)
+    if not callable(hook):
+        return None
+    timeout = float(os.environ.get(REQUEST_TIMEOUT_ENV) or 10.0)
+    return CredentialRefresher(
+        hook, lambda: httpx.Client(base_url=host, timeout=timeout),
+        auth_headers=auth if callable(auth) else None,
+    )  # fmt: skip
+
+
 class Pacer(Protocol):
     """What the harness engine provides (duck-typed; ``harness.load.timing.Arrivals``)."""
 
     def take(self, user: CustomerUser) -> Any | None: ...  # an iteration, or None to stop
 
     def done(self, iteration: Any) -> None: ...
+
+
+def _report(response: Any) -> Any:
+    """Report a request held back with ``catch_response`` as Locust would have without it."""
+    response._report_request()
+    return response.request_meta["response"]
 
 
 class _PacedTaskSet(DefaultTaskSet):
@@ -128,6 +183,9 @@ class CustomerUser(FastHttpUser):
         self._customer_index: int | None = None
         self._by_index: dict[int, dict[str, Any]] | None = None
         self._cumulative: list[float] | None = None
+        self._refresher = credential_refresher(self.host or "")
+        if self._refresher is not None and self._refresher.auth_headers is not None:
+            self._retry_refused(self._refresher)
 
     def customers(self) -> Mapping[int, dict[str, Any]]:
         """Every provisioned customer record by its index (``record["index"]``)."""
@@ -163,6 +221,7 @@ class CustomerUser(FastHttpUser):
             chosen = random.choices(records, cum_weights=self._cumulative)[0]
         index = chosen.get("index")
         self._customer_index = int(index) if index is not None else None
+        self._keep_fresh(chosen)
         return chosen
 
     @contextmanager
@@ -187,10 +246,83 @@ class CustomerUser(FastHttpUser):
             )
         previous = self._customer_index
         self._customer_index = int(index)
+        if isinstance(customer, dict):
+            self._keep_fresh(customer)
         try:
             yield customer
         finally:
             self._customer_index = previous
+
+    # credentials --------------------------------------------------------------------------
+
+    def _keep_fresh(self, customer: dict[str, Any]) -> None:
+        """Refresh the customer's credentials now if their stated expiry is near."""
+        if self._refresher is not None and self._refresher.due(customer):
+            began = time.perf_counter()
+            self._count_refresh(self._refresher.keep_fresh, customer)
+            self._not_the_service(time.perf_counter() - began)
+
+    def _count_refresh(self, refresh: Callable[..., bool], *args: Any) -> bool:
+        """Run a refresh and count it in the current phase (refreshed, or the hook failed)."""
+        assert self._refresher is not None
+        before = self._refresher.counts
+        fresh = refresh(*args)
+        after = self._refresher.counts
+        tally = self._iteration.tally if self._iteration is not None else None
+        if tally is not None:  # what this call did (another user may have refreshed meanwhile)
+            tally.credential_refreshes += after.refreshed - before.refreshed
+            tally.credential_refresh_failures += after.failed - before.failed
+        return fresh
+
+    def _not_the_service(self, seconds: float) -> None:
+        """Take time the harness spent on credentials out of the iteration's latency.
+
+        Latency counts from the iteration's intended start until its first request is sent
+        (``harness.load.engine``); later requests count from their own send. Only time before the
+        first request needs moving, and moving the intended start moves exactly that.
+        """
+        it = self._iteration
+        if it is not None and not it.first_done:
+            it.intended_wall += seconds
+
+    def _owner_of(self, headers: Any) -> dict[str, Any] | None:
+        """The customer whose credentials ``headers`` carry: the attributed one, else any."""
+        from harness.credentials import holds_credentials
+
+        assert self._refresher is not None and self._refresher.auth_headers is not None
+        auth = self._refresher.auth_headers
+        if headers is None:
+            return None
+        index = self._customer_index
+        attributed = self.customers().get(index) if index is not None else None
+        for record in (attributed, *self._records()):
+            if record is not None and holds_credentials(headers, auth(record)):
+                return record
+        return None
+
+    def _retry_refused(self, refresher: CredentialRefresher) -> None:
+        """Send a request refused with 401 once more, with fresh credentials, measuring only the
+        second answer. The first goes out with ``catch_response`` so nothing is reported until
+        the harness knows which answer counts."""
+        session = self.client
+        original = session.request
+        auth = refresher.auth_headers
+        assert auth is not None
+
+        def request(method: str, url: str, **kwargs: Any) -> Any:
+            caller_catches = bool(kwargs.get("catch_response"))
+            began = time.perf_counter()
+            first = original(method, url, **{**kwargs, "catch_response": True})
+            headers: dict[str, str] = kwargs.get("headers") or {}
+            owner = self._owner_of(headers) if first.status_code == UNAUTHORIZED else None
+            if owner is None or not self._count_refresh(refresher.after_refusal, owner, headers):
+                return first if caller_catches else _report(first)
+            stale = {k.lower() for k in auth(owner)}
+            fresh = {k: v for k, v in headers.items() if k.lower() not in stale}
+            self._not_the_service(time.perf_counter() - began)
+            return original(method, url, **{**kwargs, "headers": {**fresh, **auth(owner)}})
+
+        session.request = request  # type: ignore[method-assign,assignment]
 
     def write(
         self,

@@ -123,6 +123,8 @@ def tally_to_phase(tally: PhaseTally, thresholds: validity.Thresholds | None = N
         aborted=tally.aborted,
         iterations_completed=tally.completed_in_window,
         active_s=round(active, 3),
+        credential_refreshes=tally.credential_refreshes,
+        credential_refresh_failures=tally.credential_refresh_failures,
     )
 
 
@@ -174,6 +176,8 @@ def phase_from_dict(d: dict[str, Any]) -> PhaseMeasurement:
         aborted=d.get("aborted"),
         iterations_completed=d.get("iterations_completed", 0),
         active_s=d.get("active_s", 0.0),
+        credential_refreshes=d.get("credential_refreshes", 0),
+        credential_refresh_failures=d.get("credential_refresh_failures", 0),
     )
 
 

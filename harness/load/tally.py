@@ -121,6 +121,10 @@ class PhaseTally:
     windows: tuple[WindowTally, ...]
     samples: tuple[ErrorSample, ...]
     processes: tuple[ProcessHealth, ...]
+    # The pack's refresh_credentials hook, called by this phase's users (harness.credentials):
+    # not requests to the service under measurement, so counted apart.
+    credential_refreshes: int = 0
+    credential_refresh_failures: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (dicts, lists, numbers, strings) for a Locust message or a JSON file."""
@@ -167,6 +171,8 @@ def merge_tallies(tallies: Sequence[PhaseTally]) -> PhaseTally:
         windows=_merge_windows(tallies),
         samples=tuple(samples[:MAX_ERROR_SAMPLES]),
         processes=tuple(p for t in tallies for p in t.processes),
+        credential_refreshes=sum(t.credential_refreshes for t in tallies),
+        credential_refresh_failures=sum(t.credential_refresh_failures for t in tallies),
     )
 
 
@@ -241,6 +247,8 @@ class LiveTally:
         self.completed_in_window: int | None = None
         self.inflight = 0
         self.late = 0
+        self.credential_refreshes = 0  # incremented by the users (harness.load.kit)
+        self.credential_refresh_failures = 0
         self.closed = False
         self.aborted: str | None = None
         self.requests = 0
@@ -366,6 +374,8 @@ class LiveTally:
             ),
             samples=tuple(self.samples),
             processes=(self._process_health(),),
+            credential_refreshes=self.credential_refreshes,
+            credential_refresh_failures=self.credential_refresh_failures,
         )
 
     def _process_health(self) -> ProcessHealth:

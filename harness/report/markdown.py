@@ -142,6 +142,19 @@ def tier_table(card: dict[str, Any]) -> list[str]:
     ]
     if notes:
         lines += [*notes, ""]
+    refreshed = [(t["customers"], t["credential_refreshes"]) for t in card["tiers"]
+                 if sum((t.get("credential_refreshes") or {}).values())]  # fmt: skip
+    if refreshed:
+        counts = "; ".join(
+            f"{fmt_count(r['refreshed'])} at {fmt_customers(n)} customers"
+            + (f" ({fmt_count(r['failed'])} failed)" if r["failed"] else "")
+            for n, r in refreshed
+        )
+        lines += [
+            f"Credentials renewed by the pack's refresh_credentials: {counts}. Those requests are "
+            "not in the tiers' requests, errors or latency.",
+            "",
+        ]
     lines += [
         "Latency is measured from when each request was *meant* to start (open-model arrivals), "
         "so a stall in the service cannot hide behind a waiting load generator.",

@@ -80,7 +80,8 @@ __all__ = [
 # integrity check's replay of leaks suspected under load and its public declarations
 # (integrity.leak_replay, integrity.public), and the properties' Schemathesis checks
 # (stages.properties.openapi, null without suite.openapi); and the customer popularity the
-# load drew from ("popularity") and per tier the overlap probe ("overlap_probe").
+# load drew from ("popularity") and per tier the overlap probe ("overlap_probe") and the credentials the
+# pack's refresh_credentials renewed ("credential_refreshes").
 SCHEMA_VERSION = "1.2"
 
 # Reports stay readable (and small) when a broken target fails thousands of times: the scorecard
@@ -508,8 +509,14 @@ def _tier(t: TierResult, per_iteration: float) -> dict[str, Any]:
             for r in t.replayed_errors
         ],
         "slo_checks": _slo_checks(t.slo_checks),
+        "credential_refreshes": _refreshes(t),
         "resources": _resources(t.resources),
     }
+
+
+def _refreshes(t: TierResult) -> dict[str, int]:
+    refreshed, failed = t.credentials_refreshed
+    return {"refreshed": refreshed, "failed": failed}
 
 
 def _probe(p: PhaseMeasurement | None) -> dict[str, Any] | None:
