@@ -1,8 +1,9 @@
 """Provisioning for the invoicing pack: one company, a bearer token and a few invoices.
 
-Four requests and ``INVOICES`` more per company: sign-up, a token, the invoices, one job on the
-shared work queue. The record keeps the api key (it buys tokens) and the token with the unix
-time it expires.
+Three requests and ``INVOICES`` more per company: sign-up, a token, the invoices, one job on
+the shared work queue. The record keeps the api key (it buys tokens) and the token with the unix
+time it expires (``credentials_expire_at``): ``refresh_credentials`` buys a new one before then,
+or after a 401.
 """
 
 from __future__ import annotations
@@ -31,16 +32,26 @@ def _expect(response: httpx.Response, status: int, what: str, index: int) -> Any
     return response.json()
 
 
+def _token(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    return {"token": body["token"], "credentials_expire_at": body["expires_at"]}
+
+
+def refresh_credentials(client: httpx.Client, customer: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh bearer token for the company (its api key never expires)."""
+    response = client.post("/tokens", headers={"X-API-Key": customer["api_key"]})
+    response.raise_for_status()
+    return _token(response)
+
+
 async def create_customer(client: httpx.AsyncClient, index: int, rng: random.Random, marker: str) -> dict[str, Any]:
     """Create company number ``index`` through the API and return its JSON-serialisable record."""
     name = f"Company {index:05d}"
     company = _expect(await client.post("/companies", json={"name": name, "marker": marker}), 201, "sign-up", index)
-    token = _expect(
-        await client.post("/tokens", headers={"X-API-Key": company["api_key"]}), 201, "token", index
-    )  # fmt: skip
+    token = await client.post("/tokens", headers={"X-API-Key": company["api_key"]})
+    _expect(token, 201, "token", index)
     record: dict[str, Any] = {
-        "id": company["id"], "name": name, "marker": marker, "api_key": company["api_key"],
-        "token": token["token"], "token_expires_at": token["expires_at"],
+        "id": company["id"], "name": name, "marker": marker, "api_key": company["api_key"], **_token(token),
     }  # fmt: skip
     invoices = []
     for n in range(INVOICES):
