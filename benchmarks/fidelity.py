@@ -273,9 +273,9 @@ def case_5000_customers(work: Path, steady_s: float, round_no: int = 1) -> list[
         ok = within(steady.latency.p50_ms, truth.p50_ms) and within(steady.latency.p99_ms, truth.p99_ms)
         return [Row("5000-customers", "harness", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
                     steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
-                    steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.validity.kind == "spoiled",
                     "p50/p99 within max(2 ms, 10%) of truth (or invalid); <= 250 MB",
-                    (ok or not steady.generator.clean) and steady.generator.rss_max_mb <= 250,
+                    (ok or steady.validity.kind == "spoiled") and steady.generator.rss_max_mb <= 250,
                     f"pool {steady.max_users} users for 5000 customers; service p99 "
                     f"{steady.service.p99_ms:.2f} ms; dropped {steady.dropped_iterations}" + machine_note(steady))]
 
@@ -301,7 +301,7 @@ def case_stall(work: Path, steady_s: float, round_no: int = 1) -> list[Row]:
             steady = run_harness(work, url, 200.0, 2.0, steady_s, customers)
         lat = steady.latency
         return [Row("stall", "harness", t50, lat.p50_ms, t95, lat.p95_ms, t99, lat.p99_ms, steady.offered_rps,
-                    steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.validity.kind == "spoiled",
                     "p95/p99 within 10% of truth",
                     within(lat.p95_ms, t95, 0.0) and within(lat.p99_ms, t99, 0.0),
                     f"service-time p95 {steady.service.p95_ms:.1f} ms, p99 {steady.service.p99_ms:.1f} ms "
@@ -336,7 +336,7 @@ def case_throughput(work: Path, run_s: float, round_no: int = 1) -> list[Row]:
     ratio = steady.achieved_rps / plain["rps"] if plain["rps"] else 0.0
     rows.append(Row("throughput", "harness", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
                     steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
-                    steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.validity.kind == "spoiled",
                     f">= {THROUGHPUT_GOAL:.1f} x plain req/s", ratio >= THROUGHPUT_GOAL,
                     f"{ratio:.2f} x plain, offered {OVERSHOOT:g} x plain's max with 50 users; generator CPU "
                     f"{steady.generator.cpu_mean_pct:.0f}%; dropped {steady.dropped_iterations}"
@@ -350,7 +350,7 @@ def case_throughput(work: Path, run_s: float, round_no: int = 1) -> list[Row]:
     scale = steady.achieved_rps / one_process if one_process else 0.0
     rows.append(Row("throughput", "harness --workers 2", truth.p50_ms, steady.latency.p50_ms, truth.p95_ms,
                     steady.latency.p95_ms, truth.p99_ms, steady.latency.p99_ms, steady.offered_rps,
-                    steady.achieved_rps, steady.generator.rss_max_mb, not steady.generator.clean,
+                    steady.achieved_rps, steady.generator.rss_max_mb, steady.validity.kind == "spoiled",
                     "measured (no goal)", None,
                     f"{scale:.2f} x one process, {steady.achieved_rps / plain['rps']:.2f} x plain; offered 2 x "
                     f"{OVERSHOOT:g} x plain's max, 50 users per worker; dropped {steady.dropped_iterations}"
