@@ -253,7 +253,7 @@ def _regression(gate: GateResult | None) -> dict[str, Any]:
 def _properties(props: PropertiesResult | None) -> dict[str, Any]:
     if props is None:
         return {"status": "skipped", "passed": 0, "failed": 0, "duration_s": None,
-                "examples_per_property": None, "junit": None, "falsified": []}
+                "examples_per_property": None, "junit": None, "falsified": [], "openapi": None}
     return {
         "status": props.status,
         "passed": props.passed,
