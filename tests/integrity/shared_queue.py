@@ -14,7 +14,6 @@ Standard library only; a fixture for tests, not a service: it runs in a thread o
 
 from __future__ import annotations
 
-import json
 import re
 import textwrap
 import threading
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from json_http import send_json
 
 from harness.integrity.check import check_tier
 from harness.records import IntegrityResult
@@ -81,12 +82,7 @@ def _handler(desk: Desk) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _json(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def _caller(self) -> int | None:
             key = self.headers.get("X-API-Key", "")
