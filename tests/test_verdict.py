@@ -408,7 +408,7 @@ def test_server_errors_on_a_saturated_tier_still_fail_it() -> None:
     t = good_tier(5000, steady(ep(requests=2000, errors=200), saturated=True), status="invalid")
     j = run(replace_tier={5000: t})
     assert j.verdict == "NOT READY"
-    assert only(j, "slo-errors").title.endswith("got server errors, over the 1% budget")
+    assert only(j, "slo-errors").title.endswith("got server errors or malformed answers, over the 1% budget")
 
 
 def test_saturated_workers_suggestion_doubles_existing_workers() -> None:
@@ -450,6 +450,26 @@ def test_a_window_that_missed_its_slos_on_a_busy_machine_is_inconclusive_not_a_f
     assert "missed its SLOs while the machine was busy" in f.title
     assert "other work used 130% of a core, the hypervisor stole 14%" in f.title
     assert "--workers" not in f.reproduce  # more load processes would not help
+
+
+@pytest.mark.parametrize(
+    ("reasons", "verdict"),
+    [
+        ({"invalid-json": 100, "wrong-content-type": 100}, "NOT READY"),  # the target's own answers
+        ({"oversized": 200}, "NOT READY"),
+        ({"timeout": 100, "connection": 100}, "INCONCLUSIVE"),  # lateness can cause these
+        ({"http-401": 200}, "INCONCLUSIVE"),  # a credential may age while a busy run drags on
+    ],
+)
+def test_malformed_answers_fail_a_tier_on_a_busy_machine_and_timeouts_do_not(
+    reasons: dict[str, int], verdict: str
+) -> None:
+    broken = ep(requests=2000, errors=200, p95=900.0, reasons=reasons)
+    j = run(replace_tier={5000: good_tier(5000, steady(broken, generator=busy(steal_pct=14.0)))})
+    assert j.verdict == verdict
+    assert ("slo-errors" in categories(j)) is (verdict == "NOT READY")
+    if verdict == "NOT READY":
+        assert "malformed answers" in only(j, "slo-errors").title
 
 
 def kept_waiting(**overrides: Any) -> Any:

@@ -6,7 +6,7 @@ Precedence inside a tier, first match wins for the status:
 2. a definite failure on valid evidence -> ``failed``: the target went away under the tier's
    nominal load, an integrity violation, a request that fails even alone (a bug), an SLO
    (latency or errors) miss on a steady window that measured the target, or server errors (5xx)
-   over budget even in a spoiled window (a 5xx is the target's own answer);
+   and malformed answers over budget even in a spoiled window (they are the target's own answer);
 3. anything that makes the measurement unusable -> ``invalid``: a spoiled window (its
    ``validity``, decided in :mod:`harness.validity`), an SLO miss on a busy machine no larger
    than the noise could make it, no steady window, an interrupted load, too few requests to
@@ -166,7 +166,7 @@ def _judge_window(
         return _Window(
             TierOutcome(findings=spoiled.findings, failures=spoiled.failures,
                         invalid=(unusable_window(steady, crowded_miss),)),
-            over_error_budget=spoiled.server_error_endpoints,
+            over_error_budget=spoiled.own_error_endpoints,
         )  # fmt: skip
     if tier.status == "invalid" and not went_away_past_load:
         # The stage says the measurement is unusable (interrupted, the load engine failed, ...).

@@ -1,5 +1,5 @@
 """When the load generator or the machine spoiled a window: say so, say what it means for the
-numbers and how to fix it, and judge what can still be judged (the target's own server errors and
+numbers and how to fix it, and judge what can still be judged (the target's own failed answers and
 service time beyond what the generator can have added)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from harness.records import Finding, PhaseMeasurement, TierResult
 from harness.verdict.outcome import make_finding, reproduce_command
 from harness.verdict.policy import ReproduceContext, VerdictPolicy
-from harness.verdict.rules.slo import errors_finding, latency_finding, server_errors
+from harness.verdict.rules.slo import errors_finding, latency_finding, own_answer_errors
 from harness.verdict.wording import ms, pct
 
 __all__ = ["SpoiledWindow", "busy", "judge_spoiled_window", "saturated_finding", "unusable_window"]
@@ -48,7 +48,7 @@ def saturated_finding(
     g, v = steady.generator, steady.validity
     suggested = max(2, g.workers * 2)
     judged = (
-        "so the tier is marked invalid and its latency is not judged (server errors and integrity still are)"
+        "so the tier is marked invalid and its latency is not judged (server errors, malformed answers and integrity still are)"
     )
     if target_slower:
         # Users waiting on a slow target fill the pool (iterations dropped) and a target that takes
@@ -128,7 +128,7 @@ class SpoiledWindow:
 
     findings: tuple[Finding, ...]
     failures: tuple[str, ...]
-    server_error_endpoints: frozenset[str]
+    own_error_endpoints: frozenset[str]
 
 
 def judge_spoiled_window(
@@ -136,18 +136,19 @@ def judge_spoiled_window(
     reproduce: ReproduceContext, repro: str,
 ) -> SpoiledWindow:
     """A spoiled window (or a miss on a busy machine): its latency says nothing, but server
-    errors are the target's own answer, and a median service time over the p95 limit by more than
-    the generator can have added (``validity.service_bound_ms``) is the target's own slowness."""
+    errors and malformed answers are the target's own, and a median service time over the p95
+    limit by more than the generator can have added (``validity.service_bound_ms``) is the
+    target's own slowness."""
     findings: list[Finding] = []
     failures: list[str] = []
     errors: set[str] = set()
     for e in steady.endpoints:
-        server = server_errors(e)
-        if e.requests and server / e.requests > policy.max_error_rate and policy.error_rate_judged(server):
-            findings.append(errors_finding(tier, steady, e, policy, repro, server_only=True))
+        own = own_answer_errors(e)
+        if e.requests and own / e.requests > policy.max_error_rate and policy.error_rate_judged(own):
+            findings.append(errors_finding(tier, steady, e, policy, repro, own_answers_only=True))
             failures.append(
-                f"{e.name} answered {pct(server / e.requests)} of requests with server errors, "
-                f"over the {pct(policy.max_error_rate)} budget"
+                f"{e.name} answered {pct(own / e.requests)} of requests with server errors or malformed "
+                f"answers, over the {pct(policy.max_error_rate)} budget"
             )
             errors.add(e.name)
     slower = _slower_than_the_generator(tier, steady, policy, repro)

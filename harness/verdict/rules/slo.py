@@ -22,12 +22,25 @@ from harness.verdict.policy import EndpointSlo, VerdictPolicy
 from harness.verdict.wording import ms, names, pct
 
 __all__ = [
-    "errors_finding", "judge_steady", "latency_finding", "server_errors", "slo_checks", "worst_latency",
+    "errors_finding", "judge_steady", "latency_finding", "own_answer_errors", "server_errors", "slo_checks",
+    "worst_latency",
 ]
+
+# Failures the machine's state cannot cause: a timeout or a refused connection may be the
+# generator's lateness or a starved core, a 4xx may be a credential that aged while the run was
+# slow; an answer the target sent is its own whatever the machine did.
+_NOT_THE_ANSWER = ("timeout", "connection", "interrupted", "http-4")
 
 
 def server_errors(e: EndpointMeasurement) -> int:
     return sum(n for reason, n in e.errors_by_reason.items() if reason.startswith("http-5"))
+
+
+def own_answer_errors(e: EndpointMeasurement) -> int:
+    """Failed requests whose failure is the target's own answer: server errors and malformed
+    answers (a body that is not JSON, the wrong content type, past the size limit), the part of
+    an endpoint's errors a busy machine or a late generator cannot explain."""
+    return sum(n for reason, n in e.errors_by_reason.items() if not reason.startswith(_NOT_THE_ANSWER))
 
 
 def worst_latency(
@@ -252,7 +265,7 @@ def errors_finding(
     policy: VerdictPolicy,
     repro: str,
     *,
-    server_only: bool = False,
+    own_answers_only: bool = False,
 ) -> Finding:
     n = tier.customers
     if e is None:
@@ -265,7 +278,7 @@ def errors_finding(
         who = "Requests fail"
     else:
         requests = e.requests
-        errors = server_errors(e) if server_only else e.errors
+        errors = own_answer_errors(e) if own_answers_only else e.errors
         by_reason = dict(e.errors_by_reason)
         who = f"{policy.label(e.name)} fails"
     rate = errors / requests if requests else 0.0
@@ -287,11 +300,11 @@ def errors_finding(
         severity="medium" if n > policy.goal_customers else "high",
         title=(
             f"{who} too often at {n} customers: {pct(rate)} "
-            f"{'got server errors' if server_only else 'failed'}, over the {pct(policy.max_error_rate)} budget"
+            f"{'got server errors or malformed answers' if own_answers_only else 'failed'}, over the {pct(policy.max_error_rate)} budget"
         ),
         detail=(
             f"In the steady window at {steady.offered_rps:.1f} req/s, {errors} of {requests} requests "
-            f"{'were answered with 5xx' if server_only else 'failed'} (by reason: "
+            f"{'were answered with a server error or a malformed answer' if own_answers_only else 'failed'} (by reason: "
             f"{', '.join(f'{k} {v}' for k, v in sorted(by_reason.items())) or 'none recorded'}). "
             f"Most are {explain}."
             + (
@@ -301,9 +314,9 @@ def errors_finding(
                 else ""
             )
             + (
-                " The generator was saturated or the machine busy during this tier, so only server "
-                "errors were counted."
-                if server_only
+                " The generator was saturated or the machine busy during this tier, so only the "
+                "target's own failed answers were counted, not timeouts or refused connections."
+                if own_answers_only
                 else ""
             )
         ),
