@@ -571,7 +571,7 @@ def _tier_context(plan: AuditPlan, target: RunningTarget, hooks: PackHooks, run:
         target_alive=managed.alive if managed else None,
         target_samples=target.samples,
         integrity_check=_integrity_check(plan, target.base_url, run.store, pacer, credentials),
-        counters_before=_counters_before(plan, target.base_url, run.store, pacer),
+        counters_before=_counters_before(plan, target.base_url, run.store, pacer, credentials),
         overlap_probe=_overlap_probe(plan, target.base_url, run.store, pacer),
         env=env,
         credentials=credentials,
@@ -637,7 +637,8 @@ def _overlap_probe(
 
 
 def _counters_before(
-    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None
+    plan: AuditPlan, base_url: str, store: CustomerStore, pacer: RequestPacer | None,
+    credentials: CredentialRefresher | None = None,
 ) -> Callable[[int], CounterReadings] | None:
     invariants_file = plan.pack.invariants_file
     if invariants_file is None:
@@ -651,6 +652,7 @@ def _counters_before(
             sample=plan.profile.integrity_sample,
             request_timeout_s=plan.pack.config.target.request_timeout_s,
             pacer=pacer,
+            credentials=credentials,
         )
 
     return read

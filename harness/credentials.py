@@ -17,6 +17,10 @@ The fields it returns replace the customer record's. The harness calls it
 * **on a 401** under load: a request sent with the customer's ``auth_headers`` that answers 401
   is refreshed and sent again once; only the second answer is measured. A 401 that a refresh
   cannot fix (the hook fails, or the retry is a 401 too) is the service's error like any other.
+* **on a 401 after the load** (:class:`RefreshOnRefusal`): the integrity checks, the counters
+  and the replays of server errors send through a transport that does the same, so credentials
+  whose expiry no record states (a token that simply stops working) do not turn the checks'
+  reads into errors.
 
 The hook's own requests go through a client of their own (``httpx``), not the load's: they are
 neither the service's errors nor its latency, and the time an iteration spends refreshing is
@@ -31,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +49,7 @@ __all__ = [
     "CredentialRefresher",
     "FreshCustomers",
     "RefreshCounts",
+    "RefreshOnRefusal",
     "RefreshHook",
 ]
 
@@ -190,6 +195,63 @@ class FreshCustomers(Mapping[int, Mapping[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._by_index)
+
+
+class RefreshOnRefusal(httpx.BaseTransport):
+    """Sends through ``inner``; a 401 to a request that carried one of ``customers``'
+    credentials refreshes them and sends the request once more with the fresh ones.
+
+    The owner is the customer whose credentials the request holds now, or held before one of this
+    transport's refreshes (two checks reading as one customer at once both see the first 401).
+    A request that carries no known customer's credentials (a check reading without any, or as
+    another customer on purpose) is answered as it was. ``on_send`` are the client's request
+    hooks (a pacer, a request cap): the retry is a request like the first and passes them too.
+    """
+
+    def __init__(
+        self, inner: httpx.BaseTransport, customers: Iterable[MutableMapping[str, Any]],
+        refresher: CredentialRefresher, on_send: Sequence[Callable[[httpx.Request], None]] = (),
+    ) -> None:  # fmt: skip
+        self._inner = inner
+        self._on_send = tuple(on_send)
+        self._customers = list(customers)
+        self._refresher = refresher
+        self._before: list[tuple[dict[str, str], MutableMapping[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        auth = self._refresher.auth_headers
+        if response.status_code != 401 or auth is None:
+            return response
+        owner = self._owner(request.headers, auth)
+        if owner is None:
+            return response
+        held = dict(auth(owner))
+        if not self._refresher.after_refusal(owner, request.headers):
+            return response
+        with self._lock:
+            self._before.append((held, owner))
+        response.read()
+        response.close()
+        headers = request.headers.copy()
+        headers.update(dict(auth(owner)))
+        retry = httpx.Request(request.method, request.url, headers=headers, content=request.read(),
+                              extensions=request.extensions)  # fmt: skip
+        for hook in self._on_send:
+            hook(retry)
+        return self._inner.handle_request(retry)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def _owner(self, headers: httpx.Headers, auth: AuthHeaders) -> MutableMapping[str, Any] | None:
+        for customer in self._customers:
+            if holds_credentials(headers, auth(customer)):
+                return customer
+        with self._lock:
+            before = list(self._before)
+        return next((c for held, c in before if holds_credentials(headers, held)), None)
 
 
 def _holds(headers: Mapping[str, str], wanted: Mapping[str, str]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from harness.config import Profile
-from harness.credentials import CredentialRefresher, RefreshCounts
+from harness.credentials import CredentialRefresher, RefreshCounts, RefreshOnRefusal
 from harness.integrity.counters import CounterReadings
 from harness.integrity.ledger import LEDGER_DIR_ENV
 from harness.load.plan import LoadPlan, PhasePlan, RemoteWorkers
@@ -369,7 +369,12 @@ def replay_server_errors(
     customers = {int(c["index"]): c for c in ctx.store.all()}
     replays = []
     hooks = request_hooks(ctx.pacer)
-    with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s, event_hooks=hooks) as client:
+    transport = None
+    if ctx.credentials is not None:
+        transport = RefreshOnRefusal(httpx.HTTPTransport(), customers.values(), ctx.credentials,
+                                     on_send=hooks.get("request", []))  # fmt: skip
+    with httpx.Client(base_url=ctx.base_url, timeout=ctx.request_timeout_s, event_hooks=hooks,
+                      transport=transport) as client:  # fmt: skip
         for sample in samples[:MAX_REPLAYS]:
             headers: dict[str, str] = {}
             index = getattr(sample, "customer_index", None)

@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.credentials import EXPIRES_AT_KEY, CredentialRefresher, FreshCustomers, RefreshCounts
+from harness.credentials import (
+    EXPIRES_AT_KEY,
+    CredentialRefresher,
+    FreshCustomers,
+    RefreshCounts,
+    RefreshOnRefusal,
+)
 
 
 class Clock:
@@ -96,3 +102,43 @@ def test_fresh_customers_refresh_only_the_records_looked_up() -> None:
     assert sorted(fresh) == [0, 1, 2] and len(fresh) == 3 and desk.calls == 0
     assert fresh[1]["token"] == "t1"
     assert [records[i]["token"] for i in range(3)] == ["t0", "t1", "t0"]
+
+
+class TokenService:
+    """Answers 200 to the one token it issued last per customer, 401 to anything else."""
+
+    def __init__(self) -> None:
+        self.valid: dict[str, str] = {}
+        self.seen: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        sent = request.headers.get("Authorization", "")
+        self.seen.append(sent)
+        return httpx.Response(200 if sent and sent in self.valid.values() else 401)
+
+
+def test_a_401_to_a_customers_request_after_the_load_is_refreshed_and_sent_once_more() -> None:
+    service = TokenService()
+    clock = Clock(1000.0)
+    calls = 0
+
+    def hook(client: httpx.Client, customer: Mapping[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        service.valid[str(customer["index"])] = f"Bearer fresh{calls}"
+        return {"token": f"fresh{calls}"}
+
+    customers = [{"index": 0, "token": "stale"}, {"index": 1, "token": "stale1"}]
+    sent_hooks: list[str] = []
+    transport = RefreshOnRefusal(httpx.MockTransport(service.handle), customers, refresher(hook, clock),
+                                 on_send=[lambda r: sent_hooks.append(r.headers["Authorization"])])  # fmt: skip
+    with httpx.Client(base_url="http://target.test", transport=transport) as client:
+        assert client.get("/items", headers=auth(customers[0])).status_code == 200
+        assert customers[0]["token"] == "fresh1" and sent_hooks == ["Bearer fresh1"]
+        # A second request still carrying the stale token: its owner is known, no second refresh.
+        assert client.get("/items", headers={"Authorization": "Bearer stale"}).status_code == 200
+        # No customer's credentials, or credentials of nobody known: the 401 is the answer.
+        assert client.get("/items").status_code == 401
+        assert client.get("/items", headers={"Authorization": "Bearer someone"}).status_code == 401
+    assert calls == 1
+    assert service.seen == ["Bearer stale", "Bearer fresh1", "Bearer stale", "Bearer fresh1", "", "Bearer someone"]

@@ -59,6 +59,7 @@ class _Findings:
     checks: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     notes: list[str] = field(default_factory=list)
     leak_replay: LeakReplay | None = None
+    unread_writes: int = 0  # acknowledged writes sampled for read-back when not one could be read
     # public(...) pattern -> (responses under load, reads after it) left out of the scans
     public_skipped: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
@@ -106,7 +107,7 @@ def check_tier(
     bounds the whole check. Never raises for the target's or the pack's errors. ``transport``
     replaces the network (tests pass an ``httpx.MockTransport``); ``pacer`` holds its requests
     to the pack's max_rps; ``credentials`` refreshes each customer's credentials before they
-    are read as, when their stated expiry is near.
+    are read as, when their stated expiry is near, and after a 401 to a read made as them.
     """
     started = time.monotonic()
     try:
@@ -127,7 +128,7 @@ def check_tier(
         base_url, request_timeout_s, max(1, concurrency), started + time_budget_s,
         max_requests=4 * max(sample, 1) + 100 + (REPLAY_REQUESTS_CAP if contents.leaks else 0)
         + len(inv.counters) * max(sample, 0),
-        transport=transport, pacer=pacer,
+        transport=transport, pacer=pacer, credentials=credentials, customers=customers,  # type: ignore[arg-type]
     )  # fmt: skip
     rng = random.Random(seed)
     try:
@@ -257,16 +258,23 @@ def _readback_checks(run: _Run) -> None:
     grouped = _Grouped.of(run.ops, run.customers)
     if not grouped.per_customer:
         return
+    plan = _readback_plan(run, grouped)
     futures = [
         run.pool.submit(_fetch, run, grouped.per_customer[(customer, kind)], customer, kind, idents)
-        for customer, kind, idents in _readback_plan(run, grouped)
+        for customer, kind, idents in plan
     ]
     observed_by_kind: dict[str, list[tuple[int, Mapping[str, Any]]]] = defaultdict(list)
+    answered = 0
     for future in futures:
         fetched = future.result()
+        answered += len(fetched.listed) + len(fetched.read)
         observed_by_kind[fetched.kind].extend((fetched.customer, r) for r in fetched.observed)
         _judge_readbacks(run, grouped, fetched)
         _scan_readbacks(run, fetched)
+    if answered == 0:
+        # Reads as other customers may all have been refused as they should: that alone must not
+        # make a check in which no write was verified look passed.
+        run.findings.unread_writes = sum(len(idents) for _, _, idents in plan)
     for kind, observed in observed_by_kind.items():
         res = run.inv.resources[kind]
         if res.unique_key is None:
@@ -646,6 +654,10 @@ def _result(
     elif session.unreliable:
         status = "error"
         notes.insert(0, "the target could not be read back reliably, so integrity is unknown")
+    elif findings.unread_writes:
+        status = "error"
+        notes.insert(0, f"none of the {findings.unread_writes} acknowledged writes sampled could be read "
+                        "back, so integrity is unknown")  # fmt: skip
     elif checked == 0 and not checks:
         status = "skipped"
     else:

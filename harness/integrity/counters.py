@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from harness.credentials import CredentialRefresher
 from harness.errors import ConfigError
 from harness.integrity.declare import Invariants, load_invariants
 from harness.integrity.session import Session
@@ -64,9 +65,11 @@ def read_counters(
     time_budget_s: float = 30.0,
     transport: httpx.BaseTransport | None = None,
     pacer: RequestPacer | None = None,
+    credentials: CredentialRefresher | None = None,
 ) -> CounterReadings:
     """The counters before a tier's load (empty when the pack declares none). Never raises for
-    the target's or the pack's errors: what could not be read is not judged afterwards."""
+    the target's or the pack's errors: what could not be read is not judged afterwards.
+    ``credentials`` refresh a customer's after a 401 to a read made as them."""
     try:
         inv = load_invariants(invariants)
     except ConfigError as exc:
@@ -75,7 +78,8 @@ def read_counters(
     if not inv.counters or not chosen:
         return CounterReadings()
     session = Session(base_url, request_timeout_s, 1, time.monotonic() + time_budget_s,
-                      max_requests=len(inv.counters) * len(chosen) + 10, transport=transport, pacer=pacer)  # fmt: skip
+                      max_requests=len(inv.counters) * len(chosen) + 10, transport=transport, pacer=pacer,
+                      credentials=credentials, customers=chosen)  # type: ignore[arg-type]  # fmt: skip
     try:
         values = read_counter_values(inv, session, chosen)
     finally:

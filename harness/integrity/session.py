@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import httpx
 
+from harness.credentials import CredentialRefresher, RefreshOnRefusal
 from harness.integrity.declare import Invariants
 from harness.pacing import RequestPacer, request_hooks
 
@@ -40,7 +41,11 @@ class Session:
         max_requests: int,
         transport: httpx.BaseTransport | None = None,
         pacer: RequestPacer | None = None,
+        credentials: CredentialRefresher | None = None,
+        customers: Iterable[MutableMapping[str, Any]] = (),
     ) -> None:
+        """``credentials`` refresh a customer's after a 401 to a request made as one of
+        ``customers``, and the request is sent again (:class:`RefreshOnRefusal`)."""
         self.deadline = deadline
         self.max_requests = max_requests
         self.requests = 0
@@ -53,11 +58,15 @@ class Session:
         self.stopped: str | None = None
         self._lock = threading.Lock()
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        on_request = [self._on_request, *request_hooks(pacer).get("request", [])]
+        if credentials is not None:
+            transport = RefreshOnRefusal(transport or httpx.HTTPTransport(limits=limits), customers,
+                                         credentials, on_send=on_request)  # fmt: skip
         self.client = httpx.Client(
             base_url=base_url,
             timeout=timeout_s,
             limits=limits,
-            event_hooks={"request": [self._on_request, *request_hooks(pacer).get("request", [])]},
+            event_hooks={"request": on_request},
             transport=transport,
         )
 

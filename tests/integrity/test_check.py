@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.credentials import CredentialRefresher
 from harness.integrity.check import check_tier
 from harness.integrity.counters import read_counters
 from harness.integrity.declare import Read, invariant, isolation_reads, load_invariants, violation
@@ -46,6 +48,7 @@ class FakeBookingApi:
         self.leaky_search = False
         self.ignore_owner_on_read = False
         self.down = False
+        self.expired_keys: set[str] = set()  # refused with a 401, though no record says they expire
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -63,7 +66,7 @@ class FakeBookingApi:
             raise httpx.ConnectError("connection refused", request=request)
         key = request.headers.get("X-API-Key", "")
         clinic = int(key.split("-")[1]) if key.startswith("key-") else None
-        if clinic is None:
+        if clinic is None or key in self.expired_keys:
             return httpx.Response(401)
         path = request.url.path
         if path == "/clinic/usage":
@@ -117,9 +120,10 @@ def cancel(customer: int, ident: int, *, status: int = 200, at: float = 200.0) -
 
 def check(api: FakeBookingApi, ledger_dir: Path, invariants: Any = PACK_INVARIANTS, **options: Any) -> IntegrityResult:
     ledger_dir.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"sample": 100, "request_timeout_s": 2.0, "concurrency": 8, **options}
+    kwargs: dict[str, Any] = {"sample": 100, "request_timeout_s": 2.0, "concurrency": 8, "customers": CUSTOMERS,
+                              **options}  # fmt: skip
     return check_tier(
-        invariants, base_url="http://target.test", customers=CUSTOMERS, ledger_dir=ledger_dir,
+        invariants, base_url="http://target.test", ledger_dir=ledger_dir,
         transport=httpx.MockTransport(api.handle), **kwargs,
     )  # fmt: skip
 
@@ -144,6 +148,34 @@ def test_a_healthy_target_passes_and_says_what_it_checked(api: FakeBookingApi, l
     assert result.checks["set"] == 6 and result.checks["deleted"] == 1
     assert result.checks["unique"] >= 9 and result.checks["isolation"] > 0
     assert result.checked > 9  # 9 operations plus every read made
+
+
+@pytest.mark.parametrize("refreshed", [False, True])
+def test_keys_that_stop_working_without_a_stated_expiry_are_refreshed_on_the_first_401(
+    api: FakeBookingApi, ledger_dir: Path, refreshed: bool
+) -> None:
+    for i in range(6):
+        api.add(10 + i, i, practitioner=i, patient=100 + i, start=f"{DAY}T09:00")
+    write_ledger(ledger_dir, *(create(i, 10 + i, i, 100 + i, f"{DAY}T09:00") for i in range(6)))
+    customers = [dict(c) for c in CUSTOMERS]
+    api.expired_keys = {c["api_key"] for c in customers}
+    issued: list[int] = []
+
+    def new_key(client: httpx.Client, customer: Mapping[str, Any]) -> dict[str, Any]:
+        issued.append(customer["index"])
+        return {"api_key": f"key-{customer['index']}-r{len(issued)}"}
+
+    refresher = CredentialRefresher(new_key, httpx.Client, auth_headers=lambda c: {"X-API-Key": c["api_key"]})
+    result = check(api, ledger_dir, customers=customers, credentials=refresher if refreshed else None)
+    if refreshed:
+        assert result.status == "passed", result
+        assert result.checks["set"] == 6
+        assert sorted(issued) == list(range(6))  # each customer once, however many reads it made
+    else:
+        # Every read as another customer was refused, as isolation wants, but no write was verified.
+        assert result.status == "error", result
+        assert "none of the 6 acknowledged writes sampled could be read back" in result.note
+        assert "401" in result.note
 
 
 def test_every_read_of_the_check_takes_a_slot_of_the_packs_max_rps(api: FakeBookingApi, ledger_dir: Path) -> None:
