@@ -86,6 +86,7 @@ def test_a_failing_regression_test_makes_the_verdict_not_ready(tmp_path: Path) -
     assert "test_the_invoice_total_includes_tax" in json.dumps(regression)
 
 
+@pytest.mark.slow
 def test_a_real_race_between_two_bookings_of_one_slot_is_reported_as_a_duplicate(tmp_path: Path) -> None:
     # The double-booking demo checks that a slot is free, then inserts, with no unique index:
     # the load's double-clicked "Book" sends the same slot twice at once, and under load both
@@ -104,6 +105,7 @@ def test_a_real_race_between_two_bookings_of_one_slot_is_reported_as_a_duplicate
     assert duplicates[0]["evidence"]["identifiers"], duplicates[0]
 
 
+@pytest.mark.slow
 def test_slos_met_while_busy_processes_shared_the_machine_still_count(tmp_path: Path) -> None:
     # Two busy loops take both cores of this machine while the audit runs. The harness sees CPU
     # used by neither the generator nor the target and says so; other work only adds latency, so

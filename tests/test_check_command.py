@@ -64,6 +64,7 @@ def test_the_demo_check_takes_under_a_minute(healthy: CheckOutcome) -> None:
     assert healthy.duration_s < 60 * (2 if os.environ.get("CI") else 1.5)  # a shared machine may be slower
 
 
+@pytest.mark.slow
 def test_a_locustfile_that_does_not_parse_and_a_provision_that_raises_are_both_named(tmp_path: Path) -> None:
     pack = _copy(tmp_path)
     _edit(pack / "locustfile.py", "class _ClinicUser(CustomerUser):", "class _ClinicUser(CustomerUser)")
@@ -78,6 +79,7 @@ def test_a_locustfile_that_does_not_parse_and_a_provision_that_raises_are_both_n
     assert not outcome.ok
 
 
+@pytest.mark.slow
 def test_a_persona_whose_task_answers_500_is_named_with_its_endpoint(tmp_path: Path) -> None:
     pack = _copy(tmp_path, properties="test_cancel_idempotent.py")  # one the flaw leaves alone
     # The demo's crash-on-odd-input flaw: a patient named with a non-ASCII letter is a 500.
@@ -105,6 +107,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=180, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_missing_hook_is_one_line_naming_the_file_what_and_fix_and_exit_2(tmp_path: Path) -> None:
     pack = _copy(tmp_path)
     _edit(pack / "provision.py", "async def create_customer(", "async def make_customer(")
@@ -117,6 +120,7 @@ def test_a_missing_hook_is_one_line_naming_the_file_what_and_fix_and_exit_2(tmp_
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_keep_target_leaves_the_service_running_and_says_how_to_stop_it(tmp_path: Path) -> None:
     pack = _copy(tmp_path)
     done = _cli(str(pack), "--keep-target")
@@ -142,6 +146,7 @@ def _in_group(proc: psutil.Process, pgid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_without_keep_target_no_process_of_the_check_is_left(tmp_path: Path) -> None:
     pack = _copy(tmp_path)
     before = {p.pid for p in psutil.Process().children(recursive=True)}

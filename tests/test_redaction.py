@@ -221,6 +221,7 @@ def _leaks(run_dir: Path, console: str) -> list[str]:
     return [f"{secret} in {where}" for where, text in places.items() for secret in secrets if secret in text]
 
 
+@pytest.mark.slow
 def test_no_planted_secret_reaches_the_run_folder_or_the_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from packs import run_audit_cli
 

@@ -223,6 +223,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_tiny_selftest_healthy_is_ready_and_a_gate_flaw_is_caught(tmp_path: Path, pack: Pack) -> None:
     # The goal is the largest tiny tier at a traffic this machine carries with room to spare
     # (60 iterations/s), so healthy can show its headroom in two short stress steps.

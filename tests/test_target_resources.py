@@ -153,6 +153,7 @@ def test_a_folder_that_is_no_cgroup_is_a_configuration_error(tmp_path: Path) -> 
         cgroup_reader(tmp_path)
 
 
+@pytest.mark.slow
 def test_an_audit_of_a_running_demo_reads_its_resources_from_its_metrics(tmp_path: Path) -> None:
     from packs import run_audit_cli, small_booking_pack
 

@@ -50,6 +50,7 @@ def _refused(phase: PhaseMeasurement) -> int:
     return sum(e.errors_by_reason.get("http-401", 0) for e in phase.endpoints)
 
 
+@pytest.mark.slow
 def test_with_refresh_credentials_tokens_expiring_mid_phase_cost_no_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_with_refresh_credentials_tokens_expiring_mid_phase_cost_no_error(
     assert not [e.name for e in phase.endpoints if "token" in e.name]  # the hook's requests are not measured
 
 
+@pytest.mark.slow
 def test_without_the_hook_expired_tokens_are_the_services_401s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

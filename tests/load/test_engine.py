@@ -79,6 +79,7 @@ def test_a_backlog_finished_after_the_window_is_latency_not_throughput(tmp_path:
     assert steady.achieved_rps == 0
 
 
+@pytest.mark.slow
 def test_a_cpu_starved_generator_marks_its_phase_saturated(tmp_path: Path) -> None:
     lf = locustfile(tmp_path, """
         import time
@@ -128,6 +129,7 @@ def test_max_rps_holds_requests_an_arrivals_plan_sends_past_it_and_says_so(tmp_p
     assert any("max_rps (45 requests/s) held back" in r for r in steady.validity.reasons)
 
 
+@pytest.mark.slow
 def test_a_load_under_max_rps_passes_untouched(tmp_path: Path) -> None:
     # 20 actions/s x 3 = 60 requests/s, well under 100: open-model arrivals bunch, and the
     # burst allowance lets them through without holding any beyond the 1 % limit.
@@ -165,6 +167,7 @@ def test_failures_are_counted_by_reason_with_replayable_samples(tmp_path: Path) 
     assert len(steady.error_samples) <= 50
 
 
+@pytest.mark.slow
 def test_each_request_gets_a_fresh_deadline_after_timeouts_and_successes(tmp_path: Path) -> None:
     # one user alternates between a frozen target (its requests time out) and a live one: each
     # request is bounded by its own deadline, whether the previous one fired or was cancelled
@@ -253,6 +256,7 @@ def test_stress_steps_stop_once_a_stop_condition_holds(tmp_path: Path) -> None:
     assert outcome.phases[1].aborted is not None and "error rate" in outcome.phases[1].aborted
 
 
+@pytest.mark.slow
 def test_two_workers_add_up_to_the_requests_each_one_sent(tmp_path: Path) -> None:
     log_dir = tmp_path / "sent"
     log_dir.mkdir()

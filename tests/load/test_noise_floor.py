@@ -10,6 +10,8 @@ import textwrap
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from harness.load import LoadPlan, PhasePlan, recording, run_load
 from harness.load.noise_floor import NullTarget, measure_noise_floor, run_null_target, server_stats
 
@@ -36,6 +38,7 @@ def test_it_answers_keep_alive_http_and_records_its_own_service_time() -> None:
     assert 2.0 <= truth.p50_ms < 20.0
 
 
+@pytest.mark.slow
 def test_a_stall_shows_in_latency_from_intended_start_but_hardly_in_service_time(tmp_path: Path) -> None:
     lf = tmp_path / "locustfile.py"
     lf.write_text(textwrap.dedent("""

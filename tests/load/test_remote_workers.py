@@ -140,6 +140,7 @@ def test_a_worker_on_another_host_shares_the_load_and_the_merge_is_exact(hosts: 
     assert list(recording.decode(remote.endpoints["GET /"].svc).counts) == list(truth.counts)
 
 
+@pytest.mark.slow
 def test_a_worker_whose_pack_differs_is_refused_at_join(hosts: Hosts, tmp_path: Path) -> None:
     pack, sent, out = _pack(tmp_path / "pack"), tmp_path / "sent", tmp_path / "out"
     sent.mkdir()
@@ -183,6 +184,7 @@ def target_untouched(sent: Path) -> bool:
     return not any(f.read_text() for f in sent.glob("*.log"))
 
 
+@pytest.mark.slow
 def test_a_worker_host_that_dies_mid_tier_makes_the_tier_invalid(hosts: Hosts, tmp_path: Path) -> None:
     pack, sent, out = _pack(tmp_path / "pack"), tmp_path / "sent", tmp_path / "out"
     sent.mkdir()

@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import psutil
+import pytest
 from sent_log import LOGGING_LOCUSTFILE
 
 from harness.load import LoadPlan, LoadProgress, PhasePlan, recording, run_load
@@ -91,6 +92,7 @@ def _worker_pids(tmp_path: Path) -> list[int]:
     return []
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_phase_makes_it_invalid_and_keeps_what_it_reported(tmp_path: Path) -> None:
     lf, sent = _setup(tmp_path)
     killed: list[int] = []

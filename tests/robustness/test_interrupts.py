@@ -101,6 +101,7 @@ def test_a_signal_while_waiting_for_the_target_to_become_healthy_stops_at_once(t
 
 
 
+@pytest.mark.slow
 def test_a_deadline_stops_the_audit_where_it_is_and_writes_a_partial_report(tmp_path: Path) -> None:
     # The steady window alone is 30 s; a 12 s deadline lands inside the first tier's load.
     pack = make_pack(tmp_path / "pack", "ok", steady_s=30.0)

@@ -84,6 +84,7 @@ def _postgres_among(procs: list[psutil.Process]) -> bool:
     return "postgres" in names
 
 
+@pytest.mark.slow
 def test_a_finished_audit_leaves_no_server_and_names_it_in_the_report(tmp_path: Path) -> None:
     before = _data_dirs()
     run = run_audit(make_pack(tmp_path / "pack", extra=POSTGRES_PROFILE), tmp_path / "reports", "--tiers", "3")

@@ -48,6 +48,7 @@ def test_a_nearly_full_disk_is_refused_up_front(tmp_path: Path) -> None:
         check_writable(tmp_path, min_free_mb=10**12)
 
 
+@pytest.mark.slow
 def test_two_audits_at_once_on_one_reports_folder_keep_separate_runs_and_a_sound_history(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     packs = [make_pack(tmp_path / f"pack{i}", "ok") for i in range(2)]

@@ -69,6 +69,7 @@ def test_a_host_listed_under_allowed_hosts_is_audited(tmp_path: Path, server: tu
     assert "request GET /health" in requests_seen(log)
 
 
+@pytest.mark.slow
 def test_the_packs_max_rps_caps_the_offered_load(tmp_path: Path) -> None:
     # 6 customers x 2 req/s = 12 req/s offered, and the stress step would double it: capped at 5.
     pack = make_pack(tmp_path / "pack", "ok", extra_target="max_rps = 5")

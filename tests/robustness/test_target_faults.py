@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.robustness.faultpack import AuditRun, make_pack, run_audit, scorecard
 
 REPORT_FILES = ("scorecard.json", "scorecard.md", "report.html", "junit.xml")
@@ -67,6 +69,7 @@ def failed_within_bounded_time(tmp_path: Path, fault: str) -> AuditRun:
     return run
 
 
+@pytest.mark.slow
 def test_a_hanging_target_is_judged_on_timeouts_within_a_bounded_time(tmp_path: Path) -> None:
     card = scorecard(failed_within_bounded_time(tmp_path, "hang").run_dir())
     assert card["verdict"] == "NOT READY"
