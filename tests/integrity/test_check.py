@@ -362,6 +362,22 @@ def test_custom_invariants_run_within_the_budget_and_their_failures_are_notes(
     assert result.checks["reports_add_up"] == 1 and result.checks["explodes"] == 1
 
 
+def test_a_leak_in_the_last_declared_read_is_found_when_the_sample_is_smaller_than_every_read(
+    api: FakeBookingApi, ledger_dir: Path
+) -> None:
+    api.leaky_search = True
+
+    @isolation_reads
+    def reads(customer: Any) -> list[Read]:
+        return [Read("/clinic"), Read("/clinic/usage"), Read("/bookings", {"date": DAY}), Read("/patients")]
+
+    inv = load_invariants(module_with(reads=reads, auth_headers=lambda c: {"X-API-Key": c["api_key"]}))
+    # 6 customers x 4 reads = 24, but only 6 reads in the budget: the search must be among them.
+    result = check(api, ledger_dir, invariants=inv, sample=6)
+    assert result.checks["isolation"] == 6
+    assert any(v.kind == "isolation-leak" for v in result.violations), result
+
+
 def test_the_result_serialises(api: FakeBookingApi, ledger_dir: Path) -> None:
     api.leaky_search = True
     result = check(api, ledger_dir)
