@@ -491,8 +491,9 @@ def auth_headers(customer: dict[str, Any]) -> dict[str, str]:
 @isolation_reads
 def reads(customer: dict[str, Any]) -> list[Read]:
     """Every secured GET without path parameters, optional filters left out: the broadest
-    reads, where a missing tenant filter shows other customers' data. Add searches that match
-    many records (a one-letter query) if your list operations need a filter."""
+    reads, where a missing tenant filter shows other customers' data; and each one with a text
+    filter (a search) once more, searching for the run's marker, which every customer's data
+    holds. Add the reads your service has that these do not cover."""
     return [Read(path, params or None, name=name) for path, params, name in SERVICE.isolation_paths(customer)]
 '''
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from harness.integrity.markers import marker_prefix
 from harness.openapi.resources import (
     ApiResource,
     discover_resources,
@@ -34,6 +35,7 @@ from harness.openapi.values import (
     fill_request,
     fill_value,
     is_free_text,
+    is_text_filter,
     json_schema,
     learn_response,
     mark_taken,
@@ -388,17 +390,38 @@ class OpenApiService:
     def isolation_paths(self, customer: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
         """(path, params, name) of every secured GET without path parameters, its required
         query parameters filled and its optional ones left out: the broadest reads, where a
-        missing tenant filter shows other customers' data."""
+        missing tenant filter shows other customers' data.
+
+        An operation with a text filter (a search) is read a second time with the filter set to
+        the run's marker prefix, text every customer of this run wrote into its data: a service
+        that keeps tenants apart answers with the customer's own, a leaky one with everyone's.
+        The broad read alone can miss it: its first page may hold only data without a marker
+        (a fuzzer's, or whatever the service held before the audit)."""
         known = KnownValues.from_record(customer.get("known"))
         rng = random.Random(3)
+        prefix = _run_marker(customer)
         reads: list[tuple[str, dict[str, Any], str]] = []
         for op in self.spec.operations:
             if not self.tenanted or op.method != "GET" or op.params("path") or not op.secured:
                 continue
-            params = {p.name: fill_value(p.name, p.schema, known, rng, in_query=True)
-                      for p in op.params("query") if p.required}  # fmt: skip
-            reads.append((op.path, {**params, **self.auth_params(customer)}, op.label))
+            required = {p.name: fill_value(p.name, p.schema, known, rng, in_query=True)
+                        for p in op.params("query") if p.required}  # fmt: skip
+            auth = self.auth_params(customer)
+            reads.append((op.path, {**required, **auth}, op.label))
+            search = next((p.name for p in op.params("query")
+                           if prefix and is_text_filter(p.name, p.schema, len(prefix))), None)  # fmt: skip
+            if search is not None:
+                reads.append((op.path, {**required, search: prefix, **auth}, f"{op.label}?{search}="))
         return reads
+
+
+def _run_marker(customer: Mapping[str, Any]) -> str:
+    """The part of the customer's marker every customer of the run shares ("srmab12c"), or ""."""
+    marker = str(customer.get("marker") or "")
+    try:
+        return marker_prefix(marker) + "c" if marker else ""
+    except ValueError:
+        return ""
 
 
 def _role_name(op: SpecOperation, res: ApiResource | None) -> str:

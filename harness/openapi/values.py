@@ -33,8 +33,8 @@ from typing import Any
 from harness.openapi.spec import SpecOperation
 
 __all__ = [
-    "KnownValues", "PreparedRequest", "fill_request", "fill_value", "is_free_text", "json_schema",
-    "learn_response", "mark_taken",
+    "KnownValues", "PreparedRequest", "fill_request", "fill_value", "is_free_text", "is_text_filter",
+    "json_schema", "learn_response", "mark_taken",
 ]
 
 KEEP_PER_NAME = 40  # known values remembered per field name; newest first
@@ -194,6 +194,19 @@ def fill_value(
 
 def is_free_text(name: str) -> bool:
     return name.lower() in FREE_TEXT_NAMES
+
+
+def is_text_filter(name: str, schema: Mapping[str, Any] | None, min_length: int) -> bool:
+    """Whether a query parameter takes any text (a search, a name filter), so a value of
+    ``min_length`` characters may be sent: a plain string, no enum, format or pattern, no date
+    or time by its name, not an id."""
+    s = _non_null(schema if isinstance(schema, Mapping) else {})
+    if (s.get("type") or "string") != "string" or any(k in s for k in ("enum", "const", "format", "pattern")):
+        return False
+    hints = f"{name} {s.get('description') or ''} {s.get('title') or ''}"
+    if _DATE_HINT.search(hints) or _DATETIME_HINT.search(hints) or _refers_by_id(name):
+        return False
+    return int(s.get("maxLength") or min_length) >= min_length >= int(s.get("minLength") or 0)
 
 
 def _refers_by_id(name: str) -> bool:

@@ -275,6 +275,17 @@ def test_a_pack_generated_from_the_demos_own_document_passes_check(tmp_path: Pat
     assert "Pack OK" in check.stdout
 
 
+def test_a_search_is_read_once_more_for_the_runs_marker_which_every_customers_data_holds(
+    booking_document: dict[str, Any],
+) -> None:
+    service = OpenApiService(parse_spec(json.dumps(booking_document), "booking"))
+    reads = service.isolation_paths({"credential": "k", "marker": "srmab12c000003"})
+    searches = [(path, params) for path, params, name in reads if name.endswith("=")]
+    # GET /patients?q is a text filter; dates, ids and a bounded integer (limit) are not.
+    assert searches == [("/patients", {"q": "srmab12c"})]
+    assert ("/patients", {}, "GET /patients") in reads  # the broad read stays
+
+
 def test_without_authentication_customers_share_data_and_carry_no_marker() -> None:
     anonymous = {k: v for k, v in TAGGED.items() if k != "security"}
     anonymous["components"] = {"schemas": TAGGED["components"]["schemas"]}
