@@ -35,15 +35,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from harness.records import CrowdedBy, GeneratorHealth, PhaseMeasurement, PhaseValidity
+from harness.records import (
+    CrowdedBy,
+    EndpointMeasurement,
+    GeneratorHealth,
+    PhaseMeasurement,
+    PhaseValidity,
+)
 
-__all__ = ["OTHER_CPU_LIMIT_PCT", "Thresholds", "classify", "from_parts", "with_other_work"]
+__all__ = [
+    "MIN_PROBE_REQUESTS",
+    "OTHER_CPU_LIMIT_PCT",
+    "Thresholds",
+    "classify",
+    "from_parts",
+    "probe_endpoints",
+    "with_other_work",
+]
 
 #: CPU used on the generator's machine by anything but the generator and the target, in % of one
 #: core, above which a phase is crowded. Quiet, that remainder (the kernel's loopback networking,
 #: the harness's own parent process) stays well under it; a second load test beside an audit
 #: takes two to four times it.
 OTHER_CPU_LIMIT_PCT = 50.0
+
+#: Fewest answered requests an endpoint needs in a tier's probe for its median to stand for its
+#: unloaded service time. A probe sends each task a handful of times (40 iterations over nine
+#: tasks: four or five each), its requests hardly overlap, and the median of three is already
+#: past one slow outlier; asking for more left the slowest endpoint out at some volumes.
+MIN_PROBE_REQUESTS = 3
 
 
 @dataclass(frozen=True)
@@ -214,3 +234,18 @@ def _crowding(g: GeneratorHealth, t: Thresholds) -> list[tuple[CrowdedBy, str]]:
             "moments and those pauses were timed as latency; rerun when the host is quieter."
         ))  # fmt: skip
     return crowding
+
+
+def probe_endpoints(probe: PhaseMeasurement | None) -> dict[str, EndpointMeasurement]:
+    """The endpoints of a probe whose median service time is usable, by name.
+
+    None when there was no probe or it was not clean (a crowded or spoiled probe says nothing
+    about the target's own work); else those with ``MIN_PROBE_REQUESTS`` answered and timed.
+    """
+    if probe is None or not probe.validity.clean:
+        return {}
+    return {
+        e.name: e
+        for e in probe.endpoints
+        if e.requests - e.errors >= MIN_PROBE_REQUESTS and e.service.count > 0
+    }

@@ -24,8 +24,9 @@ from scipy import stats
 from harness.capacity.estimate import PAST_KNEE_RATIO
 from harness.capacity.usl import CONFIDENCE_LEVEL
 from harness.records import EndpointTrend, GrowthClass, PhaseMeasurement, TierResult
+from harness.validity import probe_endpoints
 
-__all__ = ["MIN_PROBE_REQUESTS", "MIN_VOLUMES", "endpoint_trends", "fit_trends", "fixed_cost_ms"]
+__all__ = ["MIN_VOLUMES", "endpoint_trends", "fit_trends", "fixed_cost_ms"]
 
 #: Log-log slope thresholds for the data-volume classes.
 FLAT_SLOPE = 0.1
@@ -38,8 +39,6 @@ MIN_EXCESS_MS = 0.05
 FLAT_GROWTH_SHARE = 0.25
 #: Fewest data volumes a class is named from: two points always lie on a line.
 MIN_VOLUMES = 3
-#: Fewest requests a probe needs for an endpoint's median at that volume.
-MIN_PROBE_REQUESTS = 5
 #: A response this small is not judged for growth (a few hundred bytes jitter with ids and dates).
 MIN_SIZE_BYTES = 1024.0
 
@@ -113,7 +112,7 @@ def endpoint_trends(
     """How each endpoint's unloaded service time and response size grow with the data volume.
 
     From the probes when the tiers have them (the median of each endpoint's service time, from
-    ``MIN_PROBE_REQUESTS`` requests up; a probe spoiled or crowded is left out), else from the
+    ``harness.validity.MIN_PROBE_REQUESTS`` requests up; a probe spoiled or crowded is left out), else from the
     steady windows' service p95, leaving out windows the service did not keep up with (errors
     over ``max_error_rate``, or goodput under ``PAST_KNEE_RATIO`` of the offered rate: there every
     endpoint waits in the same queue) and windows not measured cleanly. Growth (max - min) below
@@ -143,13 +142,7 @@ def _probe_series(
     series: dict[str, list[tuple[int, float]]] = {}
     sizes: dict[str, list[tuple[int, float]]] = {}
     for tier in tiers:
-        probe = tier.probe
-        if probe is None or not probe.validity.clean:
-            continue
-        for e in probe.endpoints:
-            ok = e.requests - e.errors
-            if ok < MIN_PROBE_REQUESTS or e.service.count <= 0:
-                continue
+        for e in probe_endpoints(tier.probe).values():
             series.setdefault(e.name, []).append((tier.customers, float(e.service.p50_ms)))
             sizes.setdefault(e.name, []).append((tier.customers, e.bytes_mean))
     return series, sizes

@@ -44,6 +44,7 @@ from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, Defaul
 
 from harness.credentials import CREDENTIALS_ENV
 from harness.load.popularity import POPULARITY_ENV, cumulative_weights, from_env_value
+from harness.load.timing import distinct_tasks
 
 if TYPE_CHECKING:
     from harness.credentials import CredentialRefresher
@@ -147,15 +148,15 @@ class _PacedTaskSet(DefaultTaskSet):
         super().__init__(user)
         self._pacer = pacer
         # A DefaultTaskSet runs its user's tasks (repeated by weight); the distinct ones, for the probe.
-        self._distinct = list(dict.fromkeys(user.tasks))
+        self._distinct = distinct_tasks(user)
 
     def execute_task(self, task: Callable[..., Any]) -> None:
         user = cast(CustomerUser, self.user)
         iteration = self._pacer.take(user)
         if iteration is None:
             raise StopUser()
-        if iteration.even:  # the probe: every task alike, so every endpoint is measured
-            task = random.choice(self._distinct)  # type: ignore[assignment]
+        if iteration.even:  # the probe: every task in turn, so every endpoint is measured
+            task = self._distinct[iteration.turn % len(self._distinct)]  # type: ignore[assignment]
         user._iteration = iteration
         try:
             super().execute_task(task)

@@ -38,7 +38,7 @@ from harness.load.waiting import PreciseWait
 if TYPE_CHECKING:
     from harness.load.tally import LiveTally
 
-__all__ = ["Arrivals", "ClassPool", "Iteration"]
+__all__ = ["Arrivals", "ClassPool", "Iteration", "distinct_tasks"]
 
 # While every user is busy the dispatcher sleeps up to this long between wake-ups instead of
 # waking for each token (see Arrivals.dispatch); a user that runs out of tokens wakes it at once.
@@ -53,17 +53,26 @@ EARLY_PUT_S = 0.0002
 class Iteration:
     """One scheduled iteration: its intended start (perf clock and wall clock) and its lag."""
 
-    __slots__ = ("tally", "intended", "intended_wall", "lag", "first_done", "even")
+    __slots__ = ("tally", "intended", "intended_wall", "lag", "first_done", "even", "turn")
 
-    def __init__(self, tally: LiveTally, intended: float, intended_wall: float, even: bool = False) -> None:
+    def __init__(self, tally: LiveTally, intended: float, intended_wall: float, even: bool = False,
+                 turn: int = 0) -> None:  # fmt: skip
         self.tally = tally
         self.intended = intended
         self.intended_wall = intended_wall
         self.lag = 0.0
         self.first_done = False
-        # A probe's iteration: its persona and its task are chosen evenly, not by their weights,
-        # so that every endpoint is measured at every data volume.
+        # A probe's iteration: its persona and its task go in turn, not by their weights, so that
+        # every endpoint is measured about equally often at every data volume (drawn at random,
+        # a probe of 40 iterations over nine tasks left some with one or two requests).
         self.even = even
+        # Which of its persona's distinct tasks a probe iteration runs (modulo their number).
+        self.turn = turn
+
+
+def distinct_tasks(user_class: Any) -> list[Any]:
+    """A user class's tasks once each, in declaration order (Locust repeats each by its weight)."""
+    return list(dict.fromkeys(getattr(user_class, "tasks", None) or []))
 
 
 class ClassPool:
@@ -129,7 +138,7 @@ class Arrivals:
 
     def dispatch(self, tally: LiveTally, rate: float, duration: float, even: bool = False) -> None:
         """Put ``rate`` tokens a second for ``duration`` seconds, each at its intended start;
-        ``even``: each persona equally often, whatever its weight (the probe)."""
+        ``even``: every task of every persona in turn, whatever their weights (the probe)."""
         t0 = time.perf_counter()
         end = t0 + duration
         poisson = self.poisson
@@ -137,8 +146,9 @@ class Arrivals:
         k = 0
         nxt = t0 + (self.rng.expovariate(rate) if poisson else offset)
         pools = self.pools
-        cum = [(i + 1) / len(pools) for i in range(len(pools))] if even else self.cum_shares
-        single = len(pools) == 1
+        cum = self.cum_shares
+        rotation, turns = self._rotation() if even else ([], [])
+        single = len(pools) == 1 and not even
         wake = self.wake
         timer = self._timer
         while nxt < end and not self.stop_requested:
@@ -159,15 +169,30 @@ class Arrivals:
                     self.parked = False
                     wake.clear()
                 continue
-            if single:
+            turn = 0
+            if even:
+                i = rotation[k % len(rotation)]
+                pool, turn = pools[i], turns[i]
+                turns[i] += 1
+            elif single:
                 pool = pools[0]
             else:
                 r = self.rng.random()
                 pool = next((p for p, c in zip(pools, cum, strict=True) if r <= c), pools[-1])
             tally.scheduled += 1
-            pool.queue.put(Iteration(tally, nxt, tally.to_wall(nxt), even))
+            pool.queue.put(Iteration(tally, nxt, tally.to_wall(nxt), even, turn))
             k += 1
             nxt = nxt + self.rng.expovariate(rate) if poisson else t0 + offset + k / rate
+
+    def _rotation(self) -> tuple[list[int], list[int]]:
+        """The probe's order of pools (each as often as it has distinct tasks, so every task
+        comes up equally often) and each pool's first turn; both start at random, so that the
+        generator's processes do not all favour the first tasks when the count does not divide."""
+        rotation = [i for i, p in enumerate(self.pools) for _ in range(max(1, len(distinct_tasks(p.user_class))))]
+        shift = self.rng.randrange(len(rotation))
+        rotation = rotation[shift:] + rotation[:shift]
+        turns = [self.rng.randrange(max(1, len(distinct_tasks(p.user_class)))) for p in self.pools]
+        return rotation, turns
 
     def expire(self, now: float) -> None:
         """Drop (and count) the tokens that waited past the grace at the head of each queue."""

@@ -10,6 +10,7 @@ from factories import GeneratorState, generator_health, latency_summary, phase, 
 
 from harness.capacity import endpoint_trends
 from harness.records import EndpointMeasurement, TierResult
+from harness.validity import MIN_PROBE_REQUESTS
 
 
 def trend_tiers(series: dict[str, list[float]], customers: tuple[int, ...] = (50, 500, 5000)) -> list[TierResult]:
@@ -194,8 +195,13 @@ class TestProbeTrends:
         assert search.points == ((50, 23.0), (500, 36.0), (5000, 96.0))
         assert trends["GET /item"].growth_class == "flat"
 
+    def test_the_few_requests_a_short_probe_gives_each_task_are_enough_for_its_median(self) -> None:
+        tiers = probe_tiers({"GET /a": [2.0, 20.0, 200.0]}, requests=MIN_PROBE_REQUESTS)
+        (trend,) = endpoint_trends(tiers, {}, default_slo_p95_ms=100.0)
+        assert [c for c, _ in trend.points] == [50, 500, 5000]
+
     def test_an_endpoint_with_too_few_probe_requests_or_a_crowded_probe_is_left_out(self) -> None:
-        tiers = probe_tiers({"GET /a": [2.0, 20.0, 200.0]}, requests=4)
+        tiers = probe_tiers({"GET /a": [2.0, 20.0, 200.0]}, requests=MIN_PROBE_REQUESTS - 1)
         assert endpoint_trends(tiers, {}, default_slo_p95_ms=100.0) == ()
         tiers = probe_tiers({"GET /a": [2.0, 20.0, 200.0]})
         last = tiers[-1]

@@ -16,7 +16,7 @@ import pytest
 
 from harness.load.plan import PhasePlan
 from harness.load.tally import LiveTally
-from harness.load.timing import Arrivals, ClassPool, Iteration
+from harness.load.timing import Arrivals, ClassPool, Iteration, distinct_tasks
 
 
 def arrivals(*shares: float, poisson: bool = False, seed: int = 7, grace: float = 1.0) -> Arrivals:
@@ -69,6 +69,29 @@ def test_tokens_go_to_the_user_classes_by_their_weights() -> None:
     counts = [len(pool.queue.queue) for pool in a.pools]
     assert sum(counts) == 1000
     assert counts[1] / sum(counts) == pytest.approx(0.75, abs=0.05)
+
+
+def test_a_probe_sends_every_task_of_every_persona_in_turn_whatever_their_weights() -> None:
+    # Two personas: the first with three tasks (one repeated by its weight), weighted 0.9; the
+    # second with one task. By weight the lone task would get a tenth of the probe; in turn, each
+    # of the four distinct tasks gets a quarter.
+    many = SimpleNamespace(tasks=["a", "a", "a", "b", "c"])
+    few = SimpleNamespace(tasks=["d"])
+    a = Arrivals([ClassPool(many, 0.9), ClassPool(few, 0.1)], random.Random(5), poisson=False,
+                 max_start_delay_s=1.0)  # fmt: skip
+    a.dispatch(live_tally(400.0), rate=400.0, duration=0.1, even=True)
+    assert distinct_tasks(many) == ["a", "b", "c"]
+    sent = [distinct_tasks(pool.user_class)[it.turn % len(distinct_tasks(pool.user_class))]
+            for pool in a.pools for it in pool.queue.queue]  # fmt: skip
+    assert len(sent) == 40
+    assert all(it.even for it in queued(a))
+    assert {t: sent.count(t) for t in "abcd"} == {"a": 10, "b": 10, "c": 10, "d": 10}
+
+
+def test_outside_the_probe_every_iteration_runs_the_task_its_user_draws() -> None:
+    a = arrivals(0.5, 0.5)
+    a.dispatch(live_tally(400.0), rate=400.0, duration=0.1)
+    assert not any(it.even or it.turn for it in queued(a))
 
 
 def test_a_user_takes_the_next_token_on_time_and_its_lag_is_how_late() -> None:

@@ -32,9 +32,10 @@ def measured(name: str, requests: int, ms: float, *, errors: int = 0, reason: st
                     errors_by_reason={reason: errors} if errors else {})  # fmt: skip
 
 
-def probe(unloaded: dict[str, float]) -> PhaseMeasurement:
+def probe(unloaded: dict[str, float], requests: dict[str, int] | None = None) -> PhaseMeasurement:
+    counts = requests or {}
     return phase("probe", offered_rps=4.0, duration_s=15.0,
-                 endpoints=[measured(n, 10, ms) for n, ms in unloaded.items()])  # fmt: skip
+                 endpoints=[measured(n, counts.get(n, 10), ms) for n, ms in unloaded.items()])  # fmt: skip
 
 
 def collapsed(rates: dict[str, float], ms: float, offered: float, completed_share: float = 1.0,
@@ -67,6 +68,17 @@ def test_an_endpoint_taking_most_of_the_services_time_is_the_cause_and_the_rest_
     assert j.verdict == "NOT READY"  # type: ignore[attr-defined]
     assert j.reasons[0].startswith(  # type: ignore[attr-defined]
         "The first tier to fail is 5000 customers: 3 endpoints missed their SLOs because GET /search took 79%")
+
+
+def test_the_costly_endpoint_is_the_cause_from_the_few_requests_a_short_probe_gives_it() -> None:
+    # A quick probe sends each task a handful of times: three answered searches are enough for
+    # its median, and without it the busy time would be credited to the lookups' queueing.
+    unloaded = {"GET /search": 96.0, "GET /item": 5.0, "GET /user": 5.0}
+    steady = collapsed({"GET /search": 8.0, "GET /item": 20.0, "GET /user": 20.0}, ms=900.0, offered=40.0)
+    short = probe(unloaded, requests={"GET /search": 3, "GET /item": 5, "GET /user": 4})
+    j = audit(tier(GOAL, steady=steady, integrity=integrity_result(), probe=short))
+    cause = j.findings[0]  # type: ignore[attr-defined]
+    assert cause.endpoint == "GET /search" and "takes 79% of the service's time" in cause.title
 
 
 def test_a_lookup_that_only_waited_is_not_told_to_look_at_its_queries() -> None:

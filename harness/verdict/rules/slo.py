@@ -17,6 +17,7 @@ from harness.records import (
     SloCheck,
     TierResult,
 )
+from harness.validity import probe_endpoints
 from harness.verdict.outcome import Outcome, make_finding
 from harness.verdict.policy import EndpointSlo, VerdictPolicy
 from harness.verdict.wording import ms, names, pct
@@ -219,13 +220,8 @@ def latency_finding(
 
 def probe_service_ms(tier: TierResult, endpoint: str) -> float | None:
     """The endpoint's median service time in the tier's unloaded probe, when it was measured."""
-    probe = tier.probe
-    if probe is None or not probe.validity.clean:
-        return None
-    e = next((e for e in probe.endpoints if e.name == endpoint), None)
-    if e is None or e.requests - e.errors < 5 or e.service.count <= 0:
-        return None
-    return float(e.service.p50_ms)
+    e = probe_endpoints(tier.probe).get(endpoint)
+    return None if e is None else float(e.service.p50_ms)
 
 
 def waited(e: EndpointMeasurement, unloaded_ms: float | None) -> bool:
