@@ -896,6 +896,48 @@ def test_resource_leak_evidence_and_counter_resets() -> None:
     assert "MB per 10000 requests" in f.title
 
 
+PHASE_S = 60.0
+
+
+def _loads(customers: int, rss_by_phase: Sequence[Sequence[float]], start_requests: int) -> TierResult:
+    """A tier whose steady window and stress steps (60 s each, one after the other) each carry
+    the RSS samples given, one every 5000 requests served."""
+    phases = [phase("steady" if k == 0 else "stress", label=None if k == 0 else f"stress x{k + 1}",
+                    started_at=T0 + k * PHASE_S, duration_s=PHASE_S) for k in range(len(rss_by_phase))]  # fmt: skip
+    samples, served = [], start_requests
+    for k, rss in enumerate(rss_by_phase):
+        for j, mb in enumerate(rss):
+            at = T0 + k * PHASE_S + (j + 0.5) * PHASE_S / len(rss)
+            samples.append(ResourceSample(at=at, rss_mb=mb, cpu_pct=50.0, open_fds=40 + 20 * k, threads=8 + 10 * k,
+                                          requests_so_far=served))  # fmt: skip
+            served += 5000
+    return good_tier(customers, phases[0], stress=phases[1:], resources=tuple(samples))
+
+
+def _staircase(within_phase_mb: float) -> list[TierResult]:
+    """Three tiers of four loads each; RSS steps up 10 MB with every load and grows
+    ``within_phase_mb`` per 5000 requests while one load is served."""
+    tiers, served = [], 0
+    for t, n in enumerate((50, 500, 5000)):
+        loads = [[200.0 + 40 * t + 10 * k + within_phase_mb * j for j in range(6)] for k in range(4)]
+        tiers.append(_loads(n, loads, served))
+        served += 4 * 6 * 5000
+    return tiers
+
+
+def test_memory_that_steps_up_with_each_load_and_holds_at_it_is_not_a_leak() -> None:
+    # More requests at once take more threads, connections and buffers: bounded by the load.
+    j = run(tiers=_staircase(within_phase_mb=0.0))
+    assert "resource-leak" not in categories(j) and j.verdict == "READY"
+
+
+def test_memory_that_grows_while_one_load_is_served_is_a_leak_whatever_its_steps() -> None:
+    j = run(tiers=_staircase(within_phase_mb=3.0))
+    f = only(j, "resource-leak")
+    assert f.evidence["mb_per_10k_requests"] == pytest.approx(6.0)
+    assert j.verdict == "NOT READY"
+
+
 # --- USL contention and coherency -------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from harness.records import Finding, TierResult
@@ -22,13 +22,17 @@ class _LineFit:
     n: int
 
 
-def _fit_grouped(points: Sequence[tuple[int, float, float]]) -> _LineFit | None:
-    """A line with one intercept per group (tier) and a common slope: (group, x, y) points.
+def _fit_grouped(points: Sequence[tuple[Hashable, float, float]]) -> _LineFit | None:
+    """A line with one intercept per group (a load phase of a tier) and a common slope: (group,
+    x, y) points.
 
-    Memory that steps up between tiers (the next tier's data provisioned, while no load runs)
-    is absorbed by the intercepts; only growth *while requests are served* makes the slope.
+    Memory that steps up between phases is absorbed by the intercepts: between tiers the next
+    tier's data is provisioned while no load runs, and when the offered load steps up the target
+    takes more threads, connections and buffers for the requests in flight at once, which is
+    bounded by that concurrency, not by how many requests it served. Only growth *while
+    requests are served at one load* makes the slope.
     """
-    groups: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    groups: dict[Hashable, list[tuple[float, float]]] = defaultdict(list)
     for group, x, y in points:
         groups[group].append((x, y))
     sxx = sxy = syy = 0.0
@@ -45,24 +49,26 @@ def _fit_grouped(points: Sequence[tuple[int, float, float]]) -> _LineFit | None:
     return _LineFit(slope=slope, r2=r2, n=len(points))
 
 
-def _sustained_load(tier: TierResult, at: float, max_p95_ms: float) -> bool:
-    """Whether a sample was taken during a measured load phase the target sustained: the steady
-    window or a stress step whose p95 (from the intended start) met the SLO. Warm-up is left out
-    (caches and pools fill then), and so is overload: requests queued in the target hold memory
-    that depends on how many wait, not on how many were served. A tier without phases keeps all."""
+def _sustained_phase(tier: TierResult, at: float, max_p95_ms: float) -> int | None:
+    """The measured load phase a sample was taken in, if the target sustained it (its index:
+    0 the steady window, then the stress steps), else None: the steady window or a stress step
+    whose p95 (from the intended start) met the SLO. Warm-up is left out (caches and pools fill
+    then), and so is overload: requests queued in the target hold memory that depends on how
+    many wait, not on how many were served. A tier without phases keeps all, as one phase."""
     phases = [p for p in (tier.steady, *tier.stress) if p is not None]
     if tier.warmup is None and not phases:
-        return True
-    return any(
-        p.started_at <= at <= p.ended_at and (p.latency.count == 0 or p.latency.p95_ms <= max_p95_ms)
-        for p in phases
-    )
+        return 0
+    return next(
+        (i for i, p in enumerate(phases)
+         if p.started_at <= at <= p.ended_at and (p.latency.count == 0 or p.latency.p95_ms <= max_p95_ms)),
+        None,
+    )  # fmt: skip
 
 
-def _rss_series(tiers: Sequence[TierResult], max_p95_ms: float = math.inf) -> list[tuple[int, float, float]]:
-    """(tier, requests served since the first sample, RSS MB) for the samples taken under a
-    sustained load, across tiers, counters made cumulative."""
-    series: list[tuple[int, float, float]] = []
+def _rss_series(tiers: Sequence[TierResult], max_p95_ms: float = math.inf) -> list[tuple[Hashable, float, float]]:
+    """((tier, phase), requests served since the first sample, RSS MB) for the samples taken
+    under a sustained load, across tiers, counters made cumulative."""
+    series: list[tuple[Hashable, float, float]] = []
     offset = 0.0
     previous = 0.0
     for tier in sorted(tiers, key=lambda t: t.customers):
@@ -71,8 +77,9 @@ def _rss_series(tiers: Sequence[TierResult], max_p95_ms: float = math.inf) -> li
             if raw < previous:  # a per-tier counter starting again from zero
                 offset += previous
             previous = raw
-            if _sustained_load(tier, sample.at, max_p95_ms):
-                series.append((tier.customers, offset + raw, sample.rss_mb))
+            phase = _sustained_phase(tier, sample.at, max_p95_ms)
+            if phase is not None:
+                series.append(((tier.customers, phase), offset + raw, sample.rss_mb))
     return series
 
 
@@ -85,9 +92,10 @@ def resource_leak(
     met the default p95 SLO; warm-up and overload left out) of all tiers are put on one axis
     (requests served, counted by the load engine). The first third of it is dropped as warm-up
     (caches, connection pools, the allocator's arenas filling), and a line is fitted to the rest
-    with one intercept per tier: memory that steps up between tiers, while the next tier's data
-    is provisioned and no load runs, is data, not a leak; only growth while requests are served
-    counts. A leak is raised only when all hold:
+    with one intercept per load phase: memory that steps up between tiers (the next tier's data
+    provisioned while no load runs) or when the offered load steps up (more threads and
+    connections for more requests at once) is not a leak; only growth while requests are
+    served at one load counts. A leak is raised only when all hold:
 
     * the slope is at least ``leak_mb_per_10k_requests``;
     * the line explains the data (R^2 >= ``leak_min_r2``): steady growth, not noise or a step;
