@@ -5,6 +5,9 @@
 * A company never sees another company's invoices, jobs or account: each carries the company's
   marker, and another company's invoice ids are 404. The public feed, which carries every
   company's marker by design, is declared public: its responses are not scanned.
+* A company's invoice meter (``invoices_raised``) grows by one for every invoice acknowledged,
+  also when its staff raise invoices at the same moment (``@concurrent_write``: the overlap
+  probe sends them together).
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ from typing import Any
 import httpx
 from provision import auth_headers
 
-from harness.pack_api import Read, isolation_reads, public, readback, resource
+from harness.pack_api import (
+    Attempt,
+    Read,
+    concurrent_write,
+    counter,
+    isolation_reads,
+    public,
+    readback,
+    resource,
+)
 
 __all__ = ["auth_headers"]
 
@@ -40,6 +52,23 @@ def read_invoice(client: httpx.Client, customer: Mapping[str, Any], ident: str) 
 @readback("job")
 def read_job(client: httpx.Client, customer: Mapping[str, Any], ident: str) -> dict[str, Any] | None:
     return _read(client, customer, f"/jobs/{ident}")
+
+
+@counter("invoice", op="create")
+def invoices_raised(client: httpx.Client, customer: Mapping[str, Any]) -> int | None:
+    """The company's metered usage: one per invoice raised."""
+    company = _read(client, customer, "/company")
+    return None if company is None else int(company["invoices_raised"])
+
+
+@concurrent_write("invoice", op="create")
+def raise_at_the_same_moment(client: httpx.Client, customer: Mapping[str, Any], attempt: Attempt) -> None:
+    """A company's staff raise invoices at once (month end): each must be stored and counted."""
+    content = {"client": f"Client {attempt.round}-{attempt.position}", "amount_cents": 1_000 + attempt.position}
+    with attempt.write(content=content) as written:
+        response = client.post("/invoices", json=content, headers=auth_headers(customer))
+        ident = response.json().get("id") if response.status_code == 201 else None
+        written.done(response.status_code, ident=ident)
 
 
 @isolation_reads

@@ -6,6 +6,9 @@ FastAPI on uvicorn, one SQLite file, one process. Every endpoint but ``/health``
 or expired token is a 401.
 
 Tokens expire ``INVOICING_TOKEN_TTL_S`` seconds (default 3600) after they are issued.
+``INVOICING_FLAW=lost-count`` (the pack's ``--flaw lost-count``) counts a company's invoices by
+read-modify-write across two transactions, so invoices raised at the same moment are counted
+once: a lost update that only overlapping writes for one company show.
 
 Endpoints (JSON in and out):
 
@@ -15,7 +18,8 @@ Endpoints (JSON in and out):
 * ``POST /tokens`` with header ``X-API-Key`` -> 201 ``{"token", "expires_at", "expires_in"}``
   (``expires_at`` in unix seconds); a wrong key is a 401. Earlier tokens stay valid until they
   expire.
-* ``GET /company`` -> 200 the caller's company ``{"id", "name", "marker"}``.
+* ``GET /company`` -> 200 the caller's company ``{"id", "name", "marker", "invoices_raised"}``,
+  the last the number of invoices it has raised (its plan's metered usage).
 * ``POST /invoices`` ``{"client", "amount_cents"}`` -> 201 ``{"id", "company_marker", "client",
   "amount_cents", "status": "open"}``; ``GET /invoices/{id}`` -> 200 the caller's invoice,
   404 for another company's; ``GET /invoices?limit=N`` -> the caller's newest invoices.
@@ -53,12 +57,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 TOKEN_TTL_ENV = "INVOICING_TOKEN_TTL_S"
+FLAW_ENV = "INVOICING_FLAW"
+FLAWS = ("lost-count",)
 DEFAULT_TOKEN_TTL_S = 3600.0
 MAX_LIMIT = 100
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS company (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, marker TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE);
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, marker TEXT NOT NULL, api_key TEXT NOT NULL UNIQUE,
+  invoices_raised INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS invoice (
   id INTEGER PRIMARY KEY, company_id INTEGER NOT NULL REFERENCES company(id),
   client TEXT NOT NULL, amount_cents INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open');
@@ -149,7 +156,7 @@ def _not_found(what: str) -> HTTPException:
     return HTTPException(404, f"no such {what}")
 
 
-def create_app(db_path: Path, token_ttl_s: float) -> FastAPI:
+def create_app(db_path: Path, token_ttl_s: float, flaw: str | None = None) -> FastAPI:
     store = Store(db_path)
     tokens = Tokens(token_ttl_s)
     app = FastAPI(title="Invoicing service", version="1.0")
@@ -195,14 +202,24 @@ def create_app(db_path: Path, token_ttl_s: float) -> FastAPI:
     @app.get("/company")
     def company(me: Caller) -> dict[str, Any]:
         with store.transaction() as conn:
-            row = conn.execute("SELECT id, name, marker FROM company WHERE id = ?", (me,)).fetchone()
+            row = conn.execute("SELECT id, name, marker, invoices_raised FROM company WHERE id = ?",
+                               (me,)).fetchone()  # fmt: skip
         return dict(row)
 
     @app.post("/invoices", status_code=201)
     def create_invoice(body: NewInvoice, me: Caller) -> dict[str, Any]:
+        if flaw == "lost-count":
+            # The usage meter read first, written back after the invoice: another invoice of the
+            # same company raised in between is counted once for both.
+            with store.transaction() as conn:
+                raised = int(conn.execute("SELECT invoices_raised FROM company WHERE id = ?", (me,)).fetchone()[0])
         with store.transaction() as conn:
             cur = conn.execute("INSERT INTO invoice (company_id, client, amount_cents) VALUES (?, ?, ?)",
                                (me, body.client, body.amount_cents))  # fmt: skip
+            if flaw == "lost-count":
+                conn.execute("UPDATE company SET invoices_raised = ? WHERE id = ?", (raised + 1, me))
+            else:
+                conn.execute("UPDATE company SET invoices_raised = invoices_raised + 1 WHERE id = ?", (me,))
             row = conn.execute("SELECT * FROM invoice WHERE id = ?", (cur.lastrowid,)).fetchone()
             return invoice_body(row, marker_of(conn, me))
 
@@ -312,10 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"invoicing_service: {exc}", file=sys.stderr)
         return 2
+    flaw = os.environ.get(FLAW_ENV, "") or None
+    if flaw is not None and flaw not in FLAWS:
+        print(f"invoicing_service: {FLAW_ENV}={flaw!r} is not a flaw; known: {', '.join(FLAWS)}", file=sys.stderr)
+        return 2
     import uvicorn
 
-    print(f"invoicing_service: http://{args.host}:{args.port} db={args.db} token_ttl_s={ttl:g}", flush=True)
-    uvicorn.run(create_app(args.db.resolve(), ttl), host=args.host, port=args.port, log_level="warning")
+    print(f"invoicing_service: http://{args.host}:{args.port} db={args.db} token_ttl_s={ttl:g} flaw={flaw}",
+          flush=True)  # fmt: skip
+    uvicorn.run(create_app(args.db.resolve(), ttl, flaw), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
