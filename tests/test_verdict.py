@@ -849,6 +849,12 @@ def test_trend_title_reads_like_the_spec() -> None:
     assert f.id == "data-volume-scaling:get-patients"
 
 
+def test_headroom_just_short_of_the_threshold_never_reads_as_the_threshold() -> None:
+    f = only(run(cap=capacity(1.47)), "throughput")
+    assert "only 1.47x the goal" in f.title and "less than the 1.5x margin" in f.title
+    assert "only 1.2x the goal" in only(run(cap=capacity(1.2)), "throughput").title
+
+
 # --- resource leak ----------------------------------------------------------------------------
 
 

@@ -67,7 +67,7 @@ def capacity_findings(
         return Outcome(
             findings=(est.finding(
                 "info",
-                f"The service carried {about(est.predicted)} customers' traffic ({est.headroom:.1f}x the goal of "
+                f"The service carried {about(est.predicted)} customers' traffic ({_times(est.headroom, policy)} the goal of "
                 f"{est.goal}); " + title_tail,
                 f"{est.basis} {why}, so the headroom is unknown rather than thin. {fix}",
             ),),
@@ -167,6 +167,13 @@ def _estimate(
                      shed[0] if shed else "")
 
 
+def _times(headroom: float, policy: VerdictPolicy) -> str:
+    """``1.2x``; ``1.47x`` where one decimal would round up to the READY threshold, so that a
+    headroom short of it never reads as the threshold itself ("only 1.5x ... less than 1.5x")."""
+    short = headroom < policy.ready_headroom and round(headroom, 1) >= policy.ready_headroom
+    return f"{headroom:.2f}x" if short else f"{headroom:.1f}x"
+
+
 def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcome:
     """Below the goal fails, under the margin is a risk, above it is information."""
     h, pred, goal = est.headroom, est.predicted, est.goal
@@ -186,7 +193,7 @@ def _headroom(est: _Estimate, policy: VerdictPolicy, margin: str = "") -> Outcom
         return Outcome(
             findings=(est.finding(
                 "medium",
-                f"The service can handle about {about(pred)} customers{est.band}: only {h:.1f}x the goal "
+                f"The service can handle about {about(pred)} customers{est.band}: only {_times(h, policy)} the goal "
                 f"of {goal}, less than the {policy.ready_headroom:g}x margin for growth and spikes",
                 f"{est.basis} It reaches the goal, but a traffic spike or a few months of growth past "
                 "it would exhaust the margin. "
