@@ -175,10 +175,8 @@ class Profile(_Strict):
     arrivals: Literal["constant", "poisson"] = "constant"
     # Which customer each action acts for: "uniform", or "zipf" (customer k of N gets
     # 1/k**zipf_exponent of the weight), where a few large customers carry much of the traffic
-    # and writes on one customer overlap more often. Uniform by default: with Zipf the one audit
-    # of each kind measured so far (2026-12-07, a busy host) left the healthy demo AT RISK (1.06x
-    # headroom) and missing-index's data-volume trend unnamed, and on that host a uniform matrix
-    # was INCONCLUSIVE for both too, so Zipf is not yet shown to leave the verdicts as they were.
+    # and writes on one customer overlap more often. Uniform by default until Zipf is shown to
+    # leave the demo's verdicts as they are (the measurements are in the README, "Races").
     # Races are found by the overlap probe whatever the popularity (docs/PACKS.md).
     popularity: Literal["uniform", "zipf"] = "uniform"
     zipf_exponent: PositiveFloat = 1.0
