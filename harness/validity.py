@@ -239,7 +239,7 @@ def _crowding(g: GeneratorHealth, t: Thresholds) -> list[tuple[CrowdedBy, str]]:
 def probe_endpoints(probe: PhaseMeasurement | None) -> dict[str, EndpointMeasurement]:
     """The endpoints of a probe whose median service time is usable, by name.
 
-    None when there was no probe or it was not clean (a crowded or spoiled probe says nothing
+    Empty when there was no probe or it was not clean (a crowded or spoiled probe says nothing
     about the target's own work); else those with ``MIN_PROBE_REQUESTS`` answered and timed.
     """
     if probe is None or not probe.validity.clean:

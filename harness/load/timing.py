@@ -188,10 +188,11 @@ class Arrivals:
         """The probe's order of pools (each as often as it has distinct tasks, so every task
         comes up equally often) and each pool's first turn; both start at random, so that the
         generator's processes do not all favour the first tasks when the count does not divide."""
-        rotation = [i for i, p in enumerate(self.pools) for _ in range(max(1, len(distinct_tasks(p.user_class))))]
+        counts = [max(1, len(distinct_tasks(p.user_class))) for p in self.pools]
+        rotation = [i for i, n in enumerate(counts) for _ in range(n)]
         shift = self.rng.randrange(len(rotation))
         rotation = rotation[shift:] + rotation[:shift]
-        turns = [self.rng.randrange(max(1, len(distinct_tasks(p.user_class)))) for p in self.pools]
+        turns = [self.rng.randrange(n) for n in counts]
         return rotation, turns
 
     def expire(self, now: float) -> None:
